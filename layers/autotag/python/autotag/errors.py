@@ -1,0 +1,151 @@
+"""The error taxonomy. Every failure autotag reports is one of these types.
+
+Each error has a stable ``code`` (what clients, events and the DLQ carry) and knows whether
+retrying can help. Providers map their own error codes onto these classes; the API maps these
+classes onto HTTP statuses in one place (``autotag.api.errors``).
+"""
+
+from __future__ import annotations
+
+
+class AutotagError(Exception):
+    """Base of every error autotag raises on purpose."""
+
+    code: str = "internal_error"
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        provider: str | None = None,
+        provider_code: str | int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.provider = provider
+        self.provider_code = provider_code
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        origin = f"{self.provider}: " if self.provider else ""
+        native = f" [{self.provider_code}]" if self.provider_code is not None else ""
+        return f"{origin}{self.message}{native}"
+
+
+# --- Provider/transport taxonomy -------------------------------------------------------------
+
+
+class ProviderError(AutotagError):
+    """A tagging provider refused or failed the request."""
+
+    code = "provider_error"
+
+
+class ThrottledError(ProviderError):
+    code = "throttled"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class TransientError(ProviderError):
+    """5xx, timeouts, connection failures, provider-side internal errors."""
+
+    code = "transient"
+    retryable = True
+
+
+class ProviderTimeoutError(TransientError):
+    code = "provider_timeout"
+
+
+class AuthError(ProviderError):
+    """Bad, expired or missing credentials; not retried (after one credential refresh)."""
+
+    code = "auth"
+
+
+class QuotaError(ProviderError):
+    """Out of credits, monthly quota used up, billing disabled."""
+
+    code = "quota"
+
+
+class ContentBlockedError(ProviderError):
+    code = "content_blocked"
+
+
+class ProviderBadInputError(ProviderError):
+    """The provider rejected the image or the parameters."""
+
+    code = "bad_input"
+
+
+class ProviderResponseError(TransientError):
+    """The provider answered with something we cannot parse (malformed JSON, wrong shape)."""
+
+    code = "bad_provider_response"
+
+
+# --- Input errors (ours) ---------------------------------------------------------------------
+
+
+class BadInputError(AutotagError):
+    code = "bad_input"
+
+
+class InvalidImageError(BadInputError):
+    code = "invalid_image"
+
+
+class UnsupportedFormatError(InvalidImageError):
+    code = "unsupported_format"
+
+
+class CorruptImageError(InvalidImageError):
+    code = "corrupt_image"
+
+
+class EmptyImageError(InvalidImageError):
+    code = "empty_image"
+
+
+class ImageTooLargeError(InvalidImageError):
+    """Too many bytes, or cannot be made to fit a provider's limits."""
+
+    code = "image_too_large"
+
+
+class DecompressionBombError(ImageTooLargeError):
+    code = "decompression_bomb"
+
+
+class UnsafeUrlError(BadInputError):
+    code = "unsafe_url"
+
+
+class NotFoundError(AutotagError):
+    code = "not_found"
+
+
+class ConfigError(AutotagError):
+    code = "invalid_config"
+
+
+class UnknownProviderError(ConfigError):
+    code = "unknown_provider"
+
+
+TERMINAL_FOR_IMAGE = (BadInputError, ContentBlockedError, ProviderBadInputError)
+"""Errors that mean this image will never tag, whatever the retries."""
+
+
+def is_retryable(error: BaseException) -> bool:
+    return isinstance(error, AutotagError) and error.retryable

@@ -1,0 +1,104 @@
+"""Image value types shared by the intake, the providers and the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ImageFormat(StrEnum):
+    JPEG = "jpeg"
+    PNG = "png"
+    WEBP = "webp"
+    GIF = "gif"
+    BMP = "bmp"
+    TIFF = "tiff"
+
+    @property
+    def content_type(self) -> str:
+        return f"image/{self.value}"
+
+    @property
+    def pil_name(self) -> str:
+        return self.value.upper()
+
+
+ALL_FORMATS: frozenset[ImageFormat] = frozenset(ImageFormat)
+
+
+class ImageConstraints(BaseModel):
+    """What a provider accepts. The intake downscales/re-encodes an image until it fits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_bytes: int | None = Field(default=None, gt=0, description="Largest payload, in bytes")
+    base64_counts: bool = Field(
+        default=False, description="max_bytes applies to the base64 text, not the raw bytes"
+    )
+    max_pixels: int | None = Field(default=None, gt=0)
+    max_side: int | None = Field(default=None, gt=0, description="Longest side, in pixels")
+    min_side: int | None = Field(default=None, gt=0, description="Shortest side, in pixels")
+    formats: frozenset[ImageFormat] = ALL_FORMATS
+
+    def payload_bytes(self, raw_size: int) -> int:
+        """The size the provider measures for a payload of raw_size bytes."""
+        return 4 * ((raw_size + 2) // 3) if self.base64_counts else raw_size
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """An image as received: original bytes, sniffed format, header dimensions, content hash."""
+
+    data: bytes = field(repr=False)
+    format: ImageFormat
+    width: int
+    height: int
+    sha256: str
+    orientation: int = 1
+    """EXIF orientation (1 = upright). width/height are as stored, before orientation."""
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def content_type(self) -> str:
+        return self.format.content_type
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """Width and height as displayed, after EXIF orientation."""
+        return (self.height, self.width) if self.orientation in (5, 6, 7, 8) else (self.width, self.height)
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image made fit for one provider's constraints (upright, within its limits)."""
+
+    data: bytes = field(repr=False)
+    format: ImageFormat
+    width: int
+    height: int
+    reencoded: bool
+    """False when the original bytes were passed through untouched."""
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def content_type(self) -> str:
+        return self.format.content_type
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+    version_id: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"

@@ -1,0 +1,131 @@
+"""The provider interface: what a tagging backend declares, receives and returns."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from autotag.config import ProviderConfig
+from autotag.credentials import Secret, SecretSource
+from autotag.image import ImageConstraints, PreparedImage, S3Location, SourceImage
+from autotag.models import TagResult
+from autotag.retry import SYSTEM_CLOCK, Clock, Deadline, RetryPolicy
+
+
+class InputForm(StrEnum):
+    BYTES = "bytes"
+    BASE64 = "base64"
+    DATA_URL = "data_url"
+    URL = "url"
+    S3 = "s3"
+
+
+class Capabilities(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    input_forms: tuple[InputForm, ...]
+    languages: tuple[str, ...] | None = None
+    """Language codes the provider answers in; None means English only with no choice."""
+    confidences: bool = True
+    boxes: bool = False
+    captions: bool = False
+    classification: bool = False
+    prompt: bool = False
+    needs_network: bool = True
+    auth: str = "api key"
+    rate_limit: str | None = None
+    default_rate_limit_per_minute: float | None = None
+
+
+Presigner = Callable[[S3Location, int], str]
+"""Makes a presigned GET URL for an S3 object, valid for N seconds."""
+
+
+@dataclass
+class ProviderContext:
+    """What a provider may use: shared HTTP client, credentials, clock, AWS access."""
+
+    http: httpx.AsyncClient
+    credentials: SecretSource
+    clock: Clock = SYSTEM_CLOCK
+    presign: Presigner | None = None
+    boto3_session: Any = None
+    """A boto3 Session for AWS-backed providers (None: boto3's default session)."""
+    aws_endpoint_url: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    """Process-wide provider state (e.g. cached tokens), keyed by provider id."""
+
+
+@dataclass(frozen=True)
+class EffectiveOptions:
+    """Request options merged over the provider's configuration."""
+
+    lang: str
+    min_confidence: float | None
+    max_tags: int | None
+    prompt: str | None = None
+    choices: tuple[str, ...] | None = None
+    single: bool | None = None
+
+
+@dataclass(frozen=True)
+class ProviderRequest:
+    image: PreparedImage
+    """The image made fit for this provider's constraints."""
+    source: SourceImage
+    """The original (for EXIF and for providers that read the original size)."""
+    options: EffectiveOptions
+    deadline: Deadline
+    s3: S3Location | None = None
+    """Where the original lives, when it is an S3 object (providers may read it there)."""
+
+
+class Provider(ABC):
+    """One tagging backend. Subclasses set the class attributes and implement :meth:`tag`."""
+
+    name: ClassVar[str]
+    constraints: ClassVar[ImageConstraints]
+    capabilities: ClassVar[Capabilities]
+    default_endpoint: ClassVar[str | None] = None
+
+    def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:
+        self.config = config
+        self.context = context
+
+    @property
+    def key(self) -> str:
+        return self.config.key
+
+    @property
+    def endpoint(self) -> str:
+        endpoint = self.config.endpoint or self.default_endpoint
+        if not endpoint:
+            raise ValueError(f"provider {self.key} has no endpoint")
+        return endpoint.rstrip("/")
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.config.max_attempts)
+
+    def secret(self, *, refresh: bool = False) -> Secret:
+        return self.context.credentials.get(self.config, refresh=refresh)
+
+    def on_auth_error(self) -> None:  # noqa: B027 - optional hook
+        """Drop cached credentials/tokens; the pipeline then retries once with fresh ones."""
+
+    @abstractmethod
+    async def tag(self, request: ProviderRequest) -> TagResult:
+        """Tag one image. Raise a :class:`autotag.errors.ProviderError` subclass on failure.
+
+        Return normalized tags (confidence 0..1 or None, boxes 0..1); the pipeline applies
+        min_confidence/max_tags again after normalizing and records latency and status.
+        """
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release provider-held resources."""

@@ -1,0 +1,144 @@
+"""The shared HTTP policy for providers: one async client, timeouts, retries, status mapping."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from autotag.errors import (
+    AuthError,
+    ProviderBadInputError,
+    ProviderError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+    QuotaError,
+    ThrottledError,
+    TransientError,
+)
+from autotag.retry import Deadline, RetryPolicy, retry_async
+
+USER_AGENT = "autotag/0.1 (+https://github.com/autotag)"
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    connect_timeout: float = 3.0
+    read_timeout: float = 20.0
+    max_connections: int = 50
+
+
+def make_client(
+    policy: HttpPolicy | None = None, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """One client per process, shared by all providers (connection reuse across a batch)."""
+    policy = policy or HttpPolicy()
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(policy.read_timeout, connect=policy.connect_timeout),
+        limits=httpx.Limits(max_connections=policy.max_connections, max_keepalive_connections=20),
+        headers={"user-agent": USER_AGENT},
+        follow_redirects=False,
+        transport=transport,
+    )
+
+
+def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now())
+
+
+def error_for_status(
+    response: httpx.Response,
+    *,
+    provider: str,
+    message: str | None = None,
+    provider_code: str | int | None = None,
+) -> ProviderError:
+    """The default mapping of an HTTP error status to the taxonomy (providers refine it)."""
+    status = response.status_code
+    text = message or f"HTTP {status}"
+    kwargs: dict[str, Any] = {"provider": provider, "provider_code": provider_code or status}
+    if status == 429:
+        return ThrottledError(
+            text, retry_after=parse_retry_after(response.headers.get("retry-after")), **kwargs
+        )
+    if status in (401, 403):
+        return AuthError(text, **kwargs)
+    if status == 402:
+        return QuotaError(text, **kwargs)
+    if status in (408, 425) or status >= 500:
+        return TransientError(text, **kwargs)
+    if 400 <= status < 500:
+        return ProviderBadInputError(text, **kwargs)
+    return ProviderResponseError(f"unexpected HTTP {status}", **kwargs)
+
+
+def json_body(response: httpx.Response, *, provider: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ProviderResponseError(
+            f"response is not JSON (HTTP {response.status_code})", provider=provider
+        ) from None
+
+
+async def send(
+    client: httpx.AsyncClient,
+    build: Callable[[], httpx.Request],
+    *,
+    provider: str,
+    deadline: Deadline,
+    policy: RetryPolicy,
+    check: Callable[[httpx.Response], None] | None = None,
+) -> httpx.Response:
+    """Send a request with retries; transport failures become taxonomy errors.
+
+    `build` makes a fresh request per attempt (signatures and dates must be recomputed).
+    `check` inspects a response and raises a taxonomy error for it (status or body-level codes);
+    without one, any non-2xx status is mapped by :func:`error_for_status`.
+    """
+
+    async def attempt() -> httpx.Response:
+        request = build()
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise ProviderTimeoutError("deadline reached", provider=provider)
+        timeout = client.timeout
+        request.extensions["timeout"] = httpx.Timeout(
+            min(timeout.read or remaining, remaining),
+            connect=min(timeout.connect or remaining, remaining),
+        ).as_dict()
+        try:
+            response = await client.send(request)
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeoutError(f"timed out ({type(exc).__name__})", provider=provider) from None
+        except httpx.TransportError as exc:
+            raise TransientError(f"connection failed ({type(exc).__name__})", provider=provider) from None
+        if check is not None:
+            check(response)
+        elif response.is_error:
+            raise error_for_status(response, provider=provider)
+        return response
+
+    return await retry_async(attempt, policy=policy, deadline=deadline)
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers safe to log: credentials replaced."""
+    secret = {"authorization", "x-api-key", "x-auth-token", "x-subject-token", "x-security-token", "cookie"}
+    return {k: ("***" if k.lower() in secret else v) for k, v in headers.items()}

@@ -1,0 +1,104 @@
+"""The store interface and its record types. Implementations: DynamoDB (production, emulator) and
+an in-memory fake for unit tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autotag.models import Classification, ProviderStatus, Tag, TagResult
+
+T = TypeVar("T")
+
+
+class ImageStatus(StrEnum):
+    TAGGED = "tagged"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class S3TagWrite(BaseModel):
+    """What autotag wrote to the object's S3 tags, or why it wrote nothing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    written: dict[str, str] = Field(default_factory=dict)
+    removed: tuple[str, ...] = ()
+    user_tags_kept: int = 0
+    reason: str | None = Field(default=None, description="Why fewer (or no) tags were written")
+
+
+class ImageRecord(BaseModel):
+    """One record per image (bucket + key; the latest version processed)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    status: ImageStatus
+    tags: tuple[Tag, ...] = ()
+    title: str | None = None
+    description: str | None = None
+    classification: Classification | None = None
+    providers: tuple[ProviderStatus, ...] = ()
+    error_code: str | None = None
+    error: str | None = None
+    s3_tags: S3TagWrite | None = None
+    cached: bool = Field(default=False, description="The result came from the content-hash cache")
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @classmethod
+    def from_result(cls, result: TagResult, **fields: object) -> ImageRecord:
+        return cls(
+            tags=result.tags,
+            title=result.title,
+            description=result.description,
+            classification=result.classification,
+            providers=result.providers,
+            **fields,  # type: ignore[arg-type]
+        )
+
+
+class TagHit(BaseModel):
+    """One image carrying a tag, as the tag index returns it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    tag: str
+    confidence: float | None = None
+    providers: tuple[str, ...] = ()
+    updated_at: datetime | None = None
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    cursor: str | None = Field(default=None, description="Opaque; pass back to get the next page")
+
+
+class ImageStore(Protocol):
+    def get(self, bucket: str, key: str) -> ImageRecord | None: ...
+
+    def put(self, record: ImageRecord) -> None:
+        """Write the record and replace its tag-index items atomically (no stale items left)."""
+        ...
+
+    def images_with_tag(self, tag: str, *, limit: int = 50, cursor: str | None = None) -> Page[TagHit]:
+        """Images carrying `tag` (case-insensitive), highest confidence first."""
+        ...
+
+    def cached_result(self, cache_key: str) -> TagResult | None: ...
+
+    def cache_result(self, cache_key: str, result: TagResult, *, ttl_seconds: int) -> None: ...
