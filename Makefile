@@ -1,0 +1,85 @@
+# autotag — the verbs. Every target bootstraps what it needs: a fresh machine with Python 3.11+
+# (and Node 20 for synth/deploy) needs nothing else.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --frozen
+PYTEST := $(RUN) pytest
+
+.PHONY: help setup dev demo local test test-unit test-integration test-infra test-e2e lint typecheck \
+        synth deploy destroy layer bench chaos schema clean
+
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+node_modules/.installed: package-lock.json package.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+setup: .venv/.synced ## install the Python environment (uv, locked)
+
+dev: .venv/.synced node_modules/.installed ## install everything, CDK toolchain included
+
+demo: .venv/.synced ## the main job: local stack tags sample images end to end, then stops
+	$(RUN) python demo/run_demo.py
+
+local: .venv/.synced ## run the local stack in the foreground (Ctrl-C stops it)
+	$(RUN) autotag local
+
+test: .venv/.synced ## lint, type-check and every test layer (unit, integration, infra, e2e)
+	$(MAKE) --no-print-directory lint typecheck
+	$(PYTEST) -q tests
+
+test-unit: .venv/.synced
+	$(PYTEST) -q tests/unit
+
+test-integration: .venv/.synced
+	$(PYTEST) -q tests/integration
+
+test-infra: .venv/.synced
+	$(PYTEST) -q tests/infra
+
+test-e2e: .venv/.synced
+	$(PYTEST) -q tests/e2e
+
+lint: .venv/.synced ## ruff
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+typecheck: .venv/.synced ## mypy over the package, functions and infra
+	$(RUN) mypy layers/autotag/python/autotag functions infra
+
+layer: .venv/.synced ## build the third-party dependency layer (arm64, cp312, no Docker)
+	$(RUN) python layers/build_dependencies.py
+
+synth: layer node_modules/.installed ## synthesize the CDK app offline
+	npx --no-install cdk synth --no-notices --quiet
+
+deploy: layer node_modules/.installed ## deploy to the AWS account in your credentials
+	npx --no-install cdk deploy --no-notices --require-approval broadening
+
+destroy: node_modules/.installed ## tear the deployment down
+	npx --no-install cdk destroy --no-notices
+
+bench: .venv/.synced ## benchmarks: print figures and ratios, write bench/results/
+	$(RUN) python -m bench
+
+chaos: .venv/.synced ## fault-injection run through the local stack; prints lost: 0 or fails
+	$(RUN) python -m bench.chaos
+
+schema: .venv/.synced ## regenerate docs/config.schema.json
+	$(RUN) autotag config schema > docs/config.schema.json
+
+clean:
+	rm -rf .venv .tools node_modules cdk.out .build layers/dependencies/python .pytest_cache .mypy_cache .ruff_cache
