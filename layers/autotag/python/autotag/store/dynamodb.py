@@ -1,0 +1,242 @@
+"""The DynamoDB ImageStore: one on-demand table holding image records, the tag index and the cache.
+
+Key design in :mod:`autotag.store.keys` and docs/storage.md. A put replaces the record and its tag
+index items in one transaction, guarded by a revision number on the record so two writers of the
+same image cannot leave each other's index items behind.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from autotag.errors import TransientError
+from autotag.models import TagResult
+from autotag.store.base import ImageRecord, ImageStatus, Page, TagHit
+from autotag.store.keys import (
+    META_SK,
+    cache_pk,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    image_pk,
+    index_entries,
+    tag_pk,
+)
+
+TTL_ATTRIBUTE = "expires_at"
+_PUT_ATTEMPTS = 8
+_CONFLICT_BACKOFF = 0.02
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def table_definition(name: str) -> dict[str, Any]:
+    """CreateTable arguments for the table this store expects (the local stack and tests use it;
+    the CDK stack declares the same keys)."""
+    return {
+        "TableName": name,
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def create_table(client: Any, name: str) -> None:
+    """Create the table (with its TTL attribute) and wait until it is active."""
+    client.create_table(**table_definition(name))
+    client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    client.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+    )
+
+
+def _item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def _number(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+class DynamoImageStore:
+    """ImageStore over a DynamoDB table (`client` is a boto3 DynamoDB client)."""
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._sleep = sleep
+        self._table = table_name
+        self._clock = clock
+
+    # --- Image records -------------------------------------------------------------------------
+
+    def get(self, bucket: str, key: str) -> ImageRecord | None:
+        item = self._get_image_item(bucket, key)
+        if item is None:
+            return None
+        return ImageRecord.model_validate_json(item["record"])
+
+    def _get_image_item(self, bucket: str, key: str) -> dict[str, Any] | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=_item({"pk": image_pk(bucket, key), "sk": META_SK}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return None if item is None else _plain(item)
+
+    def put(self, record: ImageRecord) -> None:
+        for attempt in range(_PUT_ATTEMPTS):
+            current = self._get_image_item(record.bucket, record.key)
+            try:
+                self._client.transact_write_items(TransactItems=self._put_actions(record, current))
+                return
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                # Another writer changed this image between our read and write: re-read, retry
+                # after a jittered pause so racing writers spread out.
+                self._sleep(random.uniform(0, _CONFLICT_BACKOFF * 2**attempt))
+        raise TransientError(f"image record {record.bucket}/{record.key} kept changing while being written")
+
+    def _put_actions(self, record: ImageRecord, current: dict[str, Any] | None) -> list[dict[str, Any]]:
+        pk = image_pk(record.bucket, record.key)
+        tags = record.tags if record.status is ImageStatus.TAGGED else ()
+        entries = index_entries(record.bucket, record.key, tags)
+        new_keys = {(e.pk, e.sk) for e in entries}
+        old_keys = {(k["pk"], k["sk"]) for k in (current or {}).get("index_keys", [])}
+        revision = int(current["revision"]) if current else 0
+        updated_at = record.updated_at.isoformat()
+        image_item = {
+            "pk": pk,
+            "sk": META_SK,
+            "type": "image",
+            "bucket": record.bucket,
+            "key": record.key,
+            "version_id": record.version_id,
+            "sha256": record.sha256,
+            "status": record.status.value,
+            "updated_at": updated_at,
+            "tag_count": len(record.tags),
+            "record": record.model_dump_json(),
+            "index_keys": [{"pk": e.pk, "sk": e.sk} for e in entries],
+            "revision": revision + 1,
+        }
+        put_image: dict[str, Any] = {"TableName": self._table, "Item": _item(image_item)}
+        if current is None:
+            put_image["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put_image["ConditionExpression"] = "revision = :revision"
+            put_image["ExpressionAttributeValues"] = {":revision": {"N": str(revision)}}
+        actions: list[dict[str, Any]] = [{"Put": put_image}]
+        # A key in both sets is overwritten by its Put (one transaction may not touch an item twice).
+        for stale_pk, stale_sk in sorted(old_keys - new_keys):
+            actions.append(
+                {"Delete": {"TableName": self._table, "Key": _item({"pk": stale_pk, "sk": stale_sk})}}
+            )
+        for entry in entries:
+            index_item = {
+                "pk": entry.pk,
+                "sk": entry.sk,
+                "type": "tag",
+                "tag": entry.tag,
+                "confidence": _number(entry.confidence),
+                "providers": list(entry.providers),
+                "bucket": record.bucket,
+                "key": record.key,
+                "version_id": record.version_id,
+                "updated_at": updated_at,
+            }
+            actions.append({"Put": {"TableName": self._table, "Item": _item(index_item)}})
+        return actions
+
+    # --- The tag index -------------------------------------------------------------------------
+
+    def images_with_tag(self, tag: str, *, limit: int = 50, cursor: str | None = None) -> Page[TagHit]:
+        check_limit(limit)
+        pk = tag_pk(tag)
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ScanIndexForward": True,
+            # One more than asked: a cursor is returned only when there really is a next page.
+            "Limit": limit + 1,
+        }
+        if cursor is not None:
+            start_pk, start_sk = decode_cursor(cursor, expected_pk=pk)
+            query["ExclusiveStartKey"] = _item({"pk": start_pk, "sk": start_sk})
+        items: list[dict[str, Any]] = []
+        while len(items) <= limit:
+            response = self._client.query(**query)
+            items.extend(_plain(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        page, more = items[:limit], len(items) > limit
+        return Page[TagHit](
+            items=[_hit(i) for i in page],
+            cursor=encode_cursor(pk, page[-1]["sk"]) if more and page else None,
+        )
+
+    # --- The content-hash cache ----------------------------------------------------------------
+
+    def cached_result(self, cache_key: str) -> TagResult | None:
+        response = self._client.get_item(
+            TableName=self._table, Key=_item({"pk": cache_pk(cache_key), "sk": META_SK})
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        values = _plain(item)
+        # TTL deletion lags (up to days): an expired item still read back is a miss.
+        if float(values.get(TTL_ATTRIBUTE, 0)) <= self._clock():
+            return None
+        return TagResult.model_validate_json(values["result"])
+
+    def cache_result(self, cache_key: str, result: TagResult, *, ttl_seconds: int) -> None:
+        item = {
+            "pk": cache_pk(cache_key),
+            "sk": META_SK,
+            "type": "cache",
+            "result": result.model_dump_json(),
+            TTL_ATTRIBUTE: int(self._clock() + ttl_seconds),
+        }
+        self._client.put_item(TableName=self._table, Item=_item(item))
+
+
+def _hit(item: dict[str, Any]) -> TagHit:
+    confidence = item.get("confidence")
+    return TagHit(
+        bucket=item["bucket"],
+        key=item["key"],
+        version_id=item.get("version_id"),
+        tag=item["tag"],
+        confidence=None if confidence is None else float(confidence),
+        providers=tuple(item.get("providers", ())),
+        updated_at=item.get("updated_at"),
+    )

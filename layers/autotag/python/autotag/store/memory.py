@@ -1,0 +1,87 @@
+"""An in-memory ImageStore for unit tests and local runs: same keys, ordering and cursors as DynamoDB."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from autotag.models import TagResult
+from autotag.store.base import ImageRecord, ImageStatus, Page, TagHit
+from autotag.store.keys import check_limit, decode_cursor, encode_cursor, index_entries, tag_pk
+
+
+@dataclass(frozen=True)
+class _CacheEntry:
+    result: TagResult
+    expires_at: float
+
+
+class InMemoryImageStore:
+    """Thread-safe; keeps what DynamoDB would keep, including the tag index items."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.records: dict[tuple[str, str], ImageRecord] = {}
+        self.index: dict[str, dict[str, TagHit]] = {}
+        self._index_keys: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self._cache: dict[str, _CacheEntry] = {}
+
+    def get(self, bucket: str, key: str) -> ImageRecord | None:
+        with self._lock:
+            return self.records.get((bucket, key))
+
+    def put(self, record: ImageRecord) -> None:
+        image = (record.bucket, record.key)
+        tags = record.tags if record.status is ImageStatus.TAGGED else ()
+        entries = index_entries(record.bucket, record.key, tags)
+        with self._lock:
+            for pk, sk in self._index_keys.pop(image, []):
+                partition = self.index.get(pk, {})
+                partition.pop(sk, None)
+                if not partition:
+                    self.index.pop(pk, None)
+            for entry in entries:
+                self.index.setdefault(entry.pk, {})[entry.sk] = TagHit(
+                    bucket=record.bucket,
+                    key=record.key,
+                    version_id=record.version_id,
+                    tag=entry.tag,
+                    confidence=entry.confidence,
+                    providers=entry.providers,
+                    updated_at=record.updated_at,
+                )
+            self._index_keys[image] = [(e.pk, e.sk) for e in entries]
+            self.records[image] = record
+
+    def images_with_tag(self, tag: str, *, limit: int = 50, cursor: str | None = None) -> Page[TagHit]:
+        check_limit(limit)
+        pk = tag_pk(tag)
+        after = decode_cursor(cursor, expected_pk=pk)[1] if cursor is not None else None
+        with self._lock:
+            partition = dict(self.index.get(pk, {}))
+        keys = sorted(sk for sk in partition if after is None or sk > after)
+        page = keys[:limit]
+        more = len(keys) > limit
+        return Page[TagHit](
+            items=[partition[sk] for sk in page],
+            cursor=encode_cursor(pk, page[-1]) if more and page else None,
+        )
+
+    def cached_result(self, cache_key: str) -> TagResult | None:
+        with self._lock:
+            entry = self._cache.get(cache_key)
+        if entry is None or entry.expires_at <= self._clock():
+            return None
+        return entry.result
+
+    def cache_result(self, cache_key: str, result: TagResult, *, ttl_seconds: int) -> None:
+        with self._lock:
+            self._cache[cache_key] = _CacheEntry(result, self._clock() + ttl_seconds)
+
+    def index_item_count(self) -> int:
+        """Every index item held (a test's check that nothing stale is left)."""
+        with self._lock:
+            return sum(len(p) for p in self.index.values())

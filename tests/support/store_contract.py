@@ -1,0 +1,179 @@
+"""The ImageStore contract, run against every implementation (in-memory fake and DynamoDB).
+
+A test module subclasses :class:`ImageStoreContract` and provides three fixtures:
+``store`` (an empty store), ``clock`` (a :class:`FakeWallClock` the store reads) and
+``index_keys`` (a callable returning every tag-index item key held, as (pk, sk) pairs).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from autotag.errors import BadInputError
+from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagResult
+from autotag.store.base import ImageRecord, ImageStatus, S3TagWrite
+from autotag.store.keys import MAX_INDEXED_TAGS, tag_pk
+
+
+class FakeWallClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def tags(*pairs: tuple[str, float | None], provider: str = "basic") -> tuple[Tag, ...]:
+    return tuple(Tag(name=name, confidence=conf, provider=provider) for name, conf in pairs)
+
+
+def record(bucket: str, key: str, *pairs: tuple[str, float | None], **fields) -> ImageRecord:
+    values = {
+        "bucket": bucket,
+        "key": key,
+        "version_id": "v1",
+        "etag": "e1",
+        "sha256": "ab" * 32,
+        "size": 1234,
+        "content_type": "image/png",
+        "width": 10,
+        "height": 20,
+        "status": ImageStatus.TAGGED,
+        "tags": tags(*pairs),
+        "title": "A title",
+        "providers": (
+            ProviderStatus(
+                provider="basic", status=ProviderOutcome.OK, latency_ms=12.5, tag_count=len(pairs)
+            ),
+        ),
+        "s3_tags": S3TagWrite(written={"autotag:dog": "0.9"}, user_tags_kept=3),
+        "updated_at": datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+    }
+    values.update(fields)
+    return ImageRecord(**values)
+
+
+class ImageStoreContract:
+    def test_missing_record_is_none(self, store):
+        assert store.get("bucket", "nothing.png") is None
+
+    def test_record_round_trips(self, store):
+        original = record("b", "dir/a photo ü.png", ("dog", 0.9), ("pet", None))
+        store.put(original)
+        assert store.get("b", "dir/a photo ü.png") == original
+        assert store.get("other", "dir/a photo ü.png") is None
+
+    def test_tag_query_is_best_first_and_case_insensitive(self, store):
+        store.put(record("b", "low.png", ("Dog", 0.2)))
+        store.put(record("b", "high.png", ("dog", 0.95)))
+        store.put(record("b", "none.png", ("DOG", None)))
+        store.put(record("b", "mid.png", ("  dog ", 0.5), ("cat", 0.99)))
+        page = store.images_with_tag("DOG")
+        assert [h.key for h in page.items] == ["high.png", "mid.png", "low.png", "none.png"]
+        assert page.cursor is None
+        assert [h.confidence for h in page.items] == [0.95, 0.5, 0.2, None]
+        assert page.items[0].providers == ("basic",)
+        assert page.items[0].version_id == "v1"
+        assert [h.key for h in store.images_with_tag("cat").items] == ["mid.png"]
+        assert store.images_with_tag("horse").items == []
+
+    def test_pages_follow_cursor_without_repeats(self, store):
+        for i in range(5):
+            store.put(record("b", f"img{i}.png", ("tree", 0.1 * (i + 1))))
+        seen, cursor, pages = [], None, 0
+        while True:
+            page = store.images_with_tag("tree", limit=2, cursor=cursor)
+            pages += 1
+            seen.extend(h.key for h in page.items)
+            cursor = page.cursor
+            if cursor is None:
+                break
+        assert pages == 3
+        assert seen == [f"img{i}.png" for i in reversed(range(5))]
+
+    def test_exact_page_has_no_cursor(self, store):
+        for i in range(2):
+            store.put(record("b", f"x{i}.png", ("sky", 0.5)))
+        assert store.images_with_tag("sky", limit=2).cursor is None
+
+    @pytest.mark.parametrize("cursor", ["garbage!", "", "bm90IGpzb24", "eyJwayI6MX0", "x" * 5000])
+    def test_bad_cursor_is_bad_input(self, store, cursor):
+        with pytest.raises(BadInputError, match="invalid cursor"):
+            store.images_with_tag("tree", cursor=cursor)
+
+    def test_cursor_of_another_tag_is_refused(self, store):
+        for i in range(3):
+            store.put(record("b", f"c{i}.png", ("tree", 0.5), ("car", 0.5)))
+        cursor = store.images_with_tag("tree", limit=1).cursor
+        assert cursor is not None
+        with pytest.raises(BadInputError):
+            store.images_with_tag("car", cursor=cursor)
+
+    @pytest.mark.parametrize("limit", [0, -1, 100_000])
+    def test_bad_limit_is_bad_input(self, store, limit):
+        with pytest.raises(BadInputError, match="limit"):
+            store.images_with_tag("tree", limit=limit)
+
+    def test_retag_replaces_index_items(self, store, index_keys):
+        store.put(record("b", "k.png", ("dog", 0.9), ("cat", 0.8), ("sofa", 0.7)))
+        assert len(index_keys()) == 3
+        store.put(record("b", "k.png", ("dog", 0.4)))
+        assert index_keys() == {(tag_pk("dog"), next(iter(index_keys()))[1])}
+        assert store.images_with_tag("cat").items == []
+        assert store.images_with_tag("sofa").items == []
+        assert [h.confidence for h in store.images_with_tag("dog").items] == [0.4]
+
+    def test_retag_with_identical_tags_keeps_one_item_each(self, store, index_keys):
+        rec = record("b", "same.png", ("dog", 0.9), ("cat", 0.8))
+        store.put(rec)
+        store.put(rec.model_copy(update={"version_id": "v2"}))
+        assert len(index_keys()) == 2
+        assert store.images_with_tag("dog").items[0].version_id == "v2"
+
+    def test_failed_or_skipped_record_drops_index_items(self, store, index_keys):
+        store.put(record("b", "k.png", ("dog", 0.9)))
+        store.put(record("b", "k.png", ("dog", 0.9), status=ImageStatus.FAILED, error_code="corrupt_image"))
+        assert index_keys() == set()
+        assert store.get("b", "k.png").status is ImageStatus.FAILED
+
+    def test_index_is_capped_per_image(self, store, index_keys):
+        many = [(f"tag{i:03d}", 1 - i / 1000) for i in range(MAX_INDEXED_TAGS + 11)]
+        store.put(record("b", "many.png", *many))
+        assert len(index_keys()) == MAX_INDEXED_TAGS
+        assert store.images_with_tag(f"tag{MAX_INDEXED_TAGS - 1:03d}").items
+        assert store.images_with_tag(f"tag{MAX_INDEXED_TAGS:03d}").items == []
+        assert len(store.get("b", "many.png").tags) == MAX_INDEXED_TAGS + 11
+        # The largest re-tag: every old item stale, a full new set.
+        store.put(record("b", "many.png", *[(f"new{i:03d}", 0.5) for i in range(MAX_INDEXED_TAGS + 5)]))
+        assert len(index_keys()) == MAX_INDEXED_TAGS
+        assert all(pk.startswith(tag_pk("new")) for pk, _ in index_keys())
+
+    def test_concurrent_retags_leave_exactly_the_last_index(self, store, index_keys):
+        errors: list[BaseException] = []
+
+        def writer(n: int) -> None:
+            try:
+                store.put(record("b", "race.png", *[(f"w{n}-{j}", 0.5) for j in range(3)]))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        final = store.get("b", "race.png")
+        expected = {tag_pk(t.name) for t in final.tags}
+        assert {pk for pk, _ in index_keys()} == expected
+
+    def test_cache_hit_miss_and_expiry(self, store, clock):
+        result = TagResult(tags=tags(("dog", 0.9)), title="t")
+        assert store.cached_result("h1") is None
+        store.cache_result("h1", result, ttl_seconds=60)
+        assert store.cached_result("h1") == result
+        assert store.cached_result("h2") is None
+        clock.now += 61
+        assert store.cached_result("h1") is None
