@@ -1,0 +1,175 @@
+"""Reading S3 objects and their tag sets, behind a small interface (boto3 in production, a fake in
+unit tests)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from autotag.errors import ImageTooLargeError, TransientError
+from autotag.image import S3Location
+
+_GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD tells: enough to refuse an object before downloading it."""
+
+    size: int
+    content_type: str | None
+    etag: str | None
+    version_id: str | None
+
+
+class ObjectGoneError(Exception):
+    """The object (or the version asked for) no longer exists."""
+
+
+class ObjectStorage(Protocol):
+    def head(self, location: S3Location) -> ObjectInfo | None:
+        """None when the object (version) is gone."""
+        ...
+
+    def read(self, location: S3Location, *, etag: str | None, max_bytes: int) -> bytes:
+        """The object's bytes; raises ObjectGoneError, or TransientError if it changed since `etag`."""
+        ...
+
+    def get_tags(self, location: S3Location) -> dict[str, str]: ...
+
+    def put_tags(self, location: S3Location, tags: Mapping[str, str]) -> None: ...
+
+
+def normalize_etag(etag: str | None) -> str | None:
+    """S3 quotes ETags in HTTP headers but not in event notifications."""
+    return etag.strip('"') if etag else None
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _version(location: S3Location) -> dict[str, str]:
+    return {"VersionId": location.version_id} if location.version_id else {}
+
+
+class S3ObjectStorage:
+    """ObjectStorage over a boto3 S3 client."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def head(self, location: S3Location) -> ObjectInfo | None:
+        try:
+            response = self._client.head_object(
+                Bucket=location.bucket, Key=location.key, **_version(location)
+            )
+        except ClientError as error:
+            if _code(error) in _GONE_CODES:
+                return None
+            raise
+        version = response.get("VersionId")
+        return ObjectInfo(
+            size=int(response.get("ContentLength", 0)),
+            content_type=response.get("ContentType"),
+            etag=normalize_etag(response.get("ETag")),
+            version_id=None if version in (None, "null") else version,
+        )
+
+    def read(self, location: S3Location, *, etag: str | None, max_bytes: int) -> bytes:
+        extra: dict[str, str] = dict(_version(location))
+        if etag and not location.version_id:
+            # Unversioned: make sure we read the bytes the HEAD described, not a newer overwrite.
+            extra["IfMatch"] = f'"{etag}"'
+        try:
+            response = self._client.get_object(Bucket=location.bucket, Key=location.key, **extra)
+        except ClientError as error:
+            code = _code(error)
+            if code in _GONE_CODES:
+                raise ObjectGoneError(location.uri) from None
+            if code in ("PreconditionFailed", "412"):
+                raise TransientError(f"{location.uri} changed while being read") from None
+            raise
+        with response["Body"] as body:
+            data: bytes = body.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise ImageTooLargeError(f"object is larger than the limit of {max_bytes} bytes")
+        return data
+
+    def get_tags(self, location: S3Location) -> dict[str, str]:
+        response = self._client.get_object_tagging(
+            Bucket=location.bucket, Key=location.key, **_version(location)
+        )
+        return {t["Key"]: t["Value"] for t in response.get("TagSet", [])}
+
+    def put_tags(self, location: S3Location, tags: Mapping[str, str]) -> None:
+        self._client.put_object_tagging(
+            Bucket=location.bucket,
+            Key=location.key,
+            Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+            **_version(location),
+        )
+
+
+@dataclass
+class StoredObject:
+    data: bytes
+    content_type: str | None = "image/jpeg"
+    tags: dict[str, str] = field(default_factory=dict)
+    version_id: str | None = None
+    etag: str = "etag"
+
+
+class InMemoryObjectStorage:
+    """ObjectStorage fake: objects by (bucket, key); counts reads and tag writes."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], StoredObject] = {}
+        self.reads = 0
+        self.tag_writes = 0
+        self._lock = threading.Lock()
+
+    def add(self, bucket: str, key: str, data: bytes, **fields: Any) -> StoredObject:
+        stored = StoredObject(data=data, **fields)
+        self.objects[(bucket, key)] = stored
+        return stored
+
+    def _find(self, location: S3Location) -> StoredObject | None:
+        stored = self.objects.get((location.bucket, location.key))
+        if stored is None or (location.version_id and location.version_id != stored.version_id):
+            return None
+        return stored
+
+    def head(self, location: S3Location) -> ObjectInfo | None:
+        stored = self._find(location)
+        if stored is None:
+            return None
+        return ObjectInfo(len(stored.data), stored.content_type, stored.etag, stored.version_id)
+
+    def read(self, location: S3Location, *, etag: str | None, max_bytes: int) -> bytes:
+        stored = self._find(location)
+        if stored is None:
+            raise ObjectGoneError(location.uri)
+        with self._lock:
+            self.reads += 1
+        if len(stored.data) > max_bytes:
+            raise ImageTooLargeError(f"object is larger than the limit of {max_bytes} bytes")
+        return stored.data
+
+    def get_tags(self, location: S3Location) -> dict[str, str]:
+        stored = self._find(location)
+        if stored is None:
+            raise ObjectGoneError(location.uri)
+        return dict(stored.tags)
+
+    def put_tags(self, location: S3Location, tags: Mapping[str, str]) -> None:
+        stored = self._find(location)
+        if stored is None:
+            raise ObjectGoneError(location.uri)
+        with self._lock:
+            self.tag_writes += 1
+        stored.tags = dict(tags)

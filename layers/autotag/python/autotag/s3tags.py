@@ -1,0 +1,135 @@
+"""S3 object tags: merge autotag's labels into an object's tag set without touching the user's.
+
+Policy (``autotag.config.S3TagPolicy``):
+- A tag whose key starts with ``key_prefix`` is autotag's; every other tag is the user's and is kept
+  as it is, always.
+- autotag writes one object tag per label: key ``{prefix}{label}``, value the confidence with two
+  decimals (empty when the provider gives none), best labels first, at most ``max_tags`` and never
+  more than the slots the user's tags leave free (S3 allows 10 tags per object).
+- A re-tag replaces every autotag tag written before (stale ones are removed).
+- Keys and values are cut to S3's lengths (128 / 256 characters) and to the characters S3 accepts:
+  Unicode letters and digits, spaces and ``+ - = . _ : / @`` (S3 tags are UTF-8; the AWS tag pattern
+  is ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]``). Any other character becomes a space, runs of spaces collapse.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from autotag.config import S3_MAX_OBJECT_TAGS, S3TagPolicy
+from autotag.image import S3Location
+from autotag.models import Tag
+from autotag.objects import ObjectGoneError, ObjectStorage
+from autotag.store.base import S3TagWrite
+
+MAX_KEY_CHARS = 128
+MAX_VALUE_CHARS = 256
+_PUNCTUATION = frozenset("+-=._:/@")
+
+
+def _allowed(char: str) -> bool:
+    return char == " " or char in _PUNCTUATION or unicodedata.category(char)[0] in ("L", "N")
+
+
+def sanitize(text: str, max_chars: int) -> str:
+    """Text made S3-tag-legal: illegal characters become spaces, whitespace collapses, cut to length."""
+    cleaned = "".join(c if _allowed(c) else " " for c in unicodedata.normalize("NFC", text))
+    return " ".join(cleaned.split())[:max_chars].rstrip()
+
+
+def is_autotag_key(key: str, policy: S3TagPolicy) -> bool:
+    return key.startswith(policy.key_prefix)
+
+
+def confidence_value(confidence: float | None) -> str:
+    return "" if confidence is None else f"{confidence:.2f}"
+
+
+def desired_tags(tags: Sequence[Tag], policy: S3TagPolicy, *, slots: int) -> dict[str, str]:
+    """autotag's object tags for `tags` (ranked best first), at most min(slots, policy.max_tags)."""
+    limit = min(slots, policy.max_tags)
+    wanted: dict[str, str] = {}
+    room = MAX_KEY_CHARS - len(policy.key_prefix)
+    ranked = sorted(tags, key=lambda t: -1.0 if t.confidence is None else -t.confidence)
+    for tag in ranked:
+        if len(wanted) >= limit:
+            break
+        if tag.confidence is not None and tag.confidence < policy.min_confidence:
+            continue
+        name = sanitize(tag.name, room)
+        key = policy.key_prefix + name
+        if not name or key in wanted:
+            continue
+        wanted[key] = confidence_value(tag.confidence)
+    return wanted
+
+
+@dataclass(frozen=True)
+class TagSetPlan:
+    tag_set: dict[str, str]
+    """The object's complete new tag set: the user's tags, then autotag's."""
+    write: S3TagWrite
+    changed: bool
+
+
+def plan_tag_set(current: Mapping[str, str], tags: Sequence[Tag], policy: S3TagPolicy) -> TagSetPlan:
+    """The merge, as a pure function of the object's current tag set and the labels."""
+    user = {k: v for k, v in current.items() if not is_autotag_key(k, policy)}
+    previous = {k: v for k, v in current.items() if is_autotag_key(k, policy)}
+    slots = max(0, S3_MAX_OBJECT_TAGS - len(user))
+    ours = desired_tags(tags, policy, slots=slots)
+    candidates = len(desired_tags(tags, policy, slots=S3_MAX_OBJECT_TAGS))
+    reason = None
+    if candidates and slots == 0:
+        reason = f"no free tag slots: {len(user)} user tags (S3 allows {S3_MAX_OBJECT_TAGS})"
+    elif len(ours) < candidates:
+        reason = f"{len(ours)} of {candidates} tags written: {len(user)} user tags leave {slots} free slots"
+    elif not ours and tags:
+        reason = (
+            f"no tag qualifies (below the minimum confidence {policy.min_confidence} "
+            "or no S3-legal characters in the name)"
+        )
+    elif not tags:
+        reason = "no tags to write"
+    tag_set = {**user, **ours}
+    return TagSetPlan(
+        tag_set=tag_set,
+        write=S3TagWrite(
+            written=ours,
+            removed=tuple(sorted(set(previous) - set(ours))),
+            user_tags_kept=len(user),
+            reason=reason,
+        ),
+        changed=tag_set != dict(current),
+    )
+
+
+class ObjectTagWriter:
+    """Reads an object's tag set, merges autotag's labels in, writes it back (same version)."""
+
+    def __init__(self, objects: ObjectStorage) -> None:
+        self._objects = objects
+
+    def apply(self, location: S3Location, tags: Sequence[Tag], policy: S3TagPolicy) -> S3TagWrite:
+        if not policy.enabled:
+            return S3TagWrite(reason="S3 object tagging is disabled")
+        try:
+            current = self._objects.get_tags(location)
+            plan = plan_tag_set(current, tags, policy)
+            if plan.changed:
+                self._objects.put_tags(location, plan.tag_set)
+        except ObjectGoneError:
+            return S3TagWrite(reason="object no longer exists")
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "NoSuchVersion"):
+                return S3TagWrite(reason="object no longer exists")
+            if code in ("AccessDenied", "InvalidTag", "MethodNotAllowed"):
+                # Tagging is a courtesy on top of the stored record; refusal is recorded, not fatal.
+                return S3TagWrite(reason=f"S3 refused the tag write: {code}")
+            raise
+        return plan.write
