@@ -1,0 +1,71 @@
+"""``autotag providers``: the registered providers present in this installation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from autotag.providers import available
+from autotag.providers.base import Provider
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("providers", help="list the providers and their capabilities")
+    parser.add_argument("--json", action="store_true", help="one JSON document listing every provider")
+    parser.set_defaults(handler=list_providers)
+
+
+def describe(provider: type[Provider]) -> dict[str, Any]:
+    capabilities = provider.capabilities
+    constraints = provider.constraints
+    return {
+        "name": provider.name,
+        "needs_network": capabilities.needs_network,
+        "auth": capabilities.auth,
+        "input_forms": [form.value for form in capabilities.input_forms],
+        "languages": list(capabilities.languages) if capabilities.languages else ["en"],
+        "confidences": capabilities.confidences,
+        "boxes": capabilities.boxes,
+        "captions": capabilities.captions,
+        "classification": capabilities.classification,
+        "prompt": capabilities.prompt,
+        "rate_limit": capabilities.rate_limit,
+        "limits": constraints.model_dump(mode="json", exclude_none=True, exclude={"formats"})
+        | {"formats": sorted(f.value for f in constraints.formats)},
+        "default_endpoint": provider.default_endpoint,
+    }
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "-"
+
+
+def _languages(languages: list[str]) -> str:
+    return ",".join(languages) if len(languages) <= 4 else f"{','.join(languages[:3])},+{len(languages) - 3}"
+
+
+def list_providers(args: argparse.Namespace) -> int:
+    described = [describe(provider) for provider in available()]
+    if args.json:
+        print(json.dumps({"providers": described}, indent=2))
+        return 0
+    header = ("PROVIDER", "NETWORK", "AUTH", "INPUT", "LANGUAGES", "CONF", "BOXES", "CAPTION", "CLASSIFY")
+    rows = [header] + [
+        (
+            d["name"],
+            _yes(d["needs_network"]),
+            d["auth"],
+            ",".join(d["input_forms"]),
+            _languages(d["languages"]),
+            _yes(d["confidences"]),
+            _yes(d["boxes"]),
+            _yes(d["captions"]),
+            _yes(d["classification"]),
+        )
+        for d in described
+    ]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
