@@ -1,0 +1,399 @@
+"""The local stack as one object: start everything, run until told to stop, stop everything.
+
+``autotag local`` is :meth:`LocalStack.run`; the demo and the end-to-end tests run the same thing.
+Shutdown order matters: first nothing new is accepted (API, pollers), in-flight invocations get a
+grace period to finish (a message not deleted simply returns to its queue), then the function
+workers and finally the emulator stop, and the state file is removed. Every child process also
+watches its parent, so none outlives the stack even when it is killed outright.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import unquote_plus
+
+from autotag.local.api_gateway import ApiGatewayConfig, LocalApiGateway
+from autotag.local.emulator import EmulatorProcess, ensure_port_free
+from autotag.local.monitor import OutcomeMonitor
+from autotag.local.provision import LocalNames, ProvisionedStack, emulator_client, provision
+from autotag.local.runtime import FunctionPool, FunctionSpec, Invocation
+from autotag.local.sqs_source import BatchOutcome, EventBridgeQueueSource, SqsEventSource
+from autotag.local.state import (
+    DEFAULT_STATE_PATH,
+    LocalStackError,
+    LocalState,
+    StateLock,
+    remove_state,
+    write_state,
+)
+from autotag.resources import DeploymentConfig, FunctionName
+
+DEFAULT_AWS_PORT = 4566
+DEFAULT_API_PORT = 3000
+SHUTDOWN_GRACE_SECONDS = 10.0
+API_STAGE = "local"
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: the nearest folder (from `start`, then from the package) with functions/."""
+    candidates = [start or Path.cwd()]
+    candidates.append(Path(__file__).resolve().parents[5])
+    for candidate in candidates:
+        for folder in (candidate, *candidate.parents):
+            if (folder / "functions").is_dir() and (folder / "layers").is_dir():
+                return folder
+    raise LocalStackError("cannot find the autotag repository (a folder with functions/ and layers/)")
+
+
+@dataclass
+class LocalOptions:
+    config: DeploymentConfig = field(default_factory=DeploymentConfig)
+    config_path: Path | None = None
+    host: str = "127.0.0.1"
+    aws_port: int = DEFAULT_AWS_PORT
+    api_port: int = DEFAULT_API_PORT
+    state_path: Path = DEFAULT_STATE_PATH
+    api_key: str | None = None
+    root: Path | None = None
+    upload_workers: int = 2
+    function_log_level: str | None = None
+    """Overrides each function's POWERTOOLS_LOG_LEVEL (e.g. WARNING to quiet the JSON logs)."""
+    metrics: bool = False
+    """Print the functions' EMF metrics (off locally: there is no CloudWatch to read them)."""
+    secret_values: Mapping[str, str] = field(default_factory=dict)
+    emit: Callable[[str], None] | None = None
+
+
+class LocalStack:
+    def __init__(self, options: LocalOptions) -> None:
+        self.options = options
+        self.state: LocalState | None = None
+        self.provisioned: ProvisionedStack | None = None
+        self._lock = StateLock(options.state_path)
+        self._emulator = EmulatorProcess(options.host, options.aws_port)
+        self._pools: dict[FunctionName, FunctionPool] = {}
+        self._sources: list[SqsEventSource | EventBridgeQueueSource] = []
+        self._api: LocalApiGateway | None = None
+        self._monitor: OutcomeMonitor | None = None
+        self._print_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._started = False
+
+    # -- output
+
+    def emit(self, line: str) -> None:
+        with self._print_lock:
+            if self.options.emit is not None:
+                self.options.emit(line)
+            else:
+                print(line, flush=True)
+
+    # -- lifecycle
+
+    def start(self) -> LocalState:
+        self._lock.acquire()
+        self._started = True
+        atexit.register(self.stop)
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalState:
+        options = self.options
+        root = find_root(options.root)
+        ensure_port_free(options.host, options.api_port, what="API (--api-port)")
+        self._emulator.start()
+        endpoint = self._emulator.endpoint
+        extra_env = {"POWERTOOLS_METRICS_DISABLED": "false" if options.metrics else "true"}
+        if options.function_log_level:
+            extra_env["POWERTOOLS_LOG_LEVEL"] = options.function_log_level.upper()
+        provisioned = provision(
+            endpoint,
+            options.config,
+            names=LocalNames(),
+            secret_values=options.secret_values,
+            extra_environment=extra_env,
+        )
+        self.provisioned = provisioned
+        deployment = provisioned.deployment
+        resources = provisioned.resources
+
+        for name, spec in deployment.functions.items():
+            workers = options.upload_workers if name == FunctionName.ON_UPLOAD else 1
+            self._pools[name] = FunctionPool(
+                FunctionSpec(
+                    name=f"autotag-local-{name.value}",
+                    code_dir=(root / spec.code_dir).resolve(),
+                    handler=spec.handler,
+                    environment=provisioned.environments[name],
+                    timeout_seconds=spec.timeout_seconds,
+                    memory_mb=spec.memory_mb,
+                ),
+                concurrency=max(1, min(workers, deployment.tag_event_source.max_concurrency)),
+            )
+        self._start_pools()
+
+        sqs = emulator_client("sqs", endpoint)
+        source = deployment.tag_event_source
+        self._sources = [
+            SqsEventSource(
+                sqs,
+                resources.tag_queue_url,
+                self._pools[FunctionName.ON_UPLOAD],
+                batch_size=source.batch_size,
+                max_batching_window_seconds=source.max_batching_window_seconds,
+                report_batch_item_failures=source.report_batch_item_failures,
+                concurrency=self._pools[FunctionName.ON_UPLOAD].concurrency,
+                on_batch=self._log_batch,
+            ),
+            EventBridgeQueueSource(
+                sqs,
+                resources.events_queue_url,
+                self._pools[FunctionName.ON_EVENT],
+                on_invoke=self._log_event_invoke,
+            ),
+        ]
+        api_key = options.api_key or secrets.token_urlsafe(24)
+        api = options.config.api
+        self._api = LocalApiGateway(
+            self._pools[FunctionName.TAG_API],
+            ApiGatewayConfig(
+                api_keys={api_key},
+                stage=API_STAGE,
+                rate_limit_per_second=api.rate_limit,
+                burst_limit=api.burst_limit,
+            ),
+            host=options.host,
+            port=options.api_port,
+            on_request=self._log_request,
+        )
+        self._api.start()
+        for poller in self._sources:
+            poller.start()
+        if resources.monitor_queue_url:
+            self._monitor = OutcomeMonitor(sqs, resources.monitor_queue_url, self.emit)
+            self._monitor.start()
+
+        child_pids = {"emulator": self._emulator.pid or 0}
+        for name, pool in self._pools.items():
+            for index, pid in enumerate(pool.pids):
+                child_pids[f"{name.value}-{index}"] = pid
+        self.state = LocalState(
+            pid=os.getpid(),
+            endpoint_url=endpoint,
+            api_url=self._api.url,
+            api_key=api_key,
+            resources=resources,
+            config_path=str(options.config_path) if options.config_path else None,
+            child_pids=child_pids,
+        )
+        write_state(options.state_path, self.state)
+        return self.state
+
+    def _start_pools(self) -> None:
+        errors: list[BaseException] = []
+
+        def start(pool: FunctionPool) -> None:
+            try:
+                pool.start()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start, args=(pool,)) for pool in self._pools.values()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    def stop(self) -> None:
+        if self._stopped.is_set() or not self._started:
+            return
+        self._stopped.set()
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.stop)
+        if self._api is not None:
+            with contextlib.suppress(Exception):
+                self._api.stop()
+        for poller in self._sources:
+            poller.request_stop()
+        grace = SHUTDOWN_GRACE_SECONDS
+        for poller in self._sources:
+            poller.join(grace)
+        if self._monitor is not None:
+            self._monitor.stop()
+        for pool in self._pools.values():
+            pool.stop()
+        self._emulator.stop()
+        if self.state is not None:
+            remove_state(self.options.state_path, pid=self.state.pid)
+        self._lock.release()
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def child_pids(self) -> list[int]:
+        pids = [pid for pool in self._pools.values() for pid in pool.pids]
+        if self._emulator.pid:
+            pids.append(self._emulator.pid)
+        return pids
+
+    def run(self, *, on_ready: Callable[[LocalState], None] | None = None) -> int:
+        """Start, then serve in the foreground until SIGINT/SIGTERM/SIGHUP. Returns the exit status."""
+        stop = threading.Event()
+        interrupts = 0
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts > 1:  # a second Ctrl-C: stop waiting for in-flight work
+                for pool in self._pools.values():
+                    pool.stop()
+            stop.set()
+
+        watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {s: signal.signal(s, on_signal) for s in watched}
+        status = 0
+        try:
+            state = self.start()
+            if on_ready:
+                on_ready(state)
+            while not stop.wait(0.5):
+                if self._emulator.pid is None or not self._emulator_alive():
+                    self.emit("autotag local: the AWS emulator exited; stopping")
+                    status = 1
+                    break
+        finally:
+            self.emit("autotag local: stopping")
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return status
+
+    def _emulator_alive(self) -> bool:
+        process = self._emulator._process
+        return process is not None and process.poll() is None
+
+    # -- log lines
+
+    def _log_batch(self, outcome: BatchOutcome) -> None:
+        if not outcome.failed_ids:
+            return
+        visibility = (
+            self.provisioned.deployment.tag_queue.visibility_timeout_seconds if self.provisioned else 0
+        )
+        max_receives = self.provisioned.deployment.tag_queue.max_receive_count if self.provisioned else 0
+        now = datetime.now().strftime("%H:%M:%S")
+        if not outcome.invocation.ok:
+            self.emit(
+                f"{now}  on_upload  invocation failed ({outcome.invocation.error_type}: "
+                f"{_short(outcome.invocation.error_message)}); {outcome.received} message(s) return "
+                f"after the {visibility} s visibility timeout"
+            )
+        for record in outcome.records:
+            if record["messageId"] not in outcome.failed_ids:
+                continue
+            receives = record["attributes"].get("ApproximateReceiveCount", "?")
+            where = ", ".join(record_keys(record)) or record["messageId"]
+            self.emit(
+                f"{now}  retry   {where}  receive {receives} of {max_receives}; "
+                f"back on the queue in {visibility} s"
+            )
+
+    def _log_event_invoke(self, event: dict[str, Any], invocation: Invocation) -> None:
+        if invocation.ok:
+            return
+        now = datetime.now().strftime("%H:%M:%S")
+        self.emit(
+            f"{now}  on_event  {event.get('detail-type')} failed ({invocation.error_type}: "
+            f"{_short(invocation.error_message)}); retried later"
+        )
+
+    def _log_request(self, method: str, path: str, status: int, millis: float) -> None:
+        now = datetime.now().strftime("%H:%M:%S")
+        self.emit(f"{now}  api     {method} {path.split('?')[0]} -> {status}  {millis:.0f} ms")
+
+
+def _short(text: str | None, limit: int = 160) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def record_keys(record: Mapping[str, Any]) -> Iterator[str]:
+    """s3://bucket/key of the objects an SQS record (S3 notification or EventBridge event) names."""
+    try:
+        body = json.loads(record.get("body") or "")
+    except ValueError:
+        return
+    if not isinstance(body, dict):
+        return
+    for entry in body.get("Records") or []:
+        s3 = entry.get("s3") or {}
+        bucket = (s3.get("bucket") or {}).get("name")
+        key = (s3.get("object") or {}).get("key")
+        if bucket and key:
+            yield f"s3://{bucket}/{unquote_plus(key)}"
+    detail = body.get("detail")
+    if isinstance(detail, dict) and isinstance(detail.get("bucket"), dict):
+        yield f"s3://{detail['bucket'].get('name')}/{(detail.get('object') or {}).get('key')}"
+
+
+def banner(state: LocalState, options: LocalOptions) -> str:
+    r = state.resources
+    endpoint = state.endpoint_url
+    lines = [
+        "autotag local is running (Ctrl-C to stop)",
+        f"  AWS emulator     {endpoint}",
+        f"                   e.g. aws --endpoint-url {endpoint} s3 cp photo.jpg s3://{r.images_bucket}/",
+        f"  API              {state.api_url}   (stage '{API_STAGE}'; header x-api-key)",
+        f"  API key          {state.api_key}",
+        f"  images bucket    {r.images_bucket}",
+        f"  table            {r.table_name}   (idempotency: {r.idempotency_table_name})",
+        f"  event bus        {r.event_bus_name}",
+        f"  tag queue        {r.tag_queue_url}",
+        f"  tag DLQ          {r.dlq_url}",
+        f"  event DLQ        {r.extra.get('event_dlq_url', '-')}",
+        f"  providers        {', '.join(p.key for p in options.config.tagging.providers)}",
+        f"  state file       {options.state_path}",
+    ]
+    for provider_key, secret_name in r.secrets.items():
+        lines.append(f"  secret           {secret_name} ({provider_key})")
+    return "\n".join(lines)
+
+
+def wait_for_state(path: Path, *, timeout: float = 60.0, process: Any = None) -> LocalState:
+    """Wait until a starting ``autotag local`` has written its state file (for the demo and tests)."""
+    from autotag.local.state import read_state
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if process is not None and process.poll() is not None:
+            raise LocalStackError(
+                f"autotag local exited with status {process.returncode} before it was ready"
+            )
+        if path.exists():
+            with contextlib.suppress(LocalStackError):
+                return read_state(path)
+        time.sleep(0.1)
+    raise LocalStackError(f"autotag local did not become ready within {timeout:.0f}s")
