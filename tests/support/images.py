@@ -12,9 +12,8 @@ import struct
 import zlib
 from typing import Any
 
-from PIL import Image, ImageDraw
-
 from autotag.image import ImageFormat
+from PIL import Image, ImageDraw
 
 ORIENTATION = 0x0112
 MAKE = 0x010F

@@ -346,7 +346,7 @@ def _check_integrity(data: bytes, image_format: ImageFormat) -> None:
     elif image_format is ImageFormat.BMP:
         problem = _bmp_problem(data)
     elif image_format is ImageFormat.GIF:
-        problem = None if b";" in data[-16:] else "GIF is truncated (no trailer)"
+        problem = _gif_problem(data)
     else:
         problem = _tiff_problem(data)
     if problem:
@@ -395,6 +395,31 @@ def _png_problem(data: bytes) -> str | None:
         except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
             return f"PNG is truncated or corrupt ({_reason(exc)})"
     return None
+
+
+def _gif_problem(data: bytes) -> str | None:
+    """Walk the GIF's blocks to its trailer (sub-blocks are at most 255 bytes: a quick walk)."""
+    size = len(data)
+    position = 13
+    if size >= 13 and data[10] & 0x80:
+        position += 3 << ((data[10] & 0x07) + 1)  # global colour table
+    while position < size:
+        block = data[position]
+        if block == 0x3B:
+            return None
+        if block == 0x21:  # extension: label, then sub-blocks
+            position += 2
+        elif block == 0x2C:  # image descriptor, local colour table, LZW code size, then sub-blocks
+            if position + 10 > size:
+                break
+            flags = data[position + 9]
+            position += 10 + ((3 << ((flags & 0x07) + 1)) if flags & 0x80 else 0) + 1
+        else:
+            return f"GIF is corrupt (unknown block 0x{block:02x} at byte {position})"
+        while position < size and data[position]:
+            position += data[position] + 1
+        position += 1  # the zero-length terminator
+    return "GIF is truncated (it ends before its trailer)"
 
 
 def _bmp_problem(data: bytes) -> str | None:
