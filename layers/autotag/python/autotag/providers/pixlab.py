@@ -1,0 +1,205 @@
+"""PixLab ``tagimg``: confidence-scored labels for an uploaded image (or an image URL).
+
+By default the bytes go as a multipart upload (``POST /tagimg``) with the key as the ``key``
+form field; options switch the key to the ``WWW-Authenticate`` header and the image to a URL
+(a presigned S3 URL). The key never goes in the URL, so it cannot reach access logs. Errors
+arrive as JSON ``status`` ≠ 200 with ``error``, even on HTTP 200. Secret: ``{"api_key": "…"}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from autotag.config import ProviderConfig
+from autotag.errors import (
+    AuthError,
+    ConfigError,
+    ProviderBadInputError,
+    ProviderError,
+    ProviderResponseError,
+    QuotaError,
+    ThrottledError,
+    TransientError,
+)
+from autotag.image import ImageConstraints, ImageFormat
+from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagResult
+from autotag.providers.base import Capabilities, InputForm, Provider, ProviderContext, ProviderRequest
+from autotag.providers.http import error_for_status, parse_retry_after, send
+from autotag.retry import Deadline
+
+PATH = "/tagimg"
+DEFAULT_PRESIGN_SECONDS = 900
+KEY_PLACES = ("param", "header")
+IMAGE_INPUTS = ("upload", "url")
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "cf-ray")
+
+
+def error_class_for(status: int) -> type[ProviderError]:
+    """Taxonomy class for the ``status`` PixLab puts in its JSON (HTTP-like codes)."""
+    if status in (401, 403):
+        return AuthError
+    if status == 402:
+        return QuotaError
+    if status == 429:
+        return ThrottledError
+    if status in (408, 425) or status >= 500:
+        return TransientError
+    if 400 <= status < 500:
+        return ProviderBadInputError
+    return ProviderError
+
+
+class PixLabProvider(Provider):
+    name = "pixlab"
+    default_endpoint = "https://api.pixlab.io"
+    # The document states no size limit; stay at a size every PixLab plan accepts for uploads.
+    constraints = ImageConstraints(
+        max_bytes=10_000_000,
+        base64_counts=False,
+        formats=frozenset(
+            {ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.WEBP, ImageFormat.GIF, ImageFormat.BMP}
+        ),
+    )
+    capabilities = Capabilities(
+        input_forms=(InputForm.BYTES, InputForm.URL),
+        languages=None,
+        confidences=True,
+        auth="key form field/JSON field, or WWW-Authenticate header",
+        rate_limit="per plan",
+    )
+
+    def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:
+        super().__init__(config, context)
+        self.key_in = str(config.options.get("key_in", "param"))
+        self.image_input = str(config.options.get("image_input", "upload"))
+        if self.key_in not in KEY_PLACES:
+            raise ConfigError(f"{config.key}: options.key_in must be one of {', '.join(KEY_PLACES)}")
+        if self.image_input not in IMAGE_INPUTS:
+            raise ConfigError(f"{config.key}: options.image_input must be one of {', '.join(IMAGE_INPUTS)}")
+
+    async def tag(self, request: ProviderRequest) -> TagResult:
+        (api_key,) = self.secret().require("api_key", provider=self.key)
+        url = f"{self.endpoint}{PATH}"
+        headers = {"www-authenticate": api_key} if self.key_in == "header" else {}
+        key_field = {"key": api_key} if self.key_in == "param" else {}
+        image_url = self._image_url(request)
+        image = request.image
+
+        def build() -> httpx.Request:
+            if image_url is not None:
+                body = json.dumps({"img": image_url, **key_field}).encode()
+                return httpx.Request(
+                    "POST", url, content=body, headers={**headers, "content-type": "application/json"}
+                )
+            filename = f"image.{'jpg' if image.format is ImageFormat.JPEG else image.format.value}"
+            return httpx.Request(
+                "POST",
+                url,
+                data=key_field,
+                files={"file": (filename, image.data, image.content_type)},
+                headers=headers,
+            )
+
+        response = await send(
+            self.context.http,
+            build,
+            provider=self.key,
+            deadline=_call_deadline(request.deadline, self.config.timeout_seconds),
+            policy=self.retry_policy,
+            check=lambda r: self._check(r, secret=api_key),
+        )
+        return self._result(response, via="url" if image_url else "upload")
+
+    def _image_url(self, request: ProviderRequest) -> str | None:
+        """A presigned URL in URL mode, when the S3 original is what we would upload."""
+        presign = self.context.presign
+        if self.image_input != "url" or request.s3 is None or presign is None or request.image.reencoded:
+            return None
+        return presign(request.s3, int(self.config.options.get("presign_seconds", DEFAULT_PRESIGN_SECONDS)))
+
+    def _check(self, response: httpx.Response, *, secret: str) -> None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        status = body.get("status") if isinstance(body, dict) else None
+        if isinstance(status, int) and not isinstance(status, bool) and status != 200:
+            raise self._body_error(body, status, response, secret=secret)
+        if response.is_error:
+            raise error_for_status(response, provider=self.key)
+        if status != 200 or not isinstance(body.get("tags"), list):
+            raise ProviderResponseError(
+                f"response is not the documented JSON (HTTP {response.status_code})",
+                provider=self.key,
+                request_id=_request_id(response),
+            )
+
+    def _body_error(
+        self, body: dict[str, Any], status: int, response: httpx.Response, *, secret: str
+    ) -> ProviderError:
+        error_class = error_class_for(status)
+        if error_class is ProviderError and response.status_code >= 500:
+            error_class = TransientError
+        detail = body.get("error") if isinstance(body.get("error"), str) else None
+        message = f"status {status}"
+        if detail:
+            message += f": {_scrub(detail, secret)[:200]}"
+        request_id = _request_id(response)
+        if request_id:
+            message += f" (request_id {request_id})"
+        kwargs: dict[str, Any] = {"provider": self.key, "provider_code": status, "request_id": request_id}
+        if error_class is ThrottledError:
+            return ThrottledError(
+                message, retry_after=parse_retry_after(response.headers.get("retry-after")), **kwargs
+            )
+        return error_class(message, **kwargs)
+
+    def _result(self, response: httpx.Response, *, via: str) -> TagResult:
+        raw_tags = response.json()["tags"]
+        pairs: list[tuple[str, float | None]] = []
+        for item in raw_tags:
+            if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"].strip():
+                pairs.append((item["name"], _number(item.get("confidence"))))
+            elif isinstance(item, str) and item.strip():
+                pairs.append((item, None))
+        # The scale is not documented (samples suggest 0..1); any value above 1 means percent.
+        scale = 100.0 if any(c is not None and c > 1.0 for _, c in pairs) else 1.0
+        tags: dict[str, Tag] = {}
+        for name, confidence in pairs:
+            unit = None if confidence is None else min(1.0, max(0.0, confidence / scale))
+            tag = Tag(name=name, confidence=unit, provider=self.key)
+            current = tags.get(tag.key)
+            if current is None or (tag.confidence or 0) > (current.confidence or 0):
+                tags[tag.key] = tag
+        details: dict[str, str | int | float | bool | None] = {"image_input": via, "confidence_scale": scale}
+        request_id = _request_id(response)
+        if request_id:
+            details["request_id"] = request_id
+        status = ProviderStatus(
+            provider=self.key, status=ProviderOutcome.OK, tag_count=len(tags), details=details
+        )
+        return TagResult(tags=tuple(tags.values()), providers=(status,))
+
+
+def _call_deadline(deadline: Deadline, timeout_seconds: float) -> Deadline:
+    return Deadline(min(deadline.at, deadline.clock.now() + timeout_seconds), deadline.clock)
+
+
+def _request_id(response: httpx.Response) -> str | None:
+    return next((response.headers[h] for h in REQUEST_ID_HEADERS if response.headers.get(h)), None)
+
+
+def _scrub(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
