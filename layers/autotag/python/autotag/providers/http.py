@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import email.utils
+import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,10 +34,43 @@ class HttpPolicy:
     max_connections: int = 50
 
 
+_SECRET_QUERY = re.compile(
+    r"([?&](?:key|api_key|apikey|access_token|token|signature|x-amz-signature|x-amz-security-token)=)"
+    r"[^&\s\"']*",
+    re.IGNORECASE,
+)
+_SECRET_HEADER = re.compile(
+    r"(\(b'(?:authorization|proxy-authorization|cookie|set-cookie|x-api-key|x-goog-api-key|x-auth-token"
+    r"|x-subject-token|x-security-token)', b')[^']*(')",
+    re.IGNORECASE,
+)
+
+
+class _RedactSecrets(logging.Filter):
+    """httpx logs request URLs (API keys ride in some query strings) and httpcore's debug trace
+    prints response headers (IAM tokens come back in one): blank those values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET_HEADER.sub(r"\1***\2", _SECRET_QUERY.sub(r"\1***", message))
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def redact_http_logs() -> None:
+    """Install the redaction on the HTTP libraries' loggers (idempotent)."""
+    for name in ("httpx", "httpcore.http11", "httpcore.http2", "httpcore.connection"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactSecrets) for f in logger.filters):
+            logger.addFilter(_RedactSecrets())
+
+
 def make_client(
     policy: HttpPolicy | None = None, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
     """One client per process, shared by all providers (connection reuse across a batch)."""
+    redact_http_logs()
     policy = policy or HttpPolicy()
     return httpx.AsyncClient(
         timeout=httpx.Timeout(policy.read_timeout, connect=policy.connect_timeout),
