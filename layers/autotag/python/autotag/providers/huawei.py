@@ -445,8 +445,11 @@ class HuaweiProvider(Provider):
         if not isinstance(name, str) or not name.strip():
             return None
         kind_name = item.get("type")
+        type_names = _strings(item.get("i18n_type"))
         categories = [kind_name] if isinstance(kind_name, str) and kind_name else []
-        categories += [v for v in _strings(item.get("i18n_type")).values() if v not in categories]
+        categories += [v for v in type_names.values() if v not in categories]
+        # `type` is in the requested language; the English name says which kind it is
+        kind = _KINDS.get(type_names.get("en", str(kind_name)).lower(), TagKind.LABEL)
         boxes = tuple(
             box for instance in _list(item.get("instances")) if (box := _box(instance, seen_size)) is not None
         )
@@ -454,7 +457,7 @@ class HuaweiProvider(Provider):
             name=name,
             confidence=_confidence(item.get("confidence")),
             provider=self.key,
-            kind=_KINDS.get(str(kind_name).lower(), TagKind.LABEL),
+            kind=kind,
             names=names,
             categories=tuple(categories),
             boxes=boxes,
