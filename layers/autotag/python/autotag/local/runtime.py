@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import multiprocessing
 import os
 import queue
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -33,7 +34,8 @@ from typing import Any
 
 from autotag.local.state import ACCOUNT_ID, REGION, LocalStackError
 
-_SPAWN = multiprocessing.get_context("spawn")
+_NOT_INHERITED = ("AWS_", "POWERTOOLS_", "AUTOTAG_", "_HANDLER", "LAMBDA_")
+"""The stack's own AWS/Powertools settings must not leak into a function: it gets exactly its own."""
 INIT_TIMEOUT_SECONDS = 60.0
 
 
@@ -110,21 +112,12 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(1)
 
 
-def _worker_main(spec: FunctionSpec, connection: Connection, parent_pid: int) -> None:
+def _serve(connection: Connection, parent_pid: int) -> None:
+    """The worker's loop: receive the spec, initialize (import the handler), then invocations."""
     # Ctrl-C is for `autotag local`, which finishes or abandons invocations in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    os.environ.update(spec.environment)
-    os.environ.update(
-        {
-            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
-            "LAMBDA_TASK_ROOT": str(spec.code_dir),
-            "_HANDLER": spec.handler,
-        }
-    )
+    spec: FunctionSpec = connection.recv()
     try:
         handler = _load_handler(spec)
     except BaseException as exc:
@@ -146,21 +139,54 @@ def _worker_main(spec: FunctionSpec, connection: Connection, parent_pid: int) ->
             connection.send(("ok", result))
 
 
+def worker_main(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m autotag.local.runtime FD PARENT_PID``."""
+    args = sys.argv[1:] if argv is None else argv
+    fd, parent_pid = int(args[0]), int(args[1])
+    _serve(Connection(fd), parent_pid)
+
+
 def _describe(exc: BaseException) -> str:
     lines = traceback.format_exception_only(type(exc), exc)
     return lines[-1].strip() if lines else type(exc).__name__
 
 
 class _Worker:
+    """One execution environment: a fresh interpreter with the function's environment variables.
+
+    A plain child process (not multiprocessing's spawn, which re-imports the parent's main
+    script) connected by a socket pair; it gets its own session so a terminal's Ctrl-C reaches
+    only the stack, which decides when workers stop.
+    """
+
     def __init__(self, spec: FunctionSpec) -> None:
         self.spec = spec
-        parent_end, child_end = _SPAWN.Pipe()
-        self.connection = parent_end
-        self.process = _SPAWN.Process(
-            target=_worker_main, args=(spec, child_end, os.getpid()), name=f"autotag-{spec.name}", daemon=True
+        parent_socket, child_socket = socket.socketpair()
+        environment = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_INHERITED)}
+        environment.update(spec.environment)
+        environment.update(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+                "LAMBDA_TASK_ROOT": str(spec.code_dir),
+                "_HANDLER": spec.handler,
+                "PYTHONUNBUFFERED": "1",
+            }
         )
-        self.process.start()
-        child_end.close()
+        child_fd = child_socket.fileno()
+        self.process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            [sys.executable, "-m", "autotag.local.runtime", str(child_fd), str(os.getpid())],
+            pass_fds=(child_fd,),
+            env=environment,
+            cwd=str(spec.code_dir),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        child_socket.close()
+        self.connection = Connection(parent_socket.detach())
+        self.connection.send(spec)
 
     def wait_ready(self) -> None:
         if not self.connection.poll(INIT_TIMEOUT_SECONDS):
@@ -175,17 +201,18 @@ class _Worker:
 
     @property
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return self.process.poll() is None
 
     def kill(self) -> None:
         with contextlib.suppress(Exception):
             self.connection.close()
-        if self.process.is_alive():
+        if self.process.poll() is None:
             self.process.terminate()
-            self.process.join(3)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(3)
+            try:
+                self.process.wait(3)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(3)
 
 
 class FunctionPool:
@@ -214,7 +241,7 @@ class FunctionPool:
     @property
     def pids(self) -> list[int]:
         with self._lock:
-            return [w.process.pid for w in self._all if w.process.pid is not None and w.alive]
+            return [w.process.pid for w in self._all if w.alive]
 
     def invoke(self, event: Any, *, timeout: float | None = None) -> Invocation:
         """Run the handler on `event`, like a synchronous Lambda invoke (RequestResponse)."""
@@ -289,3 +316,7 @@ class FunctionPool:
             self._all.clear()
         for worker in workers:
             worker.kill()
+
+
+if __name__ == "__main__":
+    worker_main()
