@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import pytest
+from autotag import errors
+from autotag.errors import (
+    TERMINAL_FOR_IMAGE,
+    AuthError,
+    AutotagError,
+    BadInputError,
+    ConfigError,
+    ContentBlockedError,
+    CorruptImageError,
+    DecompressionBombError,
+    EmptyImageError,
+    ImageTooLargeError,
+    InvalidImageError,
+    NotFoundError,
+    ProviderBadInputError,
+    ProviderError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+    QuotaError,
+    ThrottledError,
+    TransientError,
+    UnknownProviderError,
+    UnsafeUrlError,
+    UnsupportedFormatError,
+    is_retryable,
+)
+
+RETRYABLE = [ThrottledError, TransientError, ProviderTimeoutError, ProviderResponseError]
+TERMINAL = [
+    AuthError,
+    QuotaError,
+    ContentBlockedError,
+    ProviderBadInputError,
+    BadInputError,
+    InvalidImageError,
+    UnsupportedFormatError,
+    CorruptImageError,
+    EmptyImageError,
+    ImageTooLargeError,
+    DecompressionBombError,
+    UnsafeUrlError,
+    NotFoundError,
+    ConfigError,
+    UnknownProviderError,
+]
+
+
+@pytest.mark.parametrize("cls", RETRYABLE)
+def test_retryable(cls):
+    error = cls("x")
+    assert error.retryable is True
+    assert is_retryable(error)
+
+
+@pytest.mark.parametrize("cls", TERMINAL)
+def test_not_retryable(cls):
+    error = cls("x")
+    assert error.retryable is False
+    assert not is_retryable(error)
+
+
+def test_foreign_exceptions_are_not_retryable():
+    assert not is_retryable(ValueError("x"))
+    assert not is_retryable(TimeoutError())
+
+
+def test_every_error_class_is_classified_and_codes_are_stable_and_distinct():
+    classes = [
+        obj for obj in vars(errors).values() if isinstance(obj, type) and issubclass(obj, AutotagError)
+    ]
+    assert set(classes) - {AutotagError, ProviderError} == set(RETRYABLE) | set(TERMINAL)
+    codes = [cls.code for cls in classes]
+    # ProviderBadInputError shares "bad_input" with BadInputError on purpose: same meaning to clients.
+    assert sorted(codes).count("bad_input") == 2
+    assert len(set(codes)) == len(codes) - 1
+    assert ThrottledError.code == "throttled"
+    assert CorruptImageError.code == "corrupt_image"
+
+
+def test_message_names_the_provider_and_its_code_and_code_can_be_overridden():
+    error = QuotaError("monthly quota used", provider="pixlab", provider_code=402, request_id="r-1")
+    assert str(error) == "pixlab: monthly quota used [402]"
+    assert error.code == "quota"
+    assert error.request_id == "r-1"
+    assert AuthError("no key", code="auth_config").code == "auth_config"
+    assert AuthError("other").code == "auth"  # the override does not leak into the class
+
+
+def test_throttled_carries_retry_after():
+    assert ThrottledError("slow", retry_after=3.0).retry_after == 3.0
+    assert ThrottledError("slow").retry_after is None
+
+
+def test_terminal_for_image():
+    for error in (CorruptImageError("x"), ContentBlockedError("x"), ProviderBadInputError("x")):
+        assert isinstance(error, TERMINAL_FOR_IMAGE)
+    for error in (AuthError("x"), ThrottledError("x"), QuotaError("x")):
+        assert not isinstance(error, TERMINAL_FOR_IMAGE)
