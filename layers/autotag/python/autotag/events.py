@@ -1,0 +1,250 @@
+"""Outcome events on the EventBridge bus: ``Image Tagged`` and ``Image Tagging Failed`` (source
+``autotag``). The detail models here are the contract; their JSON Schemas are generated into
+``events/schemas/`` (``python -m autotag.events events/schemas``) and documented in docs/events.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autotag.errors import TransientError
+from autotag.models import TagKind
+from autotag.store.base import ImageRecord
+
+EVENT_SOURCE = "autotag"
+IMAGE_TAGGED = "Image Tagged"
+IMAGE_TAGGING_FAILED = "Image Tagging Failed"
+MAX_EVENT_TAGS = 100
+"""Tags carried in one event (EventBridge entries are limited to 256 KB); the rest are in the store."""
+SCHEMA_VERSION: Literal["1"] = "1"
+
+
+class _Detail(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EventTag(_Detail):
+    name: str
+    confidence: float | None = Field(ge=0.0, le=1.0, description="0..1; null when the provider gives none")
+    provider: str = Field(description="The provider whose confidence this is")
+    providers: list[str] = Field(description="Every provider that produced this tag")
+    kind: TagKind
+
+
+class EventProviderStatus(_Detail):
+    provider: str
+    status: Literal["ok", "failed", "skipped"]
+    latency_ms: float | None = None
+    tag_count: int = 0
+    error_code: str | None = None
+
+
+class EventClassification(_Detail):
+    label: str
+    confidence: float | None = None
+    provider: str
+
+
+class ImageRef(_Detail):
+    bucket: str
+    key: str = Field(description="The object key, decoded (not URL-encoded)")
+    version_id: str | None = Field(default=None, description="null for unversioned buckets")
+    etag: str | None = None
+
+
+class ImageTaggedDetail(ImageRef):
+    """An image was tagged and stored."""
+
+    detail_type: ClassVar[str] = IMAGE_TAGGED
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    sha256: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    tags: list[EventTag] = Field(description=f"Best first, at most {MAX_EVENT_TAGS}")
+    tag_count: int = Field(description="All tags stored for the image (tags may carry fewer)")
+    title: str | None = None
+    description: str | None = None
+    classification: EventClassification | None = None
+    providers: list[EventProviderStatus]
+    cached: bool = Field(description="The result came from the content-hash cache (no provider call)")
+    s3_tags_written: list[str] = Field(description="Object tag keys autotag wrote on the object")
+    s3_tags_note: str | None = Field(default=None, description="Why fewer or no object tags were written")
+    tagged_at: datetime
+
+    @classmethod
+    def from_record(cls, record: ImageRecord) -> ImageTaggedDetail:
+        return cls(
+            bucket=record.bucket,
+            key=record.key,
+            version_id=record.version_id,
+            etag=record.etag,
+            sha256=record.sha256,
+            size=record.size,
+            content_type=record.content_type,
+            width=record.width,
+            height=record.height,
+            tags=[
+                EventTag(
+                    name=t.name,
+                    confidence=t.confidence,
+                    provider=t.provider,
+                    providers=list(t.sources),
+                    kind=t.kind,
+                )
+                for t in record.tags[:MAX_EVENT_TAGS]
+            ],
+            tag_count=len(record.tags),
+            title=record.title,
+            description=record.description,
+            classification=None
+            if record.classification is None
+            else EventClassification(
+                label=record.classification.label,
+                confidence=record.classification.confidence,
+                provider=record.classification.provider,
+            ),
+            providers=_providers(record),
+            cached=record.cached,
+            s3_tags_written=sorted(record.s3_tags.written) if record.s3_tags else [],
+            s3_tags_note=record.s3_tags.reason if record.s3_tags else None,
+            tagged_at=record.updated_at,
+        )
+
+
+class ImageTaggingFailedDetail(ImageRef):
+    """An image cannot be tagged (a terminal failure); the source message went to the DLQ."""
+
+    detail_type: ClassVar[str] = IMAGE_TAGGING_FAILED
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    error_code: str = Field(description="Stable error code, e.g. corrupt_image, content_blocked, auth")
+    reason: str = Field(description="Human-readable reason (never contains secrets)")
+    retryable: bool = Field(default=False, description="Whether a later redrive may succeed as is")
+    providers: list[EventProviderStatus]
+    failed_at: datetime
+
+    @classmethod
+    def from_record(cls, record: ImageRecord, *, retryable: bool = False) -> ImageTaggingFailedDetail:
+        return cls(
+            bucket=record.bucket,
+            key=record.key,
+            version_id=record.version_id,
+            etag=record.etag,
+            error_code=record.error_code or "internal_error",
+            reason=record.error or "unknown",
+            retryable=retryable,
+            providers=_providers(record),
+            failed_at=record.updated_at,
+        )
+
+
+EventDetail = ImageTaggedDetail | ImageTaggingFailedDetail
+
+
+def _providers(record: ImageRecord) -> list[EventProviderStatus]:
+    return [
+        EventProviderStatus(
+            provider=p.provider,
+            status=p.status.value,
+            latency_ms=p.latency_ms,
+            tag_count=p.tag_count,
+            error_code=p.error_code,
+        )
+        for p in record.providers
+    ]
+
+
+def object_arn(bucket: str, key: str) -> str:
+    return f"arn:aws:s3:::{bucket}/{key}"
+
+
+class EventPublisher(Protocol):
+    def publish(self, detail: EventDetail) -> None: ...
+
+
+class EventBridgePublisher:
+    """Puts outcome events on a bus (`client` is a boto3 EventBridge client)."""
+
+    def __init__(self, client: Any, bus_name: str) -> None:
+        self._client = client
+        self._bus = bus_name
+
+    def publish(self, detail: EventDetail) -> None:
+        entry = {
+            "Source": EVENT_SOURCE,
+            "DetailType": detail.detail_type,
+            "Detail": detail.model_dump_json(),
+            "EventBusName": self._bus,
+            "Resources": [object_arn(detail.bucket, detail.key)],
+        }
+        response = self._client.put_events(Entries=[entry])
+        if response.get("FailedEntryCount", 0):
+            failure = response["Entries"][0]
+            raise TransientError(
+                f"EventBridge did not accept the {detail.detail_type!r} event: "
+                f"{failure.get('ErrorCode')}: {failure.get('ErrorMessage')}",
+                code="event_publish_failed",
+            )
+
+
+class InMemoryPublisher:
+    """EventPublisher fake: keeps (detail type, detail) pairs."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def publish(self, detail: EventDetail) -> None:
+        with self._lock:
+            self.events.append((detail.detail_type, json.loads(detail.model_dump_json())))
+
+    def of_type(self, detail_type: str) -> list[dict[str, Any]]:
+        return [d for t, d in self.events if t == detail_type]
+
+
+# --- JSON Schemas ----------------------------------------------------------------------------
+
+DetailModel = type[ImageTaggedDetail] | type[ImageTaggingFailedDetail]
+SCHEMA_FILES: dict[str, DetailModel] = {
+    "image_tagged.schema.json": ImageTaggedDetail,
+    "image_tagging_failed.schema.json": ImageTaggingFailedDetail,
+}
+
+
+def detail_schema(model: DetailModel) -> dict[str, Any]:
+    schema = model.model_json_schema(mode="serialization")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"urn:autotag:events:{model.detail_type.lower().replace(' ', '-')}:v{SCHEMA_VERSION}",
+        "title": f"{model.detail_type} (source {EVENT_SOURCE}) - event detail",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
+
+
+def render_schema(model: DetailModel) -> str:
+    return json.dumps(detail_schema(model), indent=2, ensure_ascii=False) + "\n"
+
+
+def write_schemas(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, model in SCHEMA_FILES.items():
+        path = directory / name
+        path.write_text(render_schema(model), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for written_path in write_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "events/schemas")):
+        print(written_path)

@@ -1,0 +1,308 @@
+import threading
+
+import jsonschema
+import pytest
+from autotag.config import AutotagConfig, CachePolicy, ObjectFilters, ProviderConfig
+from autotag.errors import AuthError, BadInputError, QuotaError, TransientError
+from autotag.events import IMAGE_TAGGED, IMAGE_TAGGING_FAILED, InMemoryPublisher
+from autotag.image import S3Location
+from autotag.models import TagOptions
+from autotag.objects import InMemoryObjectStorage
+from autotag.retry import Deadline, RetryPolicy
+from autotag.service import (
+    BackgroundLoop,
+    TaggingService,
+    TerminalProcessingError,
+    parse_s3_notification,
+    provider_fingerprint,
+)
+from autotag.store.base import ImageStatus
+from autotag.store.memory import InMemoryImageStore
+
+from tests.support.events import load_event, load_schema, s3_notification, s3_record, s3_test_event
+from tests.support.fakes import FakeTagger
+from tests.support.images import jpeg_bytes, truncated_jpeg
+
+BUCKET = "photos"
+USER_TAGS = {"owner": "alice", "project": "holiday", "cost-center": "42"}
+
+
+@pytest.fixture(scope="module")
+def loop():
+    background = BackgroundLoop()
+    yield background
+    background.close()
+
+
+class Harness:
+    def __init__(self, loop, config=None, tagger=None):
+        self.config = config or AutotagConfig()
+        self.tagger = tagger or FakeTagger()
+        self.store = InMemoryImageStore()
+        self.objects = InMemoryObjectStorage()
+        self.publisher = InMemoryPublisher()
+        self.service = TaggingService(
+            config=self.config,
+            tagger=self.tagger,
+            store=self.store,
+            objects=self.objects,
+            publisher=self.publisher,
+            loop=loop,
+            retry_policy=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.01),
+        )
+
+    def process(self, key, *, version_id="v1", etag=None, options=None, seconds=30.0):
+        return self.service.process_object(
+            S3Location(BUCKET, key, version_id), options=options, deadline=Deadline.after(seconds), etag=etag
+        )
+
+
+@pytest.fixture
+def h(loop):
+    return Harness(loop)
+
+
+def test_upload_is_tagged_stored_tagged_on_s3_and_announced(h):
+    h.objects.add(BUCKET, "a/dog.jpg", jpeg_bytes(64, 48), version_id="v1", tags=dict(USER_TAGS))
+    record = h.process("a/dog.jpg")
+    assert record.status is ImageStatus.TAGGED
+    assert [t.name for t in record.tags] == ["dog", "pet", "grass"]
+    assert (record.width, record.height, record.version_id) == (64, 48, "v1")
+    assert h.store.get(BUCKET, "a/dog.jpg") == record
+    assert [hit.key for hit in h.store.images_with_tag("DOG").items] == ["a/dog.jpg"]
+    assert h.objects.objects[(BUCKET, "a/dog.jpg")].tags == {
+        **USER_TAGS,
+        "autotag:dog": "0.90",
+        "autotag:pet": "0.80",
+        "autotag:grass": "0.40",
+    }
+    assert record.s3_tags.user_tags_kept == 3
+    (detail,) = h.publisher.of_type(IMAGE_TAGGED)
+    jsonschema.validate(detail, load_schema("image_tagged"))
+    assert detail["key"] == "a/dog.jpg"
+    assert [t["name"] for t in detail["tags"]] == ["dog", "pet", "grass"]
+    assert h.tagger.calls == 1
+
+
+def test_same_bytes_elsewhere_reuse_the_cached_result(h):
+    data = jpeg_bytes(64, 48)
+    h.objects.add(BUCKET, "one.jpg", data, version_id="v1")
+    h.objects.add(BUCKET, "copy of one.jpg", data, version_id="v1")
+    first = h.process("one.jpg")
+    second = h.process("copy of one.jpg")
+    assert h.tagger.calls == 1
+    assert not first.cached
+    assert second.cached
+    assert second.tags == first.tags
+    assert {hit.key for hit in h.store.images_with_tag("dog").items} == {"one.jpg", "copy of one.jpg"}
+
+
+def test_cache_key_depends_on_options_and_can_be_disabled(loop):
+    h = Harness(loop, AutotagConfig(cache=CachePolicy(enabled=False)))
+    h.objects.add(BUCKET, "x.jpg", jpeg_bytes(32, 32), version_id="v1")
+    h.process("x.jpg")
+    h.process("x.jpg")
+    assert h.tagger.calls == 2
+    h2 = Harness(loop)
+    h2.objects.add(BUCKET, "x.jpg", jpeg_bytes(32, 32), version_id="v1")
+    h2.process("x.jpg")
+    h2.process("x.jpg", options=TagOptions(max_tags=1))
+    assert h2.tagger.calls == 2
+
+
+def test_fingerprint_follows_what_changes_answers():
+    base = AutotagConfig(providers=(ProviderConfig(name="basic"),))
+    same = AutotagConfig(providers=(ProviderConfig(name="basic", timeout_seconds=3, max_attempts=5),))
+    other = AutotagConfig(providers=(ProviderConfig(name="basic", min_confidence=0.5),))
+    options = TagOptions()
+    assert provider_fingerprint(base, options) == provider_fingerprint(same, options)
+    assert provider_fingerprint(base, options) != provider_fingerprint(other, options)
+    assert provider_fingerprint(base, options) != provider_fingerprint(base, TagOptions(lang="fr"))
+
+
+def test_copies_tagged_at_once_make_one_provider_call(loop):
+    h = Harness(loop, tagger=FakeTagger(delay=0.2))
+    data = jpeg_bytes(48, 48)
+    for i in range(6):
+        h.objects.add(BUCKET, f"copy{i}.jpg", data, version_id="v1")
+    threads = [threading.Thread(target=h.process, args=(f"copy{i}.jpg",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert h.tagger.calls == 1
+    assert len(h.store.images_with_tag("dog").items) == 6
+
+
+def test_deleted_object_is_recorded_as_skipped(h):
+    record = h.process("gone.jpg")
+    assert record.status is ImageStatus.SKIPPED
+    assert record.error == "object no longer exists"
+    assert h.store.get(BUCKET, "gone.jpg").status is ImageStatus.SKIPPED
+    assert h.tagger.calls == 0
+    assert h.publisher.events == []
+
+
+def test_overwritten_object_is_left_to_its_own_event(h):
+    h.objects.add(BUCKET, "over.jpg", jpeg_bytes(32, 32), version_id=None, etag="new-etag")
+    record = h.process("over.jpg", version_id=None, etag="old-etag")
+    assert record.status is ImageStatus.SKIPPED
+    assert h.store.get(BUCKET, "over.jpg") is None
+    assert h.tagger.calls == 0
+
+
+def test_corrupt_image_is_a_recorded_announced_terminal_failure(h):
+    h.objects.add(BUCKET, "broken.jpg", truncated_jpeg(), version_id="v1")
+    with pytest.raises(TerminalProcessingError) as caught:
+        h.process("broken.jpg")
+    assert caught.value.code == "corrupt_image"
+    assert not caught.value.retryable
+    stored = h.store.get(BUCKET, "broken.jpg")
+    assert stored.status is ImageStatus.FAILED
+    assert stored.error_code == "corrupt_image"
+    assert stored.error
+    (detail,) = h.publisher.of_type(IMAGE_TAGGING_FAILED)
+    jsonschema.validate(detail, load_schema("image_tagging_failed"))
+    assert detail["error_code"] == "corrupt_image"
+    assert h.tagger.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"content_type": "text/plain"}, "unsupported_format"),
+        ({"content_type": "application/pdf"}, "unsupported_format"),
+    ],
+)
+def test_object_refused_from_its_head_is_never_downloaded(h, fields, code):
+    h.objects.add(BUCKET, "doc.jpg", jpeg_bytes(16, 16), version_id="v1", **fields)
+    with pytest.raises(TerminalProcessingError) as caught:
+        h.process("doc.jpg")
+    assert caught.value.code == code
+    assert h.objects.reads == 0
+
+
+def test_too_large_object_is_refused_before_download(loop):
+    from autotag.config import ImageLimits
+
+    h = Harness(loop, AutotagConfig(limits=ImageLimits(max_bytes=100)))
+    h.objects.add(BUCKET, "big.jpg", jpeg_bytes(64, 64), version_id="v1")
+    with pytest.raises(TerminalProcessingError) as caught:
+        h.process("big.jpg")
+    assert caught.value.code == "image_too_large"
+    assert h.objects.reads == 0
+
+
+def test_generic_content_type_is_sniffed(h):
+    h.objects.add(BUCKET, "raw.jpg", jpeg_bytes(16, 16), version_id="v1", content_type="binary/octet-stream")
+    assert h.process("raw.jpg").status is ImageStatus.TAGGED
+
+
+def test_transient_error_is_retried_in_process(h):
+    h.objects.add(BUCKET, "flaky.jpg", jpeg_bytes(16, 16), version_id="v1")
+    h.tagger.fail_next(TransientError("503"), times=1)
+    assert h.process("flaky.jpg").status is ImageStatus.TAGGED
+    assert h.tagger.calls == 2
+
+
+def test_persistent_transient_error_is_raised_and_leaves_no_trace(h):
+    h.objects.add(BUCKET, "down.jpg", jpeg_bytes(16, 16), version_id="v1")
+    h.tagger.fail_next(TransientError("503"), times=5)
+    with pytest.raises(TransientError) as caught:
+        h.process("down.jpg")
+    assert caught.value.retryable
+    assert h.tagger.calls == 2
+    assert h.store.get(BUCKET, "down.jpg") is None
+    assert h.publisher.events == []
+    # Not cached either: a later attempt calls the provider again.
+    h.tagger._queued.clear()
+    assert h.process("down.jpg").status is ImageStatus.TAGGED
+    assert h.tagger.calls == 3
+
+
+@pytest.mark.parametrize("error", [QuotaError("no credits"), AuthError("bad key")])
+def test_terminal_provider_errors_are_not_retried(h, error):
+    h.objects.add(BUCKET, "q.jpg", jpeg_bytes(16, 16), version_id="v1")
+    h.tagger.fail_next(error, times=3)
+    with pytest.raises(TerminalProcessingError) as caught:
+        h.process("q.jpg")
+    assert caught.value.code == error.code
+    assert h.tagger.calls == 1
+    assert h.store.get(BUCKET, "q.jpg").error_code == error.code
+
+
+def test_expired_deadline_is_retryable(h):
+    h.objects.add(BUCKET, "late.jpg", jpeg_bytes(16, 16), version_id="v1")
+    with pytest.raises(TransientError) as caught:
+        h.process("late.jpg", seconds=0)
+    assert caught.value.code == "deadline"
+    assert h.tagger.calls == 0
+
+
+def test_full_user_tag_set_is_untouched_and_the_record_says_why(h):
+    ten = {f"user-{i}": f"value {i}" for i in range(10)}
+    obj = h.objects.add(BUCKET, "full.jpg", jpeg_bytes(16, 16), version_id="v1", tags=dict(ten))
+    record = h.process("full.jpg")
+    assert obj.tags == ten
+    assert record.s3_tags.written == {}
+    assert record.s3_tags.reason == "no free tag slots: 10 user tags (S3 allows 10)"
+    assert record.tags  # still stored and indexed
+    assert h.store.images_with_tag("dog").items
+
+
+def test_retag_with_fewer_labels_removes_stale_index_items_and_s3_tags(h):
+    obj = h.objects.add(BUCKET, "re.jpg", jpeg_bytes(16, 16), version_id="v1", tags=dict(USER_TAGS))
+    h.process("re.jpg")
+    assert h.store.index_item_count() == 3
+    h.tagger.labels = (("dog", 0.7),)
+    h.service.config = AutotagConfig(lang="fr")  # a new fingerprint: the cache does not answer
+    record = h.process("re.jpg")
+    assert h.store.index_item_count() == 1
+    assert h.store.images_with_tag("pet").items == []
+    assert obj.tags == {**USER_TAGS, "autotag:dog": "0.70"}
+    assert record.s3_tags.removed == ("autotag:grass", "autotag:pet")
+
+
+# --- S3 notification parsing ------------------------------------------------------------------
+
+
+def test_sample_put_notification_decodes_the_key():
+    parsed = parse_s3_notification(load_event("s3_put_notification"), ObjectFilters())
+    (obj,) = parsed.objects
+    assert obj.key == "uploads/2025/Summer Holiday/chat noir \u2013 été 😺.jpg"
+    assert obj.version_id == "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
+    assert obj.etag == "9b2cf535f27731c974343645a3985328"
+    assert obj.idempotency_ref == {"bucket": obj.bucket, "key": obj.key, "version": obj.version_id}
+
+
+def test_unversioned_idempotency_uses_the_etag():
+    parsed = parse_s3_notification(s3_notification(s3_record("b", "a+b.jpg", etag="e1")), ObjectFilters())
+    (obj,) = parsed.objects
+    assert obj.key == "a+b.jpg"
+    assert obj.idempotency_ref["version"] == "etag:e1"
+
+
+def test_test_event_is_ignored():
+    parsed = parse_s3_notification(s3_test_event("b"), ObjectFilters())
+    assert parsed.test_event
+    assert parsed.objects == []
+
+
+def test_filters_and_event_names_exclude_records():
+    filters = ObjectFilters(include_prefixes=("in/",))
+    body = s3_notification(
+        s3_record("b", "in/ok.JPG"),
+        s3_record("b", "in/notes.txt"),
+        s3_record("b", "out/x.jpg"),
+        s3_record("b", "in/removed.jpg", event_name="ObjectRemoved:Delete"),
+    )
+    parsed = parse_s3_notification(body, filters)
+    assert [o.key for o in parsed.objects] == ["in/ok.JPG"]
+    assert len(parsed.ignored) == 3
+
+
+@pytest.mark.parametrize("body", ["not json", "[]", '{"Records": [{"eventName": "x"}]}', '{"foo": 1}'])
+def test_garbage_is_an_invalid_event(body):
+    with pytest.raises(BadInputError) as caught:
+        parse_s3_notification(body, ObjectFilters())
+    assert caught.value.code == "invalid_event"
