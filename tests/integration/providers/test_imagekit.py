@@ -1,0 +1,267 @@
+"""ImageKit adapter against a local server speaking seeds/003 (upload + AI auto-tagging)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+from autotag.config import ProviderConfig
+from autotag.credentials import StaticCredentials
+from autotag.errors import (
+    AuthError,
+    ConfigError,
+    ProviderBadInputError,
+    ProviderError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+    ThrottledError,
+    TransientError,
+)
+from autotag.providers.base import ProviderContext
+from autotag.providers.imagekit import ImageKitProvider
+
+from tests.integration.providers.seed_provider_kit import call, closed_port, make_images, options
+from tests.support.provider_servers import ExtensionPlan, ImageKitServer, Reply
+
+pytestmark = pytest.mark.integration
+
+KEY = "private_lkJ8s9QmZ2"
+SECRET = {"private_key": KEY}
+BOTH = ["google-auto-tagging", "aws-auto-tagging"]
+
+
+@pytest.fixture
+def server():
+    with ImageKitServer(private_key=KEY) as running:
+        yield running
+
+
+def tag(server, *, extensions=None, request_options=None, **kwargs):
+    provider_options = {
+        "upload_endpoint": server.url,
+        "extensions": extensions or BOTH,
+        "poll_interval_seconds": 0.05,
+        **kwargs.pop("provider_options", {}),
+    }
+    return call(
+        ImageKitProvider,
+        kwargs.pop("endpoint", server.url),
+        secret=SECRET,
+        provider_options=provider_options,
+        request_options=request_options or options(min_confidence=0.5, max_tags=5),
+        **kwargs,
+    )
+
+
+def test_documented_upload_with_both_extensions(server):
+    images = make_images()
+    result = tag(server, images=images).ok
+
+    upload, delete = server.requests
+    assert (upload.method, upload.path) == ("POST", "/api/v1/files/upload")
+    assert upload.header("authorization") == "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()
+    assert upload.files["file"].data == images[1].data
+    assert re.fullmatch(r"autotag-[0-9a-f]{16}-[0-9a-f]{8}\.jpg", upload.form["fileName"])
+    assert upload.form["folder"] == "/autotag"
+    assert upload.form["useUniqueFileName"] == "true"
+    assert json.loads(upload.form["extensions"]) == [
+        {"name": "google-auto-tagging", "minConfidence": 50, "maxTags": 5},
+        {"name": "aws-auto-tagging", "minConfidence": 50, "maxTags": 5},
+    ]
+
+    by_name = {t.name.casefold(): t for t in result.tags}
+    assert set(by_name) == {"toy", "teddy bear", "red", "stuffed toy", "art", "sweets", "heart", "plush"}
+    toy = by_name["toy"]
+    assert toy.confidence == pytest.approx(0.9852)
+    assert set(toy.categories) == {"aws-auto-tagging", "google-auto-tagging"}
+    assert by_name["red"].categories == ("google-auto-tagging",)
+    assert by_name["teddy bear"].confidence == pytest.approx(0.9852)
+    assert result.tags[0].confidence >= result.tags[-1].confidence
+
+    file_id = result.providers[0].details["file_id"]
+    assert (delete.method, delete.path) == ("DELETE", f"/v1/files/{file_id}")
+    assert delete.header("authorization") == upload.header("authorization")
+    assert server.deleted == [file_id]
+    details = result.providers[0].details
+    assert details["deleted"] is True
+    assert details["extension:google-auto-tagging"] == "success"
+    assert details["extension:aws-auto-tagging"] == "success"
+    assert details["polls"] == 0
+
+
+def test_thresholds_map_to_extension_parameters(server):
+    strict = options(min_confidence=0.8, max_tags=50)
+    assert tag(server, extensions=["aws-auto-tagging"], request_options=strict).ok.tags
+    assert json.loads(server.requests[0].form["extensions"]) == [
+        {"name": "aws-auto-tagging", "minConfidence": 80, "maxTags": 30}
+    ]
+    assert tag(server, extensions=["aws-auto-tagging"], request_options=options()).ok.tags
+    assert json.loads(server.requests[2].form["extensions"]) == [
+        {"name": "aws-auto-tagging", "minConfidence": 0, "maxTags": 10}
+    ]
+
+
+def test_pending_extension_is_polled_until_it_settles(server):
+    server.plans["aws-auto-tagging"].status = "pending"
+    server.plans["aws-auto-tagging"].pending_polls = 3
+    result = tag(server).ok
+
+    details = result.providers[0].details
+    assert details["polls"] == 3
+    assert details["extension:aws-auto-tagging"] == "success"
+    assert server.calls_to("/v1/files/", "GET") == 3
+    detail_paths = {r.path for r in server.requests if r.method == "GET"}
+    assert detail_paths == {f"/v1/files/{details['file_id']}/details"}
+    assert "Plush" in {t.name for t in result.tags}
+
+
+def test_pending_past_the_deadline_is_transient_and_the_file_is_still_deleted(server):
+    server.plans["google-auto-tagging"].status = "pending"
+    server.plans["google-auto-tagging"].pending_polls = 10_000
+    outcome = tag(server, timeout_seconds=0.6)
+    error = outcome.failed(TransientError)
+    assert error.code == "extension_pending"
+    assert error.retryable
+    assert "google-auto-tagging" in str(error)
+    assert len(server.deleted) == 1
+    assert server.files == {}
+
+
+def test_failed_extension_is_recorded_and_the_other_kept(server):
+    server.plans["google-auto-tagging"] = ExtensionPlan([("Toy", 90.0)], status="failed")
+    result = tag(server).ok
+    details = result.providers[0].details
+    assert details["extension:google-auto-tagging"] == "failed"
+    assert details["extension:aws-auto-tagging"] == "success"
+    assert {c for t in result.tags for c in t.categories} == {"aws-auto-tagging"}
+
+
+def test_pending_that_ends_failed_is_terminal_for_that_extension(server):
+    server.plans["aws-auto-tagging"] = ExtensionPlan([], status="pending", final="failed", pending_polls=1)
+    result = tag(server).ok
+    assert result.providers[0].details["extension:aws-auto-tagging"] == "failed"
+    assert result.tags
+
+
+def test_every_extension_failed_is_a_terminal_error(server):
+    for plan in server.plans.values():
+        plan.status = "failed"
+    error = tag(server).failed(ProviderError)
+    assert not error.retryable
+    assert error.provider_code == "extension_failed"
+    assert len(server.deleted) == 1
+
+
+def test_keep_the_file_when_delete_after_is_false(server):
+    result = tag(server, provider_options={"delete_after": False, "folder": "shop/tagged/"}).ok
+    assert server.calls == 1
+    (stored,) = server.files.values()
+    assert stored.folder == "/shop/tagged"
+    assert "deleted" not in result.providers[0].details
+
+
+def test_upload_and_api_endpoints_are_separate(server):
+    # The API base is unreachable: a synchronous answer with delete_after false never needs it.
+    outcome = tag(
+        server, endpoint=f"http://127.0.0.1:{closed_port()}", provider_options={"delete_after": False}
+    )
+    assert outcome.ok.tags
+    assert server.calls == 1
+
+
+def test_delete_failure_does_not_lose_the_tags(server):
+    server.script(*[ImageKitServer.error(500, "boom")] * 2, path="/v1/files/")
+    result = tag(server).ok
+    assert result.tags
+    assert result.providers[0].details["deleted"] is False
+    assert server.calls_to("/v1/files/", "DELETE") == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "code", "retryable"),
+    [
+        (400, ProviderBadInputError, "bad_input", False),
+        (401, AuthError, "auth", False),
+        (403, AuthError, "auth", False),
+        (404, ProviderBadInputError, "bad_input", False),
+        (429, ThrottledError, "throttled", True),
+        (500, TransientError, "transient", True),
+        (503, TransientError, "transient", True),
+    ],
+)
+def test_upload_error_statuses(server, status, error_type, code, retryable):
+    server.script(
+        *[
+            Reply(
+                status=status,
+                body={"message": f"nope {status}", "help": ""},
+                headers={"x-ik-requestid": "ik-9"},
+            )
+        ]
+        * 3
+    )
+    error = tag(server, max_attempts=1 if retryable else 3).failed(error_type)
+    assert error.code == code
+    assert error.retryable is retryable
+    assert error.provider_code == status
+    assert error.request_id == "ik-9"
+    assert f"nope {status}" in str(error)
+    assert server.calls == 1
+
+
+def test_wrong_key_is_auth(server):
+    outcome = call(
+        ImageKitProvider,
+        server.url,
+        secret={"private_key": "private_wrong"},
+        provider_options={"upload_endpoint": server.url},
+    )
+    error = outcome.failed(AuthError)
+    assert "private_wrong" not in str(error)
+
+
+def test_malformed_json(server):
+    server.script(*[Reply(status=200, body="<html>")] * 3)
+    error = tag(server).failed(ProviderResponseError)
+    assert error.retryable
+    assert server.calls == 3
+
+
+def test_slow_upload_past_the_timeout(server):
+    server.latency = 3.0
+    outcome = tag(server, timeout_seconds=0.5, provider_options={"delete_after": False})
+    outcome.failed(ProviderTimeoutError)
+    assert outcome.seconds < 2.0
+
+
+def test_429_with_retry_after_is_honoured(server):
+    server.script(ImageKitServer.error(429, "Too many requests", {"Retry-After": "1"}))
+    assert tag(server).ok.tags
+    first, second = server.requests[:2]
+    assert second.path == first.path == "/api/v1/files/upload"
+    assert second.received_at - first.received_at >= 0.95
+
+
+def test_rate_limit_reset_header_when_no_retry_after(server):
+    server.script(ImageKitServer.error(429, "Too many requests", {"X-RateLimit-Reset": "1000"}))
+    assert tag(server).ok.tags
+    first, second = server.requests[:2]
+    assert second.received_at - first.received_at >= 0.95
+
+
+def test_connection_refused():
+    dead = f"http://127.0.0.1:{closed_port()}"
+    outcome = call(
+        ImageKitProvider, dead, secret=SECRET, provider_options={"upload_endpoint": dead}, max_attempts=1
+    )
+    assert "connection failed" in str(outcome.failed(TransientError))
+
+
+@pytest.mark.parametrize("extensions", [[], ["clarifai-auto-tagging"], "nonsense"])
+def test_bad_extension_options_are_config_errors(extensions):
+    config = ProviderConfig(name="imagekit", options={"extensions": extensions})
+    context = ProviderContext(http=None, credentials=StaticCredentials({}))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        ImageKitProvider(config, context)
