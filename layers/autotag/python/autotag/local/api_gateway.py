@@ -1,23 +1,32 @@
 """The local API Gateway: HTTP on 127.0.0.1 → REST API Lambda proxy events → HTTP.
 
-It does what the REST API in front of ``tag_api`` does: the ``/{proxy+}`` resource, the API key
-check (``x-api-key``; a missing or unknown key is ``403 {"message":"Forbidden"}`` before the
-function runs), the proxy event (path, pathParameters, single- and multi-value query strings and
-headers, body with ``isBase64Encoded``, a requestContext with requestId, stage and
-identity.apiKey), the 10 MB payload limit, the integration timeout, and the gateway's own answers
-when the function fails (502) or times out (504).
+It does what the REST API in front of ``tag_api`` (``infra/api.py``) does:
+
+* the stage in the path (``/prod/v1/tags``; the API URL ends in the stage, as the ``ApiUrl``
+  output does) and the resource tree (``/``, ``/{proxy+}``, ``/v1``, ``/v1/{proxy+}``,
+  ``/v1/tags``) that sets ``resource`` and ``pathParameters``;
+* the API key check (``x-api-key``; missing or unknown → ``403 {"message":"Forbidden"}`` before the
+  function runs), the usage plan's per-key throttle and quota and the stage throttle (``429``);
+* the request validator of ``POST /v1/tags`` (``image`` / ``url`` must be strings or null within
+  their size limits → ``400 {"message": "Invalid request body"}``);
+* the proxy event (single- and multi-value query strings and headers, body with
+  ``isBase64Encoded`` for binary media types, a requestContext with requestId, stage and
+  identity.apiKey), the payload limit, the integration timeout, and the gateway's own answers when
+  the function fails (502) or times out (504).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import fnmatch
 import json
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,48 +34,36 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from autotag.local.runtime import FunctionPool
 from autotag.local.state import ACCOUNT_ID
+from autotag.resources import API_GATEWAY_MAX_INTEGRATION_SECONDS, API_GATEWAY_MAX_PAYLOAD_BYTES
 
 log = logging.getLogger("autotag.local")
 
-MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
-INTEGRATION_TIMEOUT_SECONDS = 29.0
-TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded")
+STAGE = "prod"
+"""The stage name of the deployed API (infra/api.py STAGE_NAME)."""
+MAX_URL_CHARS = 2048
+"""The request model's ``url`` limit (infra/api.py MAX_URL_CHARS)."""
+
+Response = tuple[int, list[tuple[str, str]], bytes]
 
 
-def _is_text(content_type: str | None, body: bytes) -> bool:
-    if not body:
-        return True
-    kind = (content_type or "").split(";")[0].strip().lower()
-    if kind and not kind.startswith(TEXT_TYPES) and not kind.endswith("+json"):
-        return False
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
+@dataclass
 class ApiGatewayConfig:
-    def __init__(
-        self,
-        *,
-        api_keys: set[str],
-        stage: str = "local",
-        public_paths: tuple[str, ...] = (),
-        integration_timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS,
-        rate_limit_per_second: float | None = None,
-        burst_limit: int | None = None,
-    ) -> None:
-        self.api_keys = api_keys
-        self.stage = stage
-        self.public_paths = public_paths
-        self.integration_timeout_seconds = integration_timeout_seconds
-        self.rate_limit_per_second = rate_limit_per_second
-        self.burst_limit = burst_limit
+    api_keys: set[str]
+    stage: str = STAGE
+    integration_timeout_seconds: float = float(API_GATEWAY_MAX_INTEGRATION_SECONDS)
+    key_rate_limit: float | None = None
+    key_burst_limit: int | None = None
+    quota_limit: int | None = None
+    quota_period: str = "DAY"
+    stage_rate_limit: float | None = None
+    stage_burst_limit: int | None = None
+    max_image_chars: int | None = None
+    binary_media_types: tuple[str, ...] = field(default=())
+    """The deployed API sets none, so every body reaches the function as text."""
 
 
 class _TokenBucket:
-    """The usage plan's throttle (rate per second, burst), per API key."""
+    """A throttle: `rate` requests per second sustained, `burst` at once."""
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
@@ -86,49 +83,65 @@ class _TokenBucket:
             return False
 
 
+def resource_for(path: str) -> tuple[str, dict[str, str] | None]:
+    """The resource of the deployed API's tree that serves `path`, and its path parameters."""
+    if path in ("/", "/v1", "/v1/tags"):
+        return path, None
+    if path.startswith("/v1/"):
+        return "/v1/{proxy+}", {"proxy": path[len("/v1/") :]}
+    return "/{proxy+}", {"proxy": path.lstrip("/")}
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    return next((v for k, v in headers if k.lower() == name), None)
+
+
+def _is_binary(content_type: str | None, binary_media_types: tuple[str, ...]) -> bool:
+    kind = (content_type or "").split(";")[0].strip().lower()
+    return bool(kind) and any(fnmatch.fnmatch(kind, pattern.lower()) for pattern in binary_media_types)
+
+
 def proxy_event(
     *,
     method: str,
-    raw_path: str,
+    path: str,
+    query: str,
     headers: list[tuple[str, str]],
     body: bytes,
     stage: str,
     api_key: str | None,
     source_ip: str,
     host: str,
+    binary_media_types: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The REST API proxy integration event for one HTTP request."""
-    split = urlsplit(raw_path)
-    path = unquote(split.path) or "/"
+    """The REST API proxy integration event for one HTTP request (`path` without the stage)."""
     single_headers: dict[str, str] = {}
     multi_headers: dict[str, list[str]] = {}
     for name, value in headers:
         single_headers[name] = value
         multi_headers.setdefault(name, []).append(value)
-    pairs = parse_qsl(split.query, keep_blank_values=True)
     single_query: dict[str, str] = {}
     multi_query: dict[str, list[str]] = {}
-    for name, value in pairs:
+    for name, value in parse_qsl(query, keep_blank_values=True):
         single_query[name] = value
         multi_query.setdefault(name, []).append(value)
-    content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
-    text = _is_text(content_type, body)
+    binary = _is_binary(_header(headers, "content-type"), binary_media_types)
+    resource, path_parameters = resource_for(path)
     now = datetime.now(UTC)
     request_id = str(uuid.uuid4())
-    user_agent = next((v for k, v in headers if k.lower() == "user-agent"), None)
     return {
-        "resource": "/{proxy+}",
+        "resource": resource,
         "path": path,
         "httpMethod": method,
         "headers": single_headers or None,
         "multiValueHeaders": multi_headers or None,
         "queryStringParameters": single_query or None,
         "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": {"proxy": path.lstrip("/")} if path != "/" else None,
+        "pathParameters": path_parameters,
         "stageVariables": None,
         "requestContext": {
             "resourceId": "local",
-            "resourcePath": "/{proxy+}",
+            "resourcePath": resource,
             "httpMethod": method,
             "extendedRequestId": request_id,
             "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
@@ -145,20 +158,23 @@ def proxy_event(
                 "cognitoIdentityId": None,
                 "caller": None,
                 "apiKey": api_key,
-                "apiKeyId": "local-key" if api_key else None,
+                "apiKeyId": "local-api-key" if api_key else None,
                 "sourceIp": source_ip,
+                "principalOrgId": None,
                 "accessKey": None,
                 "cognitoAuthenticationType": None,
                 "cognitoAuthenticationProvider": None,
                 "userArn": None,
-                "userAgent": user_agent,
+                "userAgent": _header(headers, "user-agent"),
                 "user": None,
             },
             "domainName": host,
             "apiId": "local",
         },
-        "body": (body.decode("utf-8") if text else base64.b64encode(body).decode()) if body else None,
-        "isBase64Encoded": bool(body) and not text,
+        "body": (base64.b64encode(body).decode() if binary else body.decode("utf-8", "replace"))
+        if body
+        else None,
+        "isBase64Encoded": bool(body) and binary,
     }
 
 
@@ -175,16 +191,27 @@ class LocalApiGateway:
         self.function = function
         self.config = config
         self.on_request = on_request
-        self._buckets: dict[str, _TokenBucket] = {}
-        self._buckets_lock = threading.Lock()
+        self._key_buckets: dict[str, _TokenBucket] = {}
+        self._quota_used: dict[tuple[str, str], int] = {}
+        self._counters_lock = threading.Lock()
+        self._stage_bucket = (
+            _TokenBucket(config.stage_rate_limit, config.stage_burst_limit or int(config.stage_rate_limit))
+            if config.stage_rate_limit
+            else None
+        )
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
     @property
-    def url(self) -> str:
+    def base_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    @property
+    def url(self) -> str:
+        """Like the stack's ``ApiUrl`` output: ends with the stage and a slash."""
+        return f"{self.base_url}/{self.config.stage}/"
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever, name="api-gateway", daemon=True)
@@ -196,42 +223,79 @@ class LocalApiGateway:
         if self._thread:
             self._thread.join(5)
 
-    def _throttled(self, api_key: str) -> bool:
-        rate, burst = self.config.rate_limit_per_second, self.config.burst_limit
-        if not rate:
+    def _within_plan(self, api_key: str) -> Response | None:
+        """The usage plan and stage limits; a 429 when one is exceeded."""
+        with self._counters_lock:
+            if self.config.key_rate_limit:
+                bucket = self._key_buckets.setdefault(
+                    api_key,
+                    _TokenBucket(self.config.key_rate_limit, self.config.key_burst_limit or 1),
+                )
+            else:
+                bucket = None
+            if self.config.quota_limit is not None:
+                period = (api_key, _quota_window(self.config.quota_period))
+                used = self._quota_used.get(period, 0)
+                if used >= self.config.quota_limit:
+                    return _gateway_error(429, "Limit Exceeded", "LimitExceededException", str(uuid.uuid4()))
+                self._quota_used[period] = used + 1
+        if (self._stage_bucket and not self._stage_bucket.take()) or (bucket and not bucket.take()):
+            return _gateway_error(429, "Too Many Requests", "TooManyRequestsException", str(uuid.uuid4()))
+        return None
+
+    def _invalid_body(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bool:
+        """The request validator on POST /v1/tags (JSON body; image and url sizes)."""
+        if method != "POST" or path != "/v1/tags":
             return False
-        with self._buckets_lock:
-            bucket = self._buckets.setdefault(api_key, _TokenBucket(rate, burst or int(rate)))
-        return not bucket.take()
+        content_type = (_header(headers, "content-type") or "application/json").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return False  # the model is declared for application/json only
+        try:
+            document = json.loads(body or b"null")
+        except ValueError:
+            return True
+        if not isinstance(document, dict):
+            return True
+        limits = {"image": self.config.max_image_chars, "url": MAX_URL_CHARS}
+        for name, limit in limits.items():
+            value = document.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, str) or (limit is not None and len(value) > limit):
+                return True
+        return False
 
     def handle(
-        self,
-        method: str,
-        raw_path: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        source_ip: str,
-        host: str,
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        gateway_id = str(uuid.uuid4())
-        path = unquote(urlsplit(raw_path).path)
-        api_key = next((v for k, v in headers if k.lower() == "x-api-key"), None)
-        public = any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.config.public_paths)
-        if not public and (api_key is None or api_key not in self.config.api_keys):
-            return _gateway_error(403, "Forbidden", "ForbiddenException", gateway_id)
-        if api_key and self._throttled(api_key):
-            return _gateway_error(429, "Too Many Requests", "TooManyRequestsException", gateway_id)
-        if len(body) > MAX_PAYLOAD_BYTES:
-            return _gateway_error(413, "Request Too Long", "RequestTooLongException", gateway_id)
+        self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes, client: str, host: str
+    ) -> Response:
+        split = urlsplit(raw_path)
+        full_path = unquote(split.path)
+        stage_prefix = f"/{self.config.stage}"
+        if full_path != stage_prefix and not full_path.startswith(stage_prefix + "/"):
+            # No such stage: API Gateway answers 403 without naming what is missing.
+            return _gateway_error(403, "Forbidden", "ForbiddenException", str(uuid.uuid4()))
+        path = full_path[len(stage_prefix) :] or "/"
+        api_key = _header(headers, "x-api-key")
+        if api_key is None or api_key not in self.config.api_keys:
+            return _gateway_error(403, "Forbidden", "ForbiddenException", str(uuid.uuid4()))
+        refused = self._within_plan(api_key)
+        if refused is not None:
+            return refused
+        if len(body) > API_GATEWAY_MAX_PAYLOAD_BYTES:
+            return _gateway_error(413, "Request Too Long", "RequestTooLongException", str(uuid.uuid4()))
+        if self._invalid_body(method, path, headers, body):
+            return _gateway_error(400, "Invalid request body", "BadRequestException", str(uuid.uuid4()))
         event = proxy_event(
             method=method,
-            raw_path=raw_path,
+            path=path,
+            query=split.query,
             headers=headers,
             body=body,
             stage=self.config.stage,
-            api_key=api_key if not public or api_key else None,
-            source_ip=source_ip,
+            api_key=api_key,
+            source_ip=client,
             host=host,
+            binary_media_types=self.config.binary_media_types,
         )
         request_id = event["requestContext"]["requestId"]
         timeout = min(self.function.spec.timeout_seconds, self.config.integration_timeout_seconds)
@@ -248,7 +312,7 @@ class LocalApiGateway:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            server_version = "autotag-local-apigw"
+            server_version = "autotag-local-apigateway"
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -271,10 +335,9 @@ class LocalApiGateway:
                 if self.command != "HEAD":
                     self.wfile.write(payload)
                 if gateway.on_request:
+                    millis = (time.monotonic() - started) * 1000
                     with contextlib.suppress(Exception):
-                        gateway.on_request(
-                            self.command, self.path, status, (time.monotonic() - started) * 1000
-                        )
+                        gateway.on_request(self.command, self.path, status, millis)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
@@ -284,21 +347,25 @@ class LocalApiGateway:
         return Handler
 
 
-def _gateway_error(
-    status: int, message: str, kind: str, request_id: str
-) -> tuple[int, list[tuple[str, str]], bytes]:
-    return (
-        status,
-        [
-            ("Content-Type", "application/json"),
-            ("x-amzn-RequestId", request_id),
-            ("x-amzn-ErrorType", kind),
-        ],
-        json.dumps({"message": message}).encode(),
-    )
+def _quota_window(period: str) -> str:
+    """The usage plan's current quota window (UTC day, ISO week or month)."""
+    now = datetime.now(UTC)
+    if period == "WEEK":
+        year, week, _ = now.isocalendar()
+        return f"{year}-W{week}"
+    return now.strftime("%Y-%m") if period == "MONTH" else now.strftime("%Y-%m-%d")
 
 
-def _proxy_response(payload: Any, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
+def _gateway_error(status: int, message: str, kind: str, request_id: str) -> Response:
+    headers = [
+        ("Content-Type", "application/json"),
+        ("x-amzn-RequestId", request_id),
+        ("x-amzn-ErrorType", kind),
+    ]
+    return status, headers, json.dumps({"message": message}).encode()
+
+
+def _proxy_response(payload: Any, request_id: str) -> Response:
     """The function's proxy response → HTTP; a malformed one is a 502, as API Gateway answers."""
     if not isinstance(payload, dict) or not isinstance(payload.get("statusCode"), int):
         log.warning("tag_api returned a malformed proxy response")

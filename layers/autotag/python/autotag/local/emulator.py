@@ -74,6 +74,10 @@ class EmulatorProcess:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def start(self) -> None:
         ensure_port_free(self.host, self.port, what="emulator (--aws-port)")
         if self.port == 0:

@@ -44,7 +44,6 @@ from autotag.resources import DeploymentConfig, FunctionName
 DEFAULT_AWS_PORT = 4566
 DEFAULT_API_PORT = 3000
 SHUTDOWN_GRACE_SECONDS = 10.0
-API_STAGE = "local"
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -174,9 +173,13 @@ class LocalStack:
             self._pools[FunctionName.TAG_API],
             ApiGatewayConfig(
                 api_keys={api_key},
-                stage=API_STAGE,
-                rate_limit_per_second=api.rate_limit,
-                burst_limit=api.burst_limit,
+                key_rate_limit=api.rate_limit,
+                key_burst_limit=api.burst_limit,
+                quota_limit=api.quota_limit,
+                quota_period=api.quota_period,
+                stage_rate_limit=api.stage_rate_limit,
+                stage_burst_limit=api.stage_burst_limit,
+                max_image_chars=api.max_image_chars,
             ),
             host=options.host,
             port=options.api_port,
@@ -274,13 +277,18 @@ class LocalStack:
 
         watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         previous = {s: signal.signal(s, on_signal) for s in watched}
-        status = 0
         try:
             state = self.start()
+        except BaseException:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            raise
+        status = 0
+        try:
             if on_ready:
                 on_ready(state)
             while not stop.wait(0.5):
-                if self._emulator.pid is None or not self._emulator_alive():
+                if not self._emulator_alive():
                     self.emit("autotag local: the AWS emulator exited; stopping")
                     status = 1
                     break
@@ -289,11 +297,11 @@ class LocalStack:
             self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            self.emit("autotag local: stopped")
         return status
 
     def _emulator_alive(self) -> bool:
-        process = self._emulator._process
-        return process is not None and process.poll() is None
+        return self._emulator.running
 
     # -- log lines
 
@@ -366,7 +374,7 @@ def banner(state: LocalState, options: LocalOptions) -> str:
         "autotag local is running (Ctrl-C to stop)",
         f"  AWS emulator     {endpoint}",
         f"                   e.g. aws --endpoint-url {endpoint} s3 cp photo.jpg s3://{r.images_bucket}/",
-        f"  API              {state.api_url}   (stage '{API_STAGE}'; header x-api-key)",
+        f"  API              {state.api_url}   (header x-api-key; e.g. POST {state.api_url}v1/tags)",
         f"  API key          {state.api_key}",
         f"  images bucket    {r.images_bucket}",
         f"  table            {r.table_name}   (idempotency: {r.idempotency_table_name})",
