@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "autotag.cli.tag",
     "autotag.cli.providers",
     "autotag.cli.config",
+    "autotag.cli.local",
 ]
 
 EXIT_OK = 0
