@@ -1,0 +1,200 @@
+"""Request and response models of the on-demand API. The OpenAPI document is generated from these,
+and the same models validate what comes in and shape what goes out."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from autotag.image import ImageFormat, S3Location, SourceImage
+from autotag.models import Classification, ProviderStatus, Tag, TagOptions, TagResult
+from autotag.store.base import ImageRecord, TagHit
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"
+MAX_URL_LENGTH = 2048
+UPLOAD_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff")
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class S3Reference(_Request):
+    bucket: str = Field(pattern=S3_BUCKET_PATTERN, description="A bucket the deployment allows")
+    key: str = Field(min_length=1, max_length=1024)
+    version_id: str | None = Field(default=None, min_length=1, max_length=1024)
+
+    def location(self) -> S3Location:
+        return S3Location(bucket=self.bucket, key=self.key, version_id=self.version_id)
+
+
+class TagRequest(_Request):
+    """Exactly one of `image`, `url` or `s3`."""
+
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The image as base64 (standard or URL-safe) or a data URL (data:image/png;base64,...)",
+    )
+    url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="An https URL; private, loopback, link-local and metadata addresses are refused",
+        examples=["https://images.example.com/cat.jpg"],
+    )
+    s3: S3Reference | None = Field(default=None, description="An object in an allowed bucket")
+    options: TagOptions = Field(default_factory=TagOptions)
+    store: bool = Field(
+        default=False,
+        description="Also persist the result and tag the object, as an upload would (s3 sources only)",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TagRequest:
+        given = [name for name in ("image", "url", "s3") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "source_count",
+                "give exactly one of image, url or s3 (got {given})",
+                {"given": ", ".join(given) or "none"},
+            )
+        if self.store and self.s3 is None:
+            raise PydanticCustomError("store_needs_s3", "store applies to s3 sources only")
+        return self
+
+    @property
+    def source_kind(self) -> Literal["image", "url", "s3"]:
+        if self.image is not None:
+            return "image"
+        return "url" if self.url is not None else "s3"
+
+
+class ImageInfo(BaseModel):
+    format: ImageFormat | None = None
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    size: int | None = Field(default=None, description="Bytes")
+    sha256: str | None = None
+
+    @classmethod
+    def of(cls, image: SourceImage) -> ImageInfo:
+        return cls(
+            format=image.format,
+            content_type=image.content_type,
+            width=image.width,
+            height=image.height,
+            size=image.size,
+            sha256=image.sha256,
+        )
+
+    @classmethod
+    def of_record(cls, record: ImageRecord) -> ImageInfo:
+        return cls(
+            content_type=record.content_type,
+            width=record.width,
+            height=record.height,
+            size=record.size,
+            sha256=record.sha256,
+        )
+
+
+class SourceInfo(BaseModel):
+    kind: Literal["image", "url", "s3"]
+    url: str | None = None
+    s3: S3Reference | None = None
+
+
+class TagResponse(BaseModel):
+    """The normalized result for one image."""
+
+    request_id: str
+    source: SourceInfo
+    image: ImageInfo
+    tags: tuple[Tag, ...] = ()
+    title: str | None = None
+    description: str | None = None
+    classification: Classification | None = None
+    providers: tuple[ProviderStatus, ...] = ()
+    stored: bool = Field(default=False, description="The result was persisted and the object tagged")
+    record: ImageRecord | None = Field(default=None, description="The stored record (store=true only)")
+
+    @classmethod
+    def of_result(
+        cls, result: TagResult, *, request_id: str, source: SourceInfo, image: ImageInfo
+    ) -> TagResponse:
+        return cls(
+            request_id=request_id,
+            source=source,
+            image=image,
+            tags=result.tags,
+            title=result.title,
+            description=result.description,
+            classification=result.classification,
+            providers=result.providers,
+        )
+
+    @classmethod
+    def of_record(cls, record: ImageRecord, *, request_id: str, source: SourceInfo) -> TagResponse:
+        return cls(
+            request_id=request_id,
+            source=source,
+            image=ImageInfo.of_record(record),
+            tags=record.tags,
+            title=record.title,
+            description=record.description,
+            classification=record.classification,
+            providers=record.providers,
+            stored=True,
+            record=record,
+        )
+
+
+class ImageRecordResponse(BaseModel):
+    request_id: str
+    image: ImageRecord
+
+
+class TagHitsPage(BaseModel):
+    request_id: str
+    tag: str
+    items: list[TagHit]
+    cursor: str | None = Field(default=None, description="Opaque; pass it back as ?cursor= for the next page")
+
+
+class UploadRequest(_Request):
+    content_type: Literal["image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"] = (
+        Field(description="Sent back as the Content-Type the upload must use")
+    )
+    size: int = Field(gt=0, description="Bytes the client will upload; refused above the image limit")
+    filename: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Kept (made S3-safe) as the last part of the object key",
+    )
+
+
+class UploadResponse(BaseModel):
+    request_id: str
+    method: Literal["PUT"] = "PUT"
+    url: str = Field(description="Presigned URL; PUT the bytes there with the headers below")
+    headers: dict[str, str]
+    bucket: str
+    key: str
+    expires_in: int = Field(description="Seconds the URL stays valid")
+    max_bytes: int = Field(description="Objects above this size are refused when they are tagged")
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int] = Field(default_factory=list, description="Where in the request, e.g. body.url")
+    type: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    code: str = Field(description="Stable, machine-readable; see docs/api.md")
+    message: str
+    request_id: str
+    details: list[ErrorDetail] | None = None

@@ -1,0 +1,261 @@
+"""The event-bus subscriber (``on_event``): ``Tag Image Requested`` events (source ``autotag``) and
+S3 ``Object Created`` events delivered by EventBridge (source ``aws.s3``) run the same per-object
+pipeline as an upload (:class:`autotag.service.TaggingService`).
+
+Failure handling (see docs/api.md, "Event bus"):
+- malformed events, disallowed buckets and terminal image failures are sent to the function's DLQ
+  (``DLQ_URL``) with the reason as message attributes, and the invocation succeeds: retrying
+  cannot help, and a Lambda retry would only repeat the failure;
+- transient failures raise, so Lambda's asynchronous retries run, and after them the function's
+  on-failure DLQ (set by the stack) keeps the event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import (
+    EventBridgeModel,
+    S3EventNotificationEventBridgeModel,
+)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from autotag.config import ObjectFilters
+from autotag.dlq import DeadLetter, DeadLetterQueue
+from autotag.errors import AutotagError, BadInputError
+from autotag.image import S3Location
+from autotag.models import TagOptions
+from autotag.objects import ObjectStorage
+from autotag.resources import DETAIL_TYPE_TAG_REQUESTED, EVENT_SOURCE
+from autotag.retry import Deadline
+from autotag.service import TaggingService, TerminalProcessingError
+from autotag.store.base import ImageRecord
+
+logger = Logger(service="autotag", child=True)
+
+S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"
+
+
+# --- Event models --------------------------------------------------------------------------------
+
+
+class TagImageRequestedDetail(BaseModel):
+    """``detail`` of a ``Tag Image Requested`` event (events/schemas/tag_image_requested.schema.json)."""
+
+    model_config = ConfigDict(extra="forbid", title="TagImageRequested")
+
+    bucket: str = Field(pattern=S3_BUCKET_PATTERN, description="A bucket the deployment allows")
+    key: str = Field(min_length=1, max_length=1024, description="The object key, not URL-encoded")
+    version_id: str | None = Field(default=None, min_length=1, max_length=1024)
+    options: TagOptions = Field(default_factory=TagOptions, description="Same options as POST /v1/tags")
+
+
+class TagImageRequestedEvent(EventBridgeModel):
+    source: Literal["autotag"]
+    detail_type: Literal["Tag Image Requested"] = Field(alias="detail-type")
+    detail: TagImageRequestedDetail
+
+
+class S3ObjectCreatedEvent(S3EventNotificationEventBridgeModel):
+    source: Literal["aws.s3"]
+    detail_type: Literal["Object Created"] = Field(alias="detail-type")
+
+
+BusEvent = Annotated[TagImageRequestedEvent | S3ObjectCreatedEvent, Field(discriminator="source")]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to tag, whichever event asked."""
+
+    location: S3Location
+    options: TagOptions
+    etag: str | None
+    kind: Literal["tag_image_requested", "s3_object_created"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Literal["tagged", "skipped", "failed", "ignored", "dead_lettered"]
+    bucket: str | None = None
+    key: str | None = None
+    error_code: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class InvalidEventError(BadInputError):
+    code = "invalid_event"
+
+
+class BucketNotAllowedError(BadInputError):
+    code = "bucket_not_allowed"
+
+
+def parse_bus_event(event: object) -> BusEvent:
+    """The event as one of the accepted models, or :class:`InvalidEventError` with the reason."""
+    if not isinstance(event, dict):
+        raise InvalidEventError("event is not a JSON object")
+    try:
+        parsed: BusEvent = parse(event=event, model=BusEvent)  # type: ignore[call-overload]
+        return parsed
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(event)'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise InvalidEventError(
+            f"not a Tag Image Requested or S3 Object Created event ({problems})"
+        ) from None
+
+
+def to_request(event: BusEvent) -> Request:
+    if isinstance(event, TagImageRequestedEvent):
+        detail = event.detail
+        return Request(
+            location=S3Location(detail.bucket, detail.key, detail.version_id),
+            options=detail.options,
+            etag=None,
+            kind="tag_image_requested",
+        )
+    obj = event.detail.object
+    return Request(
+        location=S3Location(event.detail.bucket.name, obj.key, obj.version_id or None),
+        options=TagOptions(),
+        etag=(obj.etag or None),
+        kind="s3_object_created",
+    )
+
+
+# --- The subscriber -------------------------------------------------------------------------------
+
+
+class BusSubscriber:
+    def __init__(
+        self,
+        *,
+        service: TaggingService,
+        dead_letters: DeadLetterQueue,
+        allowed_buckets: tuple[str, ...],
+        filters: ObjectFilters,
+        objects: ObjectStorage | None = None,
+    ) -> None:
+        self.service = service
+        self.dead_letters = dead_letters
+        self.allowed_buckets = allowed_buckets
+        self.filters = filters
+        self.objects = objects or service.objects
+
+    def handle(self, event: object, *, deadline: Deadline) -> Outcome:
+        try:
+            request = to_request(parse_bus_event(event))
+            self._check(request)
+        except BadInputError as error:
+            return self._dead_letter(event, error, None)
+        if request.kind == "s3_object_created" and not self.filters.accepts(request.location.key):
+            logger.info("object excluded by the filters", extra={"s3_uri": request.location.uri})
+            return Outcome("ignored", request.location.bucket, request.location.key)
+        location = self._existing_key(request.location)
+        try:
+            record = self.service.process_object(
+                location, options=request.options, deadline=deadline, etag=request.etag
+            )
+        except TerminalProcessingError as error:
+            # Already stored as failed and announced by the service; keep the event with the reason.
+            return self._dead_letter(event, error.cause, location)
+        return self._outcome(record)
+
+    def _check(self, request: Request) -> None:
+        if request.location.bucket not in self.allowed_buckets:
+            raise BucketNotAllowedError(f"bucket {request.location.bucket!r} is not one this deployment tags")
+
+    def _existing_key(self, location: S3Location) -> S3Location:
+        """S3 URL-encodes keys in some event shapes: use the decoded key when only it exists."""
+        decoded = unquote_plus(location.key)
+        if decoded == location.key or self.objects.head(location) is not None:
+            return location
+        candidate = S3Location(location.bucket, decoded, location.version_id)
+        return candidate if self.objects.head(candidate) is not None else location
+
+    def _dead_letter(self, event: object, error: AutotagError, location: S3Location | None) -> Outcome:
+        bucket, key = (location.bucket, location.key) if location else _where(event)
+        attributes = {"source_function": "on_event"}
+        if bucket:
+            attributes["bucket"] = bucket
+        if key:
+            attributes["key"] = key
+        self.dead_letters.send(
+            DeadLetter(
+                body=json.dumps(event, default=str),
+                error_code=error.code,
+                reason=str(error),
+                attributes=attributes,
+            )
+        )
+        logger.warning(
+            "event sent to the DLQ", extra={"error_code": error.code, "reason": str(error), "bucket": bucket}
+        )
+        return Outcome("dead_lettered", bucket, key, error.code)
+
+    @staticmethod
+    def _outcome(record: ImageRecord) -> Outcome:
+        status: Literal["tagged", "skipped", "failed"] = record.status.value
+        return Outcome(status, record.bucket, record.key, record.error_code)
+
+
+def _where(event: object) -> tuple[str | None, str | None]:
+    """Best-effort bucket and key of an event that did not parse (for the DLQ attributes)."""
+    detail = event.get("detail") if isinstance(event, dict) else None
+    if not isinstance(detail, dict):
+        return None, None
+    bucket, key = detail.get("bucket"), detail.get("key")
+    if isinstance(bucket, dict):
+        bucket = bucket.get("name")
+    obj = detail.get("object")
+    if isinstance(obj, dict):
+        key = obj.get("key")
+    return (bucket if isinstance(bucket, str) else None), (key if isinstance(key, str) else None)
+
+
+@lru_cache(maxsize=1)
+def build_subscriber() -> BusSubscriber:
+    from autotag.config import get_config
+    from autotag.dlq import SqsDeadLetterQueue
+    from autotag.errors import ConfigError
+    from autotag.service import aws_clients, build_service
+    from autotag.settings import get_settings
+
+    settings = get_settings()
+    if not settings.dlq_url:
+        raise ConfigError("DLQ_URL is not set: on_event needs a queue for events it cannot process")
+    return BusSubscriber(
+        service=build_service(),
+        dead_letters=SqsDeadLetterQueue(aws_clients().client("sqs"), settings.dlq_url),
+        allowed_buckets=settings.allowed_buckets,
+        filters=get_config().filters,
+    )
+
+
+def tag_image_requested_schema() -> dict[str, Any]:
+    """The JSON Schema of the ``Tag Image Requested`` detail (events/schemas/)."""
+    schema = TagImageRequestedDetail.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:autotag:events:tag-image-requested:v1",
+        "description": f"detail of '{DETAIL_TYPE_TAG_REQUESTED}' events (source '{EVENT_SOURCE}') "
+        "on the autotag bus: tag this S3 object as an upload would be.",
+        **schema,
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover - writes events/schemas/tag_image_requested.schema.json
+    import sys
+
+    print(json.dumps(tag_image_requested_schema(), indent=2))
+    sys.exit(0)

@@ -1,0 +1,268 @@
+"""The resources the tag_api and on_event handlers need, made in the AWS emulator, plus the local
+imagedescriber server and a fake slice of the internet for URL sources.
+
+`api_stack(emulator)` sets the function environment the way the stack does (TABLE_NAME,
+EVENT_BUS_NAME, IMAGES_BUCKET, ALLOWED_BUCKETS, DLQ_URL, AUTOTAG_CONFIG, the provider secret),
+installs an API runtime whose URL fetcher resolves names only through `FakeDns` and connects only
+through `LoopbackInternet` (anything else fails the test), and undoes it all at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from autotag.fetch import fetch_image_url
+from autotag.store.dynamodb import create_table
+
+from tests.support.aws import Emulator, unique
+from tests.support.https_server import FakeDns, ImageHost, LoopbackInternet
+from tests.support.provider_servers import ImageDescriberServer
+
+EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
+PUBLIC_IMAGE_HOST = "93.184.215.14"
+PUBLIC_REDIRECTOR = "93.184.215.15"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS_DIR / name).read_text())
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "tag_api"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:tag_api"
+    log_group_name: str = "/aws/lambda/tag_api"
+    log_stream_name: str = "2025/11/20/[$LATEST]0123456789abcdef"
+    deadline_ms: float = field(default_factory=lambda: time.time() * 1000 + 29_000)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int(self.deadline_ms - time.time() * 1000))
+
+
+@dataclass
+class HttpReply:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def rest_event(
+    method: str,
+    path: str,
+    *,
+    body: str | None = None,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    base64_body: bool = False,
+) -> dict[str, Any]:
+    """A REST proxy event built from the sample in events/ (API Gateway's exact shape)."""
+    event = copy.deepcopy(load_event("apigw_post_tags.json"))
+    merged = {k: v for k, v in event["headers"].items() if k != "Content-Type"}
+    if body is not None:
+        merged["Content-Type"] = "application/json"
+    merged.update(headers or {})
+    event.update(
+        httpMethod=method,
+        path=path,
+        body=base64.b64encode(body.encode()).decode() if (base64_body and body is not None) else body,
+        isBase64Encoded=base64_body,
+        headers=merged,
+        multiValueHeaders={k: [v] for k, v in merged.items()},
+        queryStringParameters=query or None,
+        multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None,
+        pathParameters={"proxy": path.lstrip("/")},
+    )
+    event["requestContext"].update(
+        httpMethod=method, path="/prod" + path, requestId=str(uuid.uuid4()), resourcePath="/{proxy+}"
+    )
+    return event
+
+
+@dataclass
+class ApiStack:
+    emulator: Emulator
+    bucket: str
+    other_bucket: str
+    table: str
+    bus: str
+    events_queue_url: str
+    dlq_url: str
+    provider: ImageDescriberServer
+    web: ImageHost
+    internet: LoopbackInternet
+    dns: FakeDns
+
+    def s3(self) -> Any:
+        return self.emulator.client("s3")
+
+    def put_image(
+        self, key: str, data: bytes, content_type: str = "image/jpeg", bucket: str | None = None
+    ) -> dict:
+        return self.s3().put_object(
+            Bucket=bucket or self.bucket, Key=key, Body=data, ContentType=content_type
+        )
+
+    def invoke(self, event: dict[str, Any]) -> HttpReply:
+        from functions.tag_api.handler import handler
+
+        response = handler(event, FakeLambdaContext())
+        assert set(response) >= {"statusCode", "body"}, response
+        headers = {k.lower(): str(v) for k, v in (response.get("headers") or {}).items()}
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers.setdefault(name.lower(), str(values[0]))
+        return HttpReply(int(response["statusCode"]), headers, response.get("body") or "")
+
+    def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> HttpReply:
+        text = body if isinstance(body, str) or body is None else json.dumps(body)
+        return self.invoke(rest_event(method, path, body=text, **kwargs))
+
+    def image_path(self, bucket: str, key: str) -> str:
+        return f"/v1/images/{bucket}/{quote(key, safe='/')}"
+
+    def drain_events(self, *, wait: float = 3.0, expect: int = 1) -> list[dict[str, Any]]:
+        """Outcome events the bus delivered to the capture queue (at least `expect`, or after `wait`)."""
+        sqs = self.emulator.client("sqs")
+        found: list[dict[str, Any]] = []
+        until = time.monotonic() + wait
+        while time.monotonic() < until and len(found) < expect:
+            reply = sqs.receive_message(
+                QueueUrl=self.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            )
+            for message in reply.get("Messages", []):
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            if len(found) < expect:
+                time.sleep(0.1)
+        return found
+
+    def dead_letters(self, *, wait: float = 2.0) -> list[dict[str, Any]]:
+        sqs = self.emulator.client("sqs")
+        until = time.monotonic() + wait
+        while time.monotonic() < until:
+            reply = sqs.receive_message(
+                QueueUrl=self.dlq_url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            )
+            if reply.get("Messages"):
+                return list(reply["Messages"])
+            time.sleep(0.1)
+        return []
+
+
+@contextlib.contextmanager
+def api_stack(emulator: Emulator) -> Iterator[ApiStack]:
+    from autotag.api.runtime import build_runtime, set_runtime
+    from autotag.api.settings import get_api_settings
+    from autotag.config import get_config
+    from autotag.service import reset_service
+
+    s3, ddb, events, sqs = (emulator.client(name) for name in ("s3", "dynamodb", "events", "sqs"))
+    bucket, other_bucket = unique("images"), unique("elsewhere")
+    table, bus = unique("autotag"), unique("autotag-bus")
+    for name in (bucket, other_bucket):
+        s3.create_bucket(Bucket=name)
+    create_table(ddb, table)
+    events.create_event_bus(Name=bus)
+    queue_url = sqs.create_queue(QueueName=unique("bus-capture"))["QueueUrl"]
+    dlq_url = sqs.create_queue(QueueName=unique("event-dlq"))["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    rule = unique("capture")
+    events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps({"source": ["autotag"]}))
+    events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "capture", "Arn": queue_arn}])
+
+    provider = ImageDescriberServer()
+    with (
+        provider,
+        ImageHost(("images.example.com", "redirect.example.com")) as web,
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        internet = LoopbackInternet()
+        internet.add(PUBLIC_IMAGE_HOST, 443, web)
+        internet.add(PUBLIC_REDIRECTOR, 443, web)
+        dns = FakeDns(
+            {
+                "images.example.com": [PUBLIC_IMAGE_HOST],
+                "redirect.example.com": [PUBLIC_REDIRECTOR],
+                "intranet.example.com": ["10.20.30.40"],
+                "metadata.example.com": ["169.254.169.254"],
+                "dual.example.com": [PUBLIC_IMAGE_HOST, "fd00::5"],
+            }
+        )
+        env = {
+            "TABLE_NAME": table,
+            "IDEMPOTENCY_TABLE_NAME": table,
+            "EVENT_BUS_NAME": bus,
+            "IMAGES_BUCKET": bucket,
+            "ALLOWED_BUCKETS": bucket,
+            "DLQ_URL": dlq_url,
+            "AUTOTAG_CONFIG": json.dumps(
+                {"providers": [{"name": "imagedescriber", "endpoint": provider.url, "max_attempts": 1}]}
+            ),
+            "AUTOTAG_SECRET_IMAGEDESCRIBER": json.dumps({"api_key": provider.api_key}),
+        }
+        for name, value in env.items():
+            mp.setenv(name, value)
+        reset_service()
+        get_api_settings.cache_clear()
+
+        def fetcher(url: str, timeout: float) -> bytes:
+            return fetch_image_url(
+                url,
+                max_bytes=get_config().limits.max_bytes,
+                timeout=timeout,
+                resolver=dns,
+                transport=internet,
+                ssl_context=web.client_ssl_context(),
+            )
+
+        set_runtime(build_runtime(fetcher=fetcher))
+        try:
+            yield ApiStack(
+                emulator=emulator,
+                bucket=bucket,
+                other_bucket=other_bucket,
+                table=table,
+                bus=bus,
+                events_queue_url=queue_url,
+                dlq_url=dlq_url,
+                provider=provider,
+                web=web,
+                internet=internet,
+                dns=dns,
+            )
+        finally:
+            set_runtime(None)
+            reset_service()
+            get_api_settings.cache_clear()
+            events.remove_targets(Rule=rule, EventBusName=bus, Ids=["capture"])
+            events.delete_rule(Name=rule, EventBusName=bus)
+            events.delete_event_bus(Name=bus)
+            for url in (queue_url, dlq_url):
+                sqs.delete_queue(QueueUrl=url)
+            ddb.delete_table(TableName=table)
+            for name in (bucket, other_bucket):
+                for item in s3.list_objects_v2(Bucket=name).get("Contents", []):
+                    s3.delete_object(Bucket=name, Key=item["Key"])
+                s3.delete_bucket(Bucket=name)
