@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "autotag.cli.providers",
     "autotag.cli.config",
     "autotag.cli.local",
+    "autotag.cli.ops",
 ]
 
 EXIT_OK = 0

@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from autotag.config import load_config_file
 from autotag.errors import ConfigError
+from autotag.local.deployment import DEFAULT_CONFIG, DEPLOY_CONFIG_ENV, resolve_config
 from autotag.local.stack import (
     DEFAULT_API_PORT,
     DEFAULT_AWS_PORT,
     LocalOptions,
     LocalStack,
     banner,
-    find_root,
 )
 from autotag.local.state import DEFAULT_STATE_PATH
-from autotag.resources import DeploymentConfig, load_deployment_config
-
-DEPLOY_CONFIG_ENV = "AUTOTAG_DEPLOY_CONFIG"
-"""Also read by the CDK app (infra/config.py): one variable picks the config for both."""
-DEFAULT_CONFIG = Path("config") / "default.toml"
 
 
 def register(subparsers: Any) -> None:
@@ -64,29 +57,6 @@ def register(subparsers: Any) -> None:
         "(default: AUTOTAG_SECRET_<PROVIDER> environment variables)",
     )
     parser.set_defaults(handler=run_local)
-
-
-def resolve_config(option: str | None) -> tuple[DeploymentConfig, Path | None]:
-    """--config, else $AUTOTAG_DEPLOY_CONFIG, else config/default.toml, else the defaults."""
-    raw = option or os.environ.get(DEPLOY_CONFIG_ENV)
-    if raw:
-        path = Path(raw)
-    else:
-        path = find_root() / DEFAULT_CONFIG
-        if not path.exists():
-            return DeploymentConfig(), None
-    return load_any_config(path), path
-
-
-def load_any_config(path: Path) -> DeploymentConfig:
-    try:
-        return load_deployment_config(path)
-    except ConfigError as deployment_error:
-        try:
-            tagging = load_config_file(path)
-        except ConfigError:
-            raise deployment_error from None
-        return DeploymentConfig(tagging=tagging)
 
 
 def load_secrets(path: str | None) -> dict[str, str]:

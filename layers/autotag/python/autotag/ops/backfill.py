@@ -1,0 +1,236 @@
+"""Backfill: put the objects already in a bucket on the tag queue, as S3 would have on upload.
+
+Each message is an S3 event notification for one object (the body on_upload parses for uploads),
+so backfilled objects take exactly the upload path: filters, de-duplication, retries, DLQ. Objects
+whose stored record matches the object's current ETag are skipped unless ``force``.
+
+Resumable: after every batch sent, a checkpoint file records the last key handled; a run over the
+same target resumes after it (listing with ``StartAfter``) and the checkpoint is removed once the
+listing is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus, urlsplit
+
+from pydantic import BaseModel
+
+from autotag.config import ObjectFilters
+from autotag.errors import BadInputError
+from autotag.ops.target import Target
+from autotag.store.base import ImageStore
+
+BACKFILL_CONFIGURATION_ID = "autotag-backfill"
+"""``configurationId`` of the notifications a backfill sends (S3 puts the notification's id there)."""
+SQS_BATCH = 10
+DEFAULT_CHECKPOINT_DIR = Path(".autotag") / "backfill"
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` → (bucket, prefix)."""
+    split = urlsplit(url)
+    if split.scheme != "s3" or not split.netloc:
+        raise BadInputError(f"expected s3://bucket[/prefix], got {url!r}")
+    return split.netloc, split.path.lstrip("/")
+
+
+def notification_body(
+    bucket: str, key: str, *, size: int | None, etag: str | None, region: str, version_id: str | None = None
+) -> str:
+    """An S3 ``ObjectCreated`` event notification for one object (the documented structure)."""
+    obj: dict[str, Any] = {"key": quote_plus(key), "size": size, "eTag": (etag or "").strip('"')}
+    if version_id:
+        obj["versionId"] = version_id
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": region,
+        "eventTime": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "autotag-backfill"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": BACKFILL_CONFIGURATION_ID,
+            "bucket": {
+                "name": bucket,
+                "arn": f"arn:aws:s3:::{bucket}",
+                "ownerIdentity": {"principalId": "-"},
+            },
+            "object": obj,
+        },
+    }
+    return json.dumps({"Records": [record]})
+
+
+class Checkpoint(BaseModel):
+    target: str
+    last_key: str
+    enqueued: int = 0
+    skipped: int = 0
+    filtered: int = 0
+    updated_at: datetime
+
+
+def checkpoint_path(directory: Path, target: str) -> Path:
+    digest = hashlib.sha256(target.encode()).hexdigest()[:16]
+    return directory / f"{digest}.json"
+
+
+def load_checkpoint(path: Path, target: str) -> Checkpoint | None:
+    try:
+        checkpoint = Checkpoint.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return checkpoint if checkpoint.target == target else None
+
+
+def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(checkpoint.model_dump_json(indent=2), encoding="utf-8")
+    temporary.replace(path)
+
+
+@dataclass
+class BackfillReport:
+    listed: int = 0
+    enqueued: int = 0
+    skipped: int = 0
+    filtered: int = 0
+    failed: int = 0
+    resumed_after: str | None = None
+    skipped_by_status: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        parts = [f"{self.enqueued} enqueued", f"{self.skipped} already tagged (skipped)"]
+        if self.filtered:
+            parts.append(f"{self.filtered} excluded by the filters")
+        if self.failed:
+            parts.append(f"{self.failed} could not be sent")
+        return ", ".join(parts)
+
+
+def list_objects(
+    s3: Any, bucket: str, prefix: str, start_after: str | None = None
+) -> Iterator[dict[str, Any]]:
+    paginator = s3.get_paginator("list_objects_v2")
+    arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "PaginationConfig": {"PageSize": 1000}}
+    if start_after:
+        arguments["StartAfter"] = start_after
+    for page in paginator.paginate(**arguments):
+        yield from page.get("Contents", [])
+
+
+def count_objects(s3: Any, bucket: str, prefix: str, filters: ObjectFilters, start_after: str | None) -> int:
+    return sum(1 for o in list_objects(s3, bucket, prefix, start_after) if filters.accepts(o["Key"]))
+
+
+def already_tagged(store: ImageStore, bucket: str, key: str, etag: str | None) -> str | None:
+    """The stored record's status when it is for this very object (same ETag), else None."""
+    record = store.get(bucket, key)
+    if record is None or record.etag is None or etag is None:
+        return None
+    return record.status.value if record.etag.strip('"') == etag.strip('"') else None
+
+
+@dataclass
+class Backfill:
+    target: Target
+    store: ImageStore
+    url: str
+    force: bool = False
+    checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR
+    restart: bool = False
+    on_progress: Callable[[BackfillReport], None] | None = None
+    on_start: Callable[[int | None, BackfillReport], None] | None = None
+    count_first: bool = True
+    report: BackfillReport = field(default_factory=BackfillReport)
+
+    def run(self) -> BackfillReport:
+        bucket, prefix = parse_s3_url(self.url)
+        s3 = self.target.client("s3")
+        sqs = self.target.client("sqs")
+        region = s3.meta.region_name or "us-east-1"
+        filters = self.target.config.tagging.filters
+        identity = f"{self.target.description}|{self.url}|force={self.force}"
+        path = checkpoint_path(self.checkpoint_dir, identity)
+        checkpoint = None if self.restart else load_checkpoint(path, identity)
+        report = self.report
+        start_after = checkpoint.last_key if checkpoint else None
+        if checkpoint:
+            report.resumed_after = checkpoint.last_key
+        total = count_objects(s3, bucket, prefix, filters, start_after) if self.count_first else None
+        if self.on_start:
+            self.on_start(total, report)
+
+        pending: list[tuple[str, str]] = []  # (key, body)
+        last_key = start_after
+
+        def flush() -> None:
+            nonlocal pending
+            if pending:
+                self._send(sqs, pending)
+                pending = []
+            if last_key is not None:
+                save_checkpoint(
+                    path,
+                    Checkpoint(
+                        target=identity,
+                        last_key=last_key,
+                        enqueued=report.enqueued,
+                        skipped=report.skipped,
+                        filtered=report.filtered,
+                        updated_at=datetime.now(UTC),
+                    ),
+                )
+
+        for obj in list_objects(s3, bucket, prefix, start_after):
+            key = obj["Key"]
+            report.listed += 1
+            if not filters.accepts(key):
+                report.filtered += 1
+                last_key = key
+                continue
+            etag = obj.get("ETag")
+            status = None if self.force else already_tagged(self.store, bucket, key, etag)
+            if status is not None:
+                report.skipped += 1
+                report.skipped_by_status[status] = report.skipped_by_status.get(status, 0) + 1
+            else:
+                pending.append(
+                    (key, notification_body(bucket, key, size=obj.get("Size"), etag=etag, region=region))
+                )
+            last_key = key
+            if len(pending) >= SQS_BATCH:
+                flush()
+            if self.on_progress:
+                self.on_progress(report)
+        flush()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return report
+
+    def _send(self, sqs: Any, pending: list[tuple[str, str]]) -> None:
+        entries = [
+            {
+                "Id": str(index),
+                "MessageBody": body,
+                "MessageAttributes": {"origin": {"DataType": "String", "StringValue": "backfill"}},
+            }
+            for index, (_, body) in enumerate(pending)
+        ]
+        response = sqs.send_message_batch(QueueUrl=self.target.tag_queue_url, Entries=entries)
+        failed = response.get("Failed", [])
+        self.report.enqueued += len(entries) - len(failed)
+        self.report.failed += len(failed)
