@@ -1,0 +1,1 @@
+"""The CDK app that deploys autotag: one construct per concern, composed by :mod:`infra.stack`."""

@@ -1,0 +1,136 @@
+"""API: a REST API proxying every path to tag_api, behind API keys with a usage plan.
+
+Body size: API Gateway's own ceiling is 10 MB and a synchronous Lambda invocation's is 6 MB, so the
+effective limit is Lambda's. POST /v1/tags additionally has a request validator whose model caps the
+``image`` (base64 / data URL) and ``url`` fields, so oversized uploads are refused by API Gateway
+with a 400 before a function runs.
+"""
+
+from __future__ import annotations
+
+from autotag.resources import DeploymentResources
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from infra import ids
+from infra.function_defaults import retention
+
+STAGE_NAME = "prod"
+MAX_URL_CHARS = 2048
+
+
+class TagApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        resources: DeploymentResources,
+        handler: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        settings = resources.config.api
+        access_logs = logs.LogGroup(
+            self,
+            ids.API_ACCESS_LOGS,
+            retention=retention(resources.config.monitoring.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        cors = (
+            apigw.CorsOptions(allow_origins=list(settings.cors_allow_origins))
+            if settings.cors_allow_origins
+            else None
+        )
+        self.api = apigw.RestApi(
+            self,
+            ids.REST_API,
+            description="autotag: on-demand image tagging and tag queries",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            default_method_options=apigw.MethodOptions(api_key_required=True),
+            default_cors_preflight_options=cors,
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE_NAME,
+                throttling_rate_limit=settings.stage_rate_limit,
+                throttling_burst_limit=settings.stage_burst_limit,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                # Bodies carry images and tags: never log them.
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                tracing_enabled=True,
+            ),
+        )
+        integration = apigw.LambdaIntegration(handler, proxy=True)
+        validator = self.api.add_request_validator(
+            "BodyValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        tag_request = self.api.add_model(
+            "TagRequestLimits",
+            content_type="application/json",
+            description="Size limits of a tagging request; the function validates the rest",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4,
+                type=apigw.JsonSchemaType.OBJECT,
+                properties={
+                    "image": apigw.JsonSchema(
+                        type=[apigw.JsonSchemaType.STRING, apigw.JsonSchemaType.NULL],
+                        max_length=settings.max_image_chars,
+                    ),
+                    "url": apigw.JsonSchema(
+                        type=[apigw.JsonSchemaType.STRING, apigw.JsonSchemaType.NULL],
+                        max_length=MAX_URL_CHARS,
+                    ),
+                },
+            ),
+        )
+        # Every path reaches the function (it owns routing, 404s and the OpenAPI document); the
+        # explicit /v1 resources exist only so POST /v1/tags can carry the validator.
+        self.api.root.add_method("ANY", integration)
+        self.api.root.add_proxy(default_integration=integration, any_method=True)
+        v1 = self.api.root.add_resource("v1")
+        v1.add_method("ANY", integration)
+        v1.add_proxy(default_integration=integration, any_method=True)
+        tags = v1.add_resource("tags")
+        tags.add_method("ANY", integration)
+        tags.add_method(
+            "POST",
+            integration,
+            request_validator=validator,
+            request_models={"application/json": tag_request},
+        )
+
+        self.api_key = self.api.add_api_key(ids.API_KEY, description="autotag default API key")
+        plan = self.api.add_usage_plan(
+            ids.USAGE_PLAN,
+            description="autotag default usage plan",
+            throttle=apigw.ThrottleSettings(rate_limit=settings.rate_limit, burst_limit=settings.burst_limit),
+            quota=apigw.QuotaSettings(limit=settings.quota_limit, period=apigw.Period[settings.quota_period]),
+        )
+        plan.add_api_stage(stage=self.api.deployment_stage)
+        plan.add_api_key(self.api_key)
+
+        if settings.web_acl_arn:
+            wafv2.CfnWebACLAssociation(
+                self,
+                "WebAclAssociation",
+                resource_arn=self.api.deployment_stage.stage_arn,
+                web_acl_arn=settings.web_acl_arn,
+            )

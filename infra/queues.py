@@ -1,0 +1,62 @@
+"""Queues: the tag queue with its DLQ, the DLQ of the event path, and the S3 -> SQS notification."""
+
+from __future__ import annotations
+
+from autotag.resources import DeploymentResources
+from aws_cdk import Duration
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import ids
+
+
+class Queues(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, resources: DeploymentResources, bucket: s3.IBucket
+    ) -> None:
+        super().__init__(scope, construct_id)
+        spec = resources.tag_queue
+        self.tag_dlq = _queue(self, ids.TAG_DLQ, retention_seconds=spec.dlq_retention_seconds)
+        self.tag_queue = _queue(
+            self,
+            ids.TAG_QUEUE,
+            retention_seconds=spec.retention_seconds,
+            visibility_timeout=Duration.seconds(spec.visibility_timeout_seconds),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                max_receive_count=spec.max_receive_count, queue=self.tag_dlq
+            ),
+        )
+        # Where the bus rule puts events it could not deliver to on_event, and where on_event's
+        # failed asynchronous invocations go.
+        self.event_dlq = _queue(self, ids.EVENT_DLQ, retention_seconds=resources.event_dlq_retention_seconds)
+
+        if resources.config.notifications.mode == "s3":
+            destination = s3n.SqsDestination(self.tag_queue)
+            for key_filter in resources.notification_filters:
+                bucket.add_event_notification(
+                    s3.EventType.OBJECT_CREATED,
+                    destination,
+                    s3.NotificationKeyFilter(prefix=key_filter.prefix, suffix=key_filter.suffix),
+                )
+
+
+def _queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    retention_seconds: int,
+    visibility_timeout: Duration | None = None,
+    dead_letter_queue: sqs.DeadLetterQueue | None = None,
+) -> sqs.Queue:
+    return sqs.Queue(
+        scope,
+        construct_id,
+        # SSE-SQS: S3 notifications and EventBridge can deliver to it without a key policy.
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.seconds(retention_seconds),
+        visibility_timeout=visibility_timeout,
+        dead_letter_queue=dead_letter_queue,
+    )

@@ -1,0 +1,165 @@
+"""The autotag stack: composes the constructs and wires least-privilege access between them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from autotag.resources import DeploymentConfig, FunctionName, FunctionSpec, describe
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra import ids
+from infra.api import TagApi
+from infra.bus import Bus
+from infra.functions import Functions
+from infra.layers import Layers
+from infra.monitoring import Monitoring
+from infra.nag import acknowledge_findings
+from infra.provider_secrets import ProviderSecrets
+from infra.queues import Queues
+from infra.storage import Storage
+
+OBJECT_READ_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion"]
+OBJECT_TAGGING_ACTIONS = [
+    "s3:GetObjectTagging",
+    "s3:GetObjectVersionTagging",
+    "s3:PutObjectTagging",
+    "s3:PutObjectVersionTagging",
+]
+REKOGNITION_ACTIONS = ["rekognition:DetectLabels", "rekognition:DetectModerationLabels"]
+"""Rekognition's image operations support no resource-level permissions."""
+
+
+class AutotagStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        code_root: Path,
+        dependencies_dir: Path,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="autotag: serverless, event-driven image tagging",
+        )
+        self.storage = Storage(self, ids.STORAGE, resources=describe(config))
+        bucket = self.storage.bucket
+        # Described again with the bucket's name, which the eventbridge-mode rule pattern needs.
+        self.resources = resources = describe(config, bucket_name=bucket.bucket_name)
+
+        self.layers = Layers(
+            self,
+            ids.LAYERS,
+            package_dir=code_root / "layers" / "autotag",
+            dependencies_dir=dependencies_dir,
+        )
+        self.queues = Queues(self, ids.QUEUES, resources=resources, bucket=bucket)
+        self.secrets = ProviderSecrets(self, ids.SECRETS, resources=resources)
+        self.bus = Bus(self, ids.BUS, resources=resources)
+        self.functions = Functions(
+            self,
+            ids.FUNCTIONS,
+            resources=resources,
+            code_root=code_root,
+            layers=self.layers.all,
+            bucket=bucket,
+            table=self.storage.table,
+            idempotency_table=self.storage.idempotency_table,
+            bus=self.bus.bus,
+            queues=self.queues,
+            secret_ids=self.secrets.secret_ids,
+        )
+        self.bus.route(
+            on_event=self.functions.on_event,
+            tag_queue=self.queues.tag_queue,
+            event_dlq=self.queues.event_dlq,
+        )
+        self.api = TagApi(self, ids.API, resources=resources, handler=self.functions.tag_api)
+        self.monitoring = Monitoring(
+            self,
+            ids.MONITORING,
+            resources=resources,
+            dead_letter_queues={"TagDlq": self.queues.tag_dlq, "EventDlq": self.queues.event_dlq},
+            tag_queue=self.queues.tag_queue,
+            functions={name.value: fn for name, fn in self.functions.by_name.items()},
+            api=self.api.api,
+        )
+        for name, function in self.functions.by_name.items():
+            self._grant(resources.function(name), function)
+        self._outputs()
+        acknowledge_findings(self)
+
+    def _object_arns(self, *, include_allowed: bool) -> list[str]:
+        arns = [self.storage.bucket.arn_for_objects("*")]
+        if include_allowed:
+            allowed = self.resources.config.api.allowed_buckets
+            arns += [f"arn:{self.partition}:s3:::{name}/*" for name in allowed]
+        return arns
+
+    def _grant(self, spec: FunctionSpec, function: lambda_.Function) -> None:
+        """What one function may do, and nothing else."""
+        storage = self.storage
+        storage.table.grant_read_write_data(function)
+        storage.idempotency_table.grant_read_write_data(function)
+        self.bus.bus.grant_put_events_to(function)
+        # on_upload only ever sees the watched bucket; API and event requests may name allowed buckets.
+        include_allowed = spec.name is not FunctionName.ON_UPLOAD
+        if spec.reads_objects:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=OBJECT_READ_ACTIONS, resources=self._object_arns(include_allowed=include_allowed)
+                )
+            )
+        if spec.writes_object_tags:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=OBJECT_TAGGING_ACTIONS,
+                    resources=self._object_arns(include_allowed=include_allowed),
+                )
+            )
+        if spec.presigns_uploads:
+            # Presigned PUT URLs carry the signer's permissions: uploads only where tagging watches.
+            prefixes = self.resources.config.tagging.filters.include_prefixes or ("",)
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["s3:PutObject"],
+                    resources=[self.storage.bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes],
+                )
+            )
+        if spec.dead_letter == "tag_dlq":
+            self.queues.tag_dlq.grant_send_messages(function)
+        elif spec.dead_letter == "event_dlq":
+            self.queues.event_dlq.grant_send_messages(function)
+        if spec.runs_providers:
+            for secret in self.secrets.secrets.values():
+                secret.grant_read(function)
+            if self.resources.uses_rekognition:
+                function.add_to_role_policy(iam.PolicyStatement(actions=REKOGNITION_ACTIONS, resources=["*"]))
+
+    def _outputs(self) -> None:
+        CfnOutput(self, "ImagesBucketName", value=self.storage.bucket.bucket_name)
+        CfnOutput(self, "ApiUrl", value=self.api.api.url)
+        CfnOutput(
+            self,
+            "ApiKeyId",
+            value=self.api.api_key.key_id,
+            description="aws apigateway get-api-key --include-value --api-key <id>",
+        )
+        CfnOutput(self, "EventBusName", value=self.bus.bus.event_bus_name)
+        CfnOutput(self, "TableName", value=self.storage.table.table_name)
+        CfnOutput(self, "TagQueueUrl", value=self.queues.tag_queue.queue_url)
+        CfnOutput(self, "TagDlqUrl", value=self.queues.tag_dlq.queue_url)
+        CfnOutput(self, "EventDlqUrl", value=self.queues.event_dlq.queue_url)
+        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
+        for key, secret in self.secrets.secrets.items():
+            CfnOutput(
+                self,
+                f"{ids.pascal(key)}SecretArn",
+                value=secret.secret_arn,
+                description=f"Fill with provider {key}'s credentials JSON",
+            )
