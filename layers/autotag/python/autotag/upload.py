@@ -1,0 +1,262 @@
+"""The upload batch: SQS messages carrying S3 notifications, tagged concurrently, each object once.
+
+Concurrency: Powertools' ``AsyncBatchProcessor`` gathers every message of the batch at once and
+reports partial batch failures. Idempotency is sync-only in Powertools, so each object runs as a
+synchronous ``idempotent_function`` in a bounded thread pool (``processing.concurrency`` workers);
+the provider calls inside share one background event loop (see :mod:`autotag.service`). A batch of
+N objects therefore takes about one provider round trip, not N.
+
+Per object:
+- tagged / skipped → processed (the idempotency record keeps the outcome: a duplicate delivery of
+  the same bucket + key + versionId (or ETag) makes no second provider call);
+- terminal failure → recorded failed + announced by the service, the message sent to the DLQ with
+  its reason here, then processed (cached as done: a redelivery does not re-send it);
+- retryable failure → raised, so Powertools deletes the in-progress idempotency record and the
+  message is reported as a batch item failure (SQS redelivers it, then moves it to the DLQ after
+  ``maxReceiveCount``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    AsyncBatchProcessor,
+    EventType,
+    async_process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from autotag.config import AutotagConfig, get_config
+from autotag.dlq import DeadLetter, DeadLetterQueue
+from autotag.errors import AutotagError, BadInputError
+from autotag.retry import Deadline
+from autotag.service import (
+    ObjectCreated,
+    TaggingService,
+    TerminalProcessingError,
+    aws_clients,
+    build_service,
+    parse_s3_notification,
+    reset_service,
+)
+from autotag.settings import get_settings
+
+logger = Logger(service="autotag", child=True)
+
+IDEMPOTENCY_KEY_PREFIX = "autotag.on_upload.object"
+"""Stable across function renames and versions (Powertools defaults to the function name)."""
+DEFAULT_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class _Message:
+    message_id: str
+    body: str
+    object_count: int
+
+
+class UploadProcessor:
+    def __init__(
+        self,
+        *,
+        service: TaggingService,
+        config: AutotagConfig,
+        dead_letters: DeadLetterQueue | None,
+        persistence: BasePersistenceLayer | None,
+        idempotency_ttl_seconds: int = 3600,
+    ) -> None:
+        self.service = service
+        self.config = config
+        self.dead_letters = dead_letters
+        self._pool = ThreadPoolExecutor(
+            max_workers=config.processing.concurrency, thread_name_prefix="on-upload"
+        )
+        self._idempotency = IdempotencyConfig(
+            event_key_jmespath="[bucket, key, version]",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=idempotency_ttl_seconds,
+        )
+        # Decorated here, not at import: the persistence layer holds a boto3 client.
+        self._process_once = (
+            idempotent_function(
+                self._process_object,
+                data_keyword_argument="object_ref",
+                persistence_store=persistence,
+                config=self._idempotency,
+                key_prefix=IDEMPOTENCY_KEY_PREFIX,
+            )
+            if persistence is not None
+            else self._process_object
+        )
+
+    def handle(
+        self, event: dict[str, Any], context: LambdaContext, metrics: Metrics | None = None
+    ) -> dict[str, Any]:
+        """Process one SQS batch; returns the partial batch response (``batchItemFailures``)."""
+        self._idempotency.register_lambda_context(context)
+        remaining = context.get_remaining_time_in_millis() / 1000 if context else DEFAULT_TIMEOUT_SECONDS
+        deadline = Deadline.after(max(0.0, remaining - self.config.processing.safety_margin_seconds))
+        batch = _Batch(self, deadline, context.aws_request_id if context else "local", metrics)
+        response = async_process_partial_response(
+            event=event,
+            record_handler=batch.handle_message,
+            processor=AsyncBatchProcessor(event_type=EventType.SQS),
+            context=context,
+        )
+        return dict(response)
+
+    # Runs in a pool thread, inside the idempotency wrapper.
+    def _process_object(
+        self,
+        *,
+        object_ref: dict[str, str],
+        obj: ObjectCreated,
+        message: _Message,
+        deadline: Deadline,
+        request_id: str,
+    ) -> dict[str, Any]:
+        outcome: dict[str, Any] = {"request_id": request_id}
+        try:
+            record = self.service.process_object(obj.location, deadline=deadline, etag=obj.etag)
+        except TerminalProcessingError as error:
+            self._dead_letter(message, obj, error)
+            return {**outcome, "status": "failed", "error_code": error.code}
+        return {**outcome, "status": record.status.value, "cached": record.cached}
+
+    def _dead_letter(self, message: _Message, obj: ObjectCreated | None, error: AutotagError) -> None:
+        if self.dead_letters is None:
+            # No DLQ configured: let SQS redeliver, and its redrive policy move it after maxReceiveCount.
+            raise error
+        body = message.body
+        if obj is not None and message.object_count > 1:
+            # Only the failed object, in the same shape, so a redrive replays just that one.
+            body = json.dumps({"Records": [obj.raw]})
+        attributes = {"source_message_id": message.message_id}
+        if obj is not None:
+            attributes.update(bucket=obj.bucket, key=obj.key)
+        self.dead_letters.send(
+            DeadLetter(body=body, error_code=error.code, reason=str(error), attributes=attributes)
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Batch:
+    """One invocation's state: the deadline, and the objects already in flight (an object named by
+    several messages of the same batch is processed once)."""
+
+    def __init__(
+        self, processor: UploadProcessor, deadline: Deadline, request_id: str, metrics: Metrics | None
+    ):
+        self.processor = processor
+        self.deadline = deadline
+        self.request_id = request_id
+        self.metrics = metrics
+        self.inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+    def count(self, name: str) -> None:
+        if self.metrics is not None:
+            self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+    async def handle_message(self, record: SQSRecord) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            parsed = parse_s3_notification(record.body, self.processor.config.filters)
+        except BadInputError as error:
+            logger.warning("message is not an S3 notification", extra={"message_id": record.message_id})
+            self.count("InvalidMessages")
+            message = _Message(record.message_id, record.body, 0)
+            await loop.run_in_executor(
+                self.processor._pool, self.processor._dead_letter, message, None, error
+            )
+            return
+        for what, why in parsed.ignored:
+            logger.info("not tagged", extra={"message_id": record.message_id, "object": what, "reason": why})
+        message = _Message(record.message_id, record.body, len(parsed.objects))
+        results = await asyncio.gather(
+            *(self._object(obj, message) for obj in parsed.objects), return_exceptions=True
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        for failure in failures:
+            self.count("RetryableFailures")
+            logger.warning(
+                "object will be retried",
+                extra={
+                    "message_id": record.message_id,
+                    "error_code": getattr(failure, "code", type(failure).__name__),
+                    "error": str(failure),
+                },
+            )
+        if failures:
+            raise failures[0]
+
+    async def _object(self, obj: ObjectCreated, message: _Message) -> dict[str, Any]:
+        key = json.dumps(obj.idempotency_ref, sort_keys=True)
+        future = self.inflight.get(key)
+        if future is None:
+            call = functools.partial(
+                self.processor._process_once,
+                object_ref=obj.idempotency_ref,
+                obj=obj,
+                message=message,
+                deadline=self.deadline,
+                request_id=self.request_id,
+            )
+            future = asyncio.get_running_loop().run_in_executor(self.processor._pool, call)
+            self.inflight[key] = future
+            outcome = await future
+            self._count_outcome(outcome)
+            return outcome
+        self.count("DuplicateDeliveries")
+        return await future
+
+    def _count_outcome(self, outcome: dict[str, Any]) -> None:
+        if outcome.get("request_id") != self.request_id:
+            self.count("DuplicateDeliveries")  # answered from the idempotency record
+            return
+        status = outcome.get("status")
+        self.count({"tagged": "ImagesTagged", "failed": "ImagesFailed"}.get(str(status), "ImagesSkipped"))
+        if outcome.get("cached"):
+            self.count("CacheHits")
+
+
+@lru_cache(maxsize=1)
+def get_upload_processor() -> UploadProcessor:
+    """Built on first use from the function's settings and config, then reused while warm."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from autotag.dlq import SqsDeadLetterQueue
+
+    settings, config, clients = get_settings(), get_config(), aws_clients()
+    return UploadProcessor(
+        service=build_service(),
+        config=config,
+        dead_letters=SqsDeadLetterQueue(clients.client("sqs"), settings.dlq_url)
+        if settings.dlq_url
+        else None,
+        persistence=DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table_name, boto3_client=clients.client("dynamodb")
+        ),
+        idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+    )
+
+
+def reset_upload_processor() -> None:
+    """Forget the processor, service, clients, config and settings (tests; config changes)."""
+    if get_upload_processor.cache_info().currsize:
+        get_upload_processor().close()
+    get_upload_processor.cache_clear()
+    reset_service()
