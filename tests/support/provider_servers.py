@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from email import policy as email_policy
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 from urllib.parse import parse_qs, urlsplit
 
 FaultKind = Literal["error", "throttle", "hang", "drop", "malformed"]
@@ -273,7 +273,7 @@ class ProviderServer:
 
     # -- lifecycle
 
-    def start(self) -> ProviderServer:
+    def start(self) -> Self:
         http = _HTTPServer(("127.0.0.1", 0), _Handler)
         http.provider = self
         self._http = http
@@ -295,7 +295,7 @@ class ProviderServer:
             http.shutdown()
             http.server_close()
 
-    def __enter__(self) -> ProviderServer:
+    def __enter__(self) -> Self:
         return self.start() if self._http is None else self
 
     def __exit__(self, *exc: object) -> None:
