@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from autotag.fetch import fetch_image_url
@@ -135,7 +134,8 @@ class ApiStack:
         return self.invoke(rest_event(method, path, body=text, **kwargs))
 
     def image_path(self, bucket: str, key: str) -> str:
-        return f"/v1/images/{bucket}/{quote(key, safe='/')}"
+        # API Gateway REST puts the decoded path in the proxy event.
+        return f"/v1/images/{bucket}/{key}"
 
     def drain_events(self, *, wait: float = 3.0, expect: int = 1) -> list[dict[str, Any]]:
         """Outcome events the bus delivered to the capture queue (at least `expect`, or after `wait`)."""

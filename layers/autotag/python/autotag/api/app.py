@@ -97,9 +97,10 @@ def _deadline(runtime: ApiRuntime) -> Deadline:
 
 def _inline_image(text: str, runtime: ApiRuntime) -> SourceImage:
     if len(text) > runtime.api.max_image_chars:
-        raise PayloadTooLargeError(
+        raise ImageTooLargeError(
             f"inline image is {len(text)} characters; the limit is {runtime.api.max_image_chars}. "
-            "Upload larger images with POST /v1/uploads"
+            "Upload larger images with POST /v1/uploads",
+            code="inline_image_too_large",
         )
     # Always as a data URL: a plain string is never looked up as a file path.
     data_url = text if text.lstrip()[:5].lower() == "data:" else f"data:;base64,{text}"
