@@ -540,24 +540,39 @@ def aws_json_error(code: str, message: str, status: int = 400, **headers: str) -
 
 
 class RekognitionServer(ProviderServer):
-    """Answers ``RekognitionService.DetectLabels`` (endpoint_url of a boto3 client).
-
-    Used for what the AWS emulator cannot do: scripted errors, throttling and slow answers.
-    """
+    """Answers ``RekognitionService.DetectLabels`` and ``DetectModerationLabels`` (endpoint_url of
+    a boto3 client), for what the AWS emulator cannot do: moderation, scripted errors, throttling
+    and slow answers. ``labels`` / ``moderation_labels`` are the answers' lists."""
 
     name = "rekognition"
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.labels: list[dict[str, Any]] = [
+            {"Name": "Dog", "Confidence": 97.5, "Parents": [{"Name": "Animal"}, {"Name": "Pet"}]},
+        ]
+        self.moderation_labels: list[dict[str, Any]] = [
+            {"Name": "Violence", "ParentName": "", "Confidence": 88.0, "TaxonomyLevel": 1},
+            {"Name": "Weapons", "ParentName": "Violence", "Confidence": 81.5, "TaxonomyLevel": 2},
+        ]
+
+    def operations(self) -> list[str]:
+        return [(r.header("x-amz-target") or "").rpartition(".")[2] for r in self.requests]
+
     def route(self, request: RecordedRequest) -> Reply:
         target = request.header("x-amz-target") or ""
+        if not (request.header("authorization") or "").startswith("AWS4-HMAC-SHA256 Credential="):
+            return aws_json_error("MissingAuthenticationTokenException", "Missing Authentication Token", 403)
+        body = request.json if isinstance(request.json, dict) else {}
+        if not isinstance(body.get("Image"), dict):
+            return aws_json_error("InvalidParameterException", "Request has invalid parameters")
+        headers = {"Content-Type": "application/x-amz-json-1.1"}
         if target == "RekognitionService.DetectLabels":
-            return Reply(
-                status=200,
-                body={
-                    "Labels": [{"Name": "Dog", "Confidence": 97.5, "Parents": [{"Name": "Animal"}]}],
-                    "LabelModelVersion": "3.0",
-                },
-                headers={"Content-Type": "application/x-amz-json-1.1"},
-            )
+            answer = {"Labels": self.labels, "LabelModelVersion": "3.0"}
+            return Reply(status=200, body=answer, headers=headers)
+        if target == "RekognitionService.DetectModerationLabels":
+            answer = {"ModerationLabels": self.moderation_labels, "ModerationModelVersion": "7.0"}
+            return Reply(status=200, body=answer, headers=headers)
         return aws_json_error("UnknownOperationException", f"unknown target {target}")
 
 
