@@ -180,9 +180,9 @@ def test_truncated_jpeg_is_detected_with_and_without_exif():
     data = images.camera_jpeg(320, 240)
     assert load_image(data).width == 320
     for cut in (len(data) - 2, len(data) // 2, 400):
-        with pytest.raises(CorruptImageError, match="(?i)truncated"):
+        with pytest.raises(CorruptImageError, match=r"(?i)truncated"):
             load_image(data[:cut])
-    with pytest.raises(CorruptImageError, match="(?i)truncated"):
+    with pytest.raises(CorruptImageError, match=r"(?i)truncated"):
         load_image(images.truncated_jpeg())
 
 
@@ -386,3 +386,32 @@ def test_fit_is_thread_safe_and_deterministic():
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda s: fit(s, constraints).data, sources * 3))
     assert results == expected * 3
+
+
+def test_png_exif_orientation_is_read_from_the_header():
+    data = images.encode(_halves(90, 60), ImageFormat.PNG, exif=images.make_exif(orientation=6))
+    source = load_image(data)
+    assert source.orientation == 6
+    assert source.upright_size == (60, 90)
+
+
+def test_loading_reads_headers_only_and_fit_finds_bad_pixel_data():
+    # Valid chunk structure and CRCs, but the compressed pixel stream is garbage.
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + payload))
+        return struct.pack(">I", len(payload)) + kind + payload + crc
+
+    header = struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0)
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", b"\x00garbage, not zlib" * 10)
+        + chunk(b"IEND", b"")
+    )
+    source = load_image(data)
+    assert (source.width, source.height) == (64, 64)
+    with pytest.raises(CorruptImageError):
+        fit(source, ImageConstraints(formats={ImageFormat.JPEG}))

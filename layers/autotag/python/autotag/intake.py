@@ -328,10 +328,25 @@ def _read_header(data: bytes, image_format: ImageFormat, limits: ImageLimits) ->
         if width * height > limits.max_pixels:
             raise _bomb_error(width * height, limits.max_pixels, f" ({width}x{height})")
         try:
-            orientation = int(image.getexif().get(_ORIENTATION_TAG, 1))
+            orientation = int(header_exif(image).get(_ORIENTATION_TAG, 1))
         except (OSError, SyntaxError, ValueError, TypeError, struct.error):
             orientation = 1  # unreadable EXIF is not worth refusing the image for
     return _Header(width, height, orientation if orientation in range(1, 9) else 1)
+
+
+def header_exif(image: Image.Image) -> Image.Exif:
+    """The EXIF an opened image carries in its header, without decoding pixels.
+
+    Pillow's PNG ``getexif()`` decodes the whole image to look for an eXIf chunk after the pixel
+    data; only the chunks before the pixels are read here (where writers put it).
+    """
+    if image.format == "PNG":
+        exif = Image.Exif()
+        raw = image.info.get("exif")
+        if isinstance(raw, bytes):
+            exif.load(raw)
+        return exif
+    return image.getexif()
 
 
 def _check_integrity(data: bytes, image_format: ImageFormat) -> None:
@@ -515,10 +530,8 @@ def _decode(image: SourceImage, target: tuple[int, int]) -> Image.Image:
         opened.seek(0)  # animated images: the first frame
         picture = _normalize_mode(opened)
         if picture.size != stored_target:
-            factor = min(picture.size[0] // stored_target[0], picture.size[1] // stored_target[1])
-            if factor >= 2:
-                picture = picture.reduce(factor)  # box-average by an integer factor: cheap
-            picture = picture.resize(stored_target, Image.Resampling.LANCZOS)
+            # reducing_gap: box-average by an integer factor first (cheap), then a bicubic pass.
+            picture = picture.resize(stored_target, Image.Resampling.BICUBIC, reducing_gap=2.0)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DecompressionBombError(
             "image expands to too many pixels (possible decompression bomb)"

@@ -30,6 +30,7 @@ from PIL import Image, ImageChops
 
 from autotag.errors import ProviderBadInputError
 from autotag.image import ImageConstraints, ImageFormat, SourceImage
+from autotag.intake import header_exif
 from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagKind, TagResult
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
 
@@ -163,7 +164,7 @@ def read_exif(source: SourceImage) -> ExifFacts:
     """Camera make/model, GPS presence and flash from the original's header (no pixel decode)."""
     try:
         with Image.open(io.BytesIO(source.data), formats=[source.format.pil_name]) as opened:
-            exif = opened.getexif()
+            exif = header_exif(opened)
             make, model = _text(exif.get(_MAKE)), _text(exif.get(_MODEL))
             gps = bool(exif.get_ifd(_GPS_IFD))
             flash = exif.get_ifd(_EXIF_IFD).get(_FLASH)
