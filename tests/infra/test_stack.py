@@ -1,0 +1,429 @@
+"""The synthesized stack has the properties that matter (not resource counts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match
+
+from autotag.config import parse_config
+from autotag.resources import (
+    DETAIL_TYPE_TAG_REQUESTED,
+    EVENT_SOURCE,
+    METRICS_NAMESPACE,
+    PROVIDER_FAILURE_METRIC,
+    FunctionName,
+)
+from autotag.settings import load_settings
+from tests.infra.cfn import as_list, refs, render, role_statements, statements
+
+pytestmark = pytest.mark.infra
+
+
+def _function(synth, name: FunctionName) -> dict:
+    logical_id = synth.logical_id(synth.stack.functions.by_name[name])
+    return synth.raw["Resources"][logical_id]
+
+
+def _role_id(synth, name: FunctionName) -> str:
+    return synth.logical_id(synth.stack.functions.by_name[name].role)
+
+
+# --- Queues and the event source ----------------------------------------------------------------
+
+
+def test_event_source_reports_batch_failures_with_derived_max_concurrency(example):
+    queue_id = example.logical_id(example.stack.queues.tag_queue)
+    function_id = example.logical_id(example.stack.functions.on_upload)
+    mappings = example.resources_of("AWS::Lambda::EventSourceMapping")
+    [mapping] = [m["Properties"] for m in mappings.values() if queue_id in refs(m["Properties"]["EventSourceArn"])]
+    assert function_id in refs(mapping["FunctionName"])
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 10
+    assert mapping["MaximumBatchingWindowInSeconds"] == 5
+    # imagedescriber: 30/min; 1 record in flight at ~4 s = 15 calls/min per instance -> 2 instances.
+    assert example.resources.concurrency.limiting_provider == "imagedescriber"
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 2}
+    assert not example.resources.concurrency.exceeds_rate_limit
+
+
+def test_event_source_without_rate_limits_uses_the_configured_cap(default):
+    default.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {"ScalingConfig": {"MaximumConcurrency": 50}, "FunctionResponseTypes": ["ReportBatchItemFailures"]},
+    )
+
+
+def test_tag_queue_redrives_to_its_dlq_with_six_times_the_function_timeout(example):
+    queues = example.stack.queues
+    tag_queue = example.raw["Resources"][example.logical_id(queues.tag_queue)]["Properties"]
+    on_upload = _function(example, FunctionName.ON_UPLOAD)["Properties"]
+    assert tag_queue["VisibilityTimeout"] >= 6 * on_upload["Timeout"]
+    assert tag_queue["VisibilityTimeout"] == 6 * 120 + 5
+    assert tag_queue["RedrivePolicy"]["maxReceiveCount"] == 5
+    assert refs(tag_queue["RedrivePolicy"]["deadLetterTargetArn"]) == {example.logical_id(queues.tag_dlq)}
+
+
+def test_every_queue_is_encrypted_and_refuses_plain_http(every):
+    queues = every.resources_of("AWS::SQS::Queue")
+    assert queues
+    for queue in queues.values():
+        assert queue["Properties"].get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue["Properties"]
+    policies = every.resources_of("AWS::SQS::QueuePolicy")
+    guarded = set()
+    for policy in policies.values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Deny" and statement.get("Condition") == {
+                "Bool": {"aws:SecureTransport": "false"}
+            }:
+                guarded |= refs(policy["Properties"]["Queues"])
+    assert set(queues) <= guarded
+
+
+def test_s3_notifications_deliver_object_created_with_the_configured_filters(example):
+    [notifications] = example.resources_of("Custom::S3BucketNotifications").values()
+    configs = notifications["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    queue_id = example.logical_id(example.stack.queues.tag_queue)
+    seen = set()
+    for config in configs:
+        assert config["Events"] == ["s3:ObjectCreated:*"]
+        assert refs(config["QueueArn"]) == {queue_id}
+        rules = {r["Name"]: r["Value"] for r in config["Filter"]["Key"]["FilterRules"]}
+        seen.add((rules.get("prefix"), rules.get("suffix")))
+    prefixes = ("photos/", "uploads/")
+    suffixes = {s for base in (".jpg", ".jpeg", ".png", ".webp") for s in (base, base.upper())}
+    assert seen == {(p, s) for p in prefixes for s in suffixes}
+
+
+# --- Storage -------------------------------------------------------------------------------------
+
+
+def test_images_bucket_is_encrypted_private_versioned_logged_and_ssl_only(example):
+    bucket_id = example.logical_id(example.stack.storage.bucket)
+    bucket = example.raw["Resources"][bucket_id]["Properties"]
+    rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert "DestinationBucketName" in bucket["LoggingConfiguration"]
+    example.template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": bucket_id},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                        )
+                    ]
+                )
+            },
+        },
+    )
+    assert example.raw["Resources"][bucket_id]["DeletionPolicy"] == "Retain"
+
+
+def test_existing_bucket_is_imported_not_created(imported):
+    assert imported.resources_of("AWS::S3::Bucket") == {}
+    env = _function(imported, FunctionName.ON_UPLOAD)["Properties"]["Environment"]["Variables"]
+    assert env["IMAGES_BUCKET"] == "team-photos"
+
+
+def test_tables_are_on_demand_with_pitr_ttl_and_the_store_key_schema(example):
+    table = example.raw["Resources"][example.logical_id(example.stack.storage.table)]["Properties"]
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    idempotency = example.raw["Resources"][example.logical_id(example.stack.storage.idempotency_table)]
+    assert idempotency["Properties"]["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert idempotency["Properties"]["TimeToLiveSpecification"] == {
+        "AttributeName": "expiration",
+        "Enabled": True,
+    }
+    assert idempotency["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+
+
+# --- Functions -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(FunctionName))
+def test_function_runtime_architecture_tracing_logging_and_layers(example, name):
+    function = _function(example, name)["Properties"]
+    assert function["Runtime"] == "python3.12"
+    assert function["Architectures"] == ["arm64"]
+    assert function["Handler"] == "handler.handler"
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert function["LoggingConfig"]["LogFormat"] == "JSON"
+    layer_ids = {next(iter(refs(layer))) for layer in function["Layers"]}
+    layers = example.stack.layers
+    assert layer_ids == {example.logical_id(layers.package), example.logical_id(layers.dependencies)}
+    log_group_id = next(iter(refs(function["LoggingConfig"]["LogGroup"])))
+    assert example.raw["Resources"][log_group_id]["Properties"]["RetentionInDays"] == 30
+    spec = example.resources.function(name)
+    assert function["MemorySize"] == spec.memory_mb
+    assert function["Timeout"] == spec.timeout_seconds
+
+
+@pytest.mark.parametrize("name", list(FunctionName))
+def test_function_environment_is_what_the_runtime_validates(example, name):
+    variables = _function(example, name)["Properties"]["Environment"]["Variables"]
+    env = {key: render(value) for key, value in variables.items()}
+    settings = load_settings(env)
+    assert settings.table_name and settings.idempotency_table_name and settings.event_bus_name
+    assert (settings.dlq_url is not None) == (name is not FunctionName.TAG_API)
+    config = parse_config(json.loads(env["AUTOTAG_CONFIG"]), origin="AUTOTAG_CONFIG")
+    assert [p.key for p in config.providers] == ["imagedescriber", "rekognition", "basic"]
+    imagedescriber = config.provider("imagedescriber")
+    assert imagedescriber is not None and imagedescriber.secret_id is not None
+    assert imagedescriber.secret_id.startswith("arn:aws:secretsmanager:")
+    assert config.filters.include_prefixes == ("photos/", "uploads/")
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == METRICS_NAMESPACE
+    assert env["POWERTOOLS_SERVICE_NAME"] == "autotag"
+    # Lambda allows 4 KB of environment in total.
+    assert sum(len(k) + len(v) for k, v in env.items()) < 3500
+
+
+def test_imported_secret_names_reach_the_runtime_config(imported):
+    variables = _function(imported, FunctionName.ON_EVENT)["Properties"]["Environment"]["Variables"]
+    config = parse_config(json.loads(render(variables["AUTOTAG_CONFIG"])), origin="env")
+    assert config.provider("imagedescriber").secret_id == "autotag/imagedescriber"
+    assert config.provider("huawei").secret_id.endswith(":secret:autotag/huawei-AbCdEf")
+    assert imported.resources_of("AWS::SecretsManager::Secret") == {}
+
+
+def test_on_event_failed_invocations_go_to_the_event_dlq(example):
+    dlq_id = example.logical_id(example.stack.queues.event_dlq)
+    function_id = example.logical_id(example.stack.functions.on_event)
+    [config] = example.resources_of("AWS::Lambda::EventInvokeConfig").values()
+    assert function_id in refs(config["Properties"]["FunctionName"])
+    assert refs(config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]) == {dlq_id}
+    assert config["Properties"]["MaximumRetryAttempts"] == 2
+
+
+# --- IAM -----------------------------------------------------------------------------------------
+
+UNSCOPABLE = {
+    # Active tracing: X-Ray has no resource-level permissions for these.
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    # Rekognition image operations take no resource ARN.
+    "rekognition:DetectLabels",
+    "rekognition:DetectModerationLabels",
+    # aws-cdk-lib's BucketNotificationsHandler (deploy-time custom resource).
+    "s3:PutBucketNotification",
+}
+MANAGED_POLICY_OWNERS = ("CloudWatchRole", "BucketNotificationsHandler")
+
+
+def test_no_data_action_has_a_wildcard_resource_or_action(every):
+    problems = []
+    for logical_id, resource in every.raw["Resources"].items():
+        for statement in statements(resource):
+            if statement.get("Effect") != "Allow" or "Principal" in statement:
+                continue
+            actions = as_list(statement["Action"])
+            problems += [f"{logical_id}: wildcard action {a}" for a in actions if "*" in a]
+            if "*" in as_list(statement.get("Resource", [])):
+                problems += [f"{logical_id}: {a} on '*'" for a in actions if a not in UNSCOPABLE]
+    assert problems == []
+
+
+def test_only_known_roles_use_managed_policies(every):
+    for logical_id, role in every.resources_of("AWS::IAM::Role").items():
+        if role["Properties"].get("ManagedPolicyArns"):
+            assert logical_id.startswith(("ApiRestApiCloudWatchRole", "BucketNotificationsHandler")), logical_id
+
+
+def _actions_on(statements_: list[dict], predicate) -> set[str]:
+    found = set()
+    for statement in statements_:
+        if any(predicate(r) for r in as_list(statement.get("Resource", []))):
+            found |= set(as_list(statement["Action"]))
+    return found
+
+
+def test_on_upload_may_read_and_tag_objects_of_the_watched_bucket_only(example):
+    bucket_id = example.logical_id(example.stack.storage.bucket)
+    found = role_statements(example.raw, _role_id(example, FunctionName.ON_UPLOAD))
+    s3_actions = {a for s in found for a in as_list(s["Action"]) if a.startswith("s3:")}
+    assert s3_actions == {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:GetObjectTagging",
+        "s3:GetObjectVersionTagging",
+        "s3:PutObjectTagging",
+        "s3:PutObjectVersionTagging",
+    }
+    for statement in found:
+        if any(a.startswith("s3:") for a in as_list(statement["Action"])):
+            for resource in as_list(statement["Resource"]):
+                assert refs(resource) == {bucket_id}
+                assert resource["Fn::Join"][1][-1] == "/*"
+    sends = _actions_on(found, lambda r: example.logical_id(example.stack.queues.tag_dlq) in refs(r))
+    assert "sqs:SendMessage" in sends
+    event_dlq_id = example.logical_id(example.stack.queues.event_dlq)
+    assert not _actions_on(found, lambda r: event_dlq_id in refs(r))
+
+
+def test_tag_api_presigns_uploads_only_into_watched_prefixes(example):
+    found = role_statements(example.raw, _role_id(example, FunctionName.TAG_API))
+    puts = [s for s in found if "s3:PutObject" in as_list(s["Action"])]
+    [statement] = puts
+    suffixes = sorted(r["Fn::Join"][1][-1] for r in as_list(statement["Resource"]))
+    assert suffixes == ["/photos/*", "/uploads/*"]
+
+
+def test_every_function_has_the_same_narrow_data_grants(example):
+    stack = example.stack
+    table_ids = {example.logical_id(stack.storage.table), example.logical_id(stack.storage.idempotency_table)}
+    bus_id = example.logical_id(stack.bus.bus)
+    [secret] = stack.secrets.secrets.values()
+    secret_id = example.logical_id(secret)
+    for name in FunctionName:
+        found = role_statements(example.raw, _role_id(example, name))
+        for table_id in table_ids:
+            assert {"dynamodb:PutItem", "dynamodb:Query"} <= _actions_on(found, lambda r, t=table_id: t in refs(r))
+        assert _actions_on(found, lambda r: bus_id in refs(r)) == {"events:PutEvents"}
+        assert _actions_on(found, lambda r: secret_id in refs(r)) == {
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:DescribeSecret",
+        }
+        assert "rekognition:DetectLabels" in _actions_on(found, lambda r: r == "*")
+
+
+def test_rekognition_is_granted_only_when_configured(default):
+    for name in FunctionName:
+        found = role_statements(default.raw, _role_id(default, name))
+        assert not any(a.startswith("rekognition:") for s in found for a in as_list(s["Action"]))
+
+
+def test_allowed_buckets_are_readable_by_api_and_events_not_by_on_upload(imported):
+    def reads_shared(name):
+        found = role_statements(imported.raw, _role_id(imported, name))
+        return _actions_on(found, lambda r: "shared-media" in json.dumps(r))
+
+    assert "s3:GetObject" in reads_shared(FunctionName.TAG_API)
+    assert "s3:GetObject" in reads_shared(FunctionName.ON_EVENT)
+    assert reads_shared(FunctionName.ON_UPLOAD) == set()
+
+
+def test_secret_imported_by_name_is_granted_by_its_name_pattern(imported):
+    found = role_statements(imported.raw, _role_id(imported, FunctionName.ON_UPLOAD))
+    rendered = {json.dumps(r) for s in found for r in as_list(s.get("Resource", []))}
+    assert any("secret:autotag/imagedescriber-??????" in r for r in rendered)
+    assert any("secret:autotag/huawei-AbCdEf" in r for r in rendered)
+
+
+# --- API -----------------------------------------------------------------------------------------
+
+
+def test_every_api_method_requires_an_api_key(every):
+    methods = every.resources_of("AWS::ApiGateway::Method")
+    assert methods
+    for logical_id, method in methods.items():
+        assert method["Properties"]["ApiKeyRequired"] is True, logical_id
+        assert method["Properties"]["HttpMethod"] != "OPTIONS"  # CORS is off by default
+
+
+def test_tag_requests_are_size_checked_by_api_gateway(example):
+    [model] = example.resources_of("AWS::ApiGateway::Model").values()
+    schema = model["Properties"]["Schema"]
+    assert schema["properties"]["image"]["maxLength"] == example.config.api.max_image_chars
+    assert schema["properties"]["url"]["maxLength"] == 2048
+    [validator] = example.resources_of("AWS::ApiGateway::RequestValidator").values()
+    assert validator["Properties"]["ValidateRequestBody"] is True
+    posts = [m["Properties"] for m in example.resources_of("AWS::ApiGateway::Method").values()]
+    [post] = [m for m in posts if m["HttpMethod"] == "POST"]
+    assert "RequestValidatorId" in post and "application/json" in post["RequestModels"]
+
+
+def test_usage_plan_and_stage_throttle_and_log(example):
+    api = example.config.api
+    example.template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlan",
+        {
+            "Throttle": {"RateLimit": api.rate_limit, "BurstLimit": api.burst_limit},
+            "Quota": {"Limit": api.quota_limit, "Period": api.quota_period},
+        },
+    )
+    example.template.has_resource_properties("AWS::ApiGateway::UsagePlanKey", {"KeyType": "API_KEY"})
+    [stage] = example.resources_of("AWS::ApiGateway::Stage").values()
+    props = stage["Properties"]
+    assert "DestinationArn" in props["AccessLogSetting"]
+    assert props["TracingEnabled"] is True
+    [settings] = props["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == api.stage_rate_limit
+    assert settings["ThrottlingBurstLimit"] == api.stage_burst_limit
+    assert settings["DataTraceEnabled"] is False
+
+
+# --- Bus -----------------------------------------------------------------------------------------
+
+
+def test_tag_image_requested_rule_targets_on_event_with_dlq_and_retries(example):
+    bus_id = example.logical_id(example.stack.bus.bus)
+    rules = [r["Properties"] for r in example.resources_of("AWS::Events::Rule").values()]
+    [rule] = [r for r in rules if r.get("EventBusName") and bus_id in refs(r["EventBusName"])]
+    assert rule["EventPattern"] == {"source": [EVENT_SOURCE], "detail-type": [DETAIL_TYPE_TAG_REQUESTED]}
+    [target] = rule["Targets"]
+    assert example.logical_id(example.stack.functions.on_event) in refs(target["Arn"])
+    assert refs(target["DeadLetterConfig"]["Arn"]) == {example.logical_id(example.stack.queues.event_dlq)}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 24 * 3600}
+    example.template.has_resource_properties("AWS::Events::Archive", {"RetentionDays": 30})
+
+
+def test_eventbridge_mode_routes_object_created_to_the_tag_queue(imported):
+    assert imported.resources_of("Custom::S3BucketNotifications") == {}
+    rules = [r["Properties"] for r in imported.resources_of("AWS::Events::Rule").values()]
+    [rule] = [r for r in rules if "EventBusName" not in r]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"]["name"] == ["team-photos"]
+    assert {"wildcard": "photos/*.jpg"} in pattern["detail"]["object"]["key"]
+    [target] = rule["Targets"]
+    assert refs(target["Arn"]) == {imported.logical_id(imported.stack.queues.tag_queue)}
+
+
+# --- Monitoring ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("queue", ["tag_dlq", "event_dlq"])
+def test_dlq_depth_alarms_on_the_first_message(example, queue):
+    queue_id = example.logical_id(getattr(example.stack.queues, queue))
+    alarms = [a["Properties"] for a in example.resources_of("AWS::CloudWatch::Alarm").values()]
+    [alarm] = [
+        a
+        for a in alarms
+        if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+        and any(queue_id in refs(d["Value"]) for d in a["Dimensions"])
+    ]
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert refs(alarm["AlarmActions"]) == {example.logical_id(example.stack.monitoring.topic)}
+
+
+def test_function_error_throttle_and_provider_failure_alarms(example):
+    alarms = [a["Properties"] for a in example.resources_of("AWS::CloudWatch::Alarm").values()]
+    for name in FunctionName:
+        function_id = example.logical_id(example.stack.functions.by_name[name])
+        metrics = {
+            a["MetricName"]
+            for a in alarms
+            if "Dimensions" in a and any(function_id in refs(d["Value"]) for d in a["Dimensions"])
+        }
+        assert {"Errors", "Throttles"} <= metrics, name
+    expressions = [m["Expression"] for a in alarms for m in a.get("Metrics", []) if "Expression" in m]
+    assert f'SELECT SUM({PROVIDER_FAILURE_METRIC}) FROM "{METRICS_NAMESPACE}"' in expressions
+    assert example.resources_of("AWS::CloudWatch::Dashboard")
