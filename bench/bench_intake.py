@@ -1,0 +1,268 @@
+"""Benchmark: image intake + fit against a naive full decode + resize. Not a test.
+
+Run from the repository root:
+
+    uv run python -m bench.bench_intake            # or: uv run python bench/bench_intake.py
+    uv run python -m bench.bench_intake --repeats 9
+
+For each case it times `load_image` + `fit` ("ours") and `Image.open().convert("RGB").resize()` +
+save ("naive") in the same run, prints min/median/max, the naive/ours ratio of medians and the bytes
+out vs in, and measures the peak RSS of each variant in a fresh subprocess. Results are written to
+bench/results/intake.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import PIL
+from autotag.image import ImageConstraints, ImageFormat
+from autotag.intake import fit, load_image
+from PIL import Image, ImageDraw, ImageFilter
+
+RESULTS = Path(__file__).resolve().parent / "results" / "intake.json"
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    source: str
+    """Key of the generated input file."""
+    constraints: ImageConstraints
+    repeats_scale: float = 1.0
+
+
+CASES = (
+    Case("12MP JPEG -> 4 MB / 4096 px", "jpeg12", ImageConstraints(max_bytes=4 * MB, max_side=4096)),
+    Case("12MP JPEG -> 1600 px", "jpeg12", ImageConstraints(max_side=1600)),
+    Case("24MP JPEG -> 4 MB / 4096 px", "jpeg24", ImageConstraints(max_bytes=4 * MB, max_side=4096), 0.6),
+    Case("24MP JPEG -> 1600 px", "jpeg24", ImageConstraints(max_side=1600), 0.6),
+    Case(
+        "12MP PNG -> 1600 px JPEG",
+        "png12",
+        ImageConstraints(max_side=1600, formats=frozenset({ImageFormat.JPEG})),
+        0.6,
+    ),
+)
+
+
+# --- Inputs ----------------------------------------------------------------------------------------
+
+
+def photo_like(width: int, height: int, seed: int = 1) -> Image.Image:
+    """Gradients, fine texture and shapes with soft edges: encodes to a realistic JPEG size."""
+    rng = random.Random(seed)
+    sky = Image.linear_gradient("L").resize((width, height))
+    glow = Image.radial_gradient("L").resize((width, height))
+    grain = Image.effect_noise((width, height), 40)
+    texture = Image.effect_noise((width // 4, height // 4), 90).resize(
+        (width, height), Image.Resampling.BICUBIC
+    )
+    picture = Image.merge(
+        "RGB",
+        (
+            Image.blend(Image.blend(sky, texture, 0.45), grain, 0.18),
+            Image.blend(Image.blend(glow, texture, 0.35), grain, 0.18),
+            Image.blend(Image.blend(sky.transpose(Image.Transpose.FLIP_TOP_BOTTOM), glow, 0.3), grain, 0.2),
+        ),
+    )
+    shapes = Image.new("RGB", (width, height))
+    mask = Image.new("L", (width, height), 0)
+    draw, mask_draw = ImageDraw.Draw(shapes), ImageDraw.Draw(mask)
+    for _ in range(60):
+        x, y = rng.randrange(width), rng.randrange(height)
+        radius = rng.randrange(width // 60, width // 8)
+        colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        box = (x - radius, y - radius, x + radius, y + radius)
+        draw.ellipse(box, fill=colour)
+        mask_draw.ellipse(box, fill=rng.randrange(120, 230))
+    picture.paste(shapes, mask=mask.filter(ImageFilter.BoxBlur(6)))
+    return Image.blend(picture, grain.convert("RGB"), 0.06)
+
+
+def make_inputs(directory: Path) -> dict[str, Path]:
+    started = time.perf_counter()
+    files: dict[str, Path] = {}
+    twelve = photo_like(4000, 3000)
+    files["jpeg12"] = _save(twelve, directory / "photo-12mp.jpg", "JPEG", quality=92)
+    files["png12"] = _save(twelve, directory / "photo-12mp.png", "PNG", compress_level=1)
+    files["jpeg24"] = _save(photo_like(6000, 4000, seed=2), directory / "photo-24mp.jpg", "JPEG", quality=92)
+    print(f"generated inputs in {time.perf_counter() - started:.1f}s")
+    return files
+
+
+def _save(picture: Image.Image, path: Path, image_format: str, **options: object) -> Path:
+    picture.save(path, image_format, **options)
+    return path
+
+
+# --- The two ways of doing it -------------------------------------------------------------------------
+
+
+def ours(data: bytes, constraints: ImageConstraints) -> bytes:
+    return fit(load_image(data), constraints).data
+
+
+def naive(data: bytes, constraints: ImageConstraints) -> bytes:
+    """What a straightforward implementation does: decode everything, resize, save as JPEG."""
+    picture = Image.open(io.BytesIO(data)).convert("RGB")
+    width, height = picture.size
+    scale = min(1.0, (constraints.max_side or max(width, height)) / max(width, height))
+    picture = picture.resize((round(width * scale), round(height * scale)))
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+VARIANTS: dict[str, Callable[[bytes, ImageConstraints], bytes]] = {"ours": ours, "naive": naive}
+
+
+def time_variant(
+    variant: Callable[[bytes, ImageConstraints], bytes], data: bytes, case: Case, repeats: int
+) -> tuple[list[float], bytes]:
+    timings: list[float] = []
+    output = b""
+    for _ in range(repeats):
+        started = time.perf_counter()
+        output = variant(data, case.constraints)
+        timings.append(time.perf_counter() - started)
+    return timings, output
+
+
+# --- Peak memory in a fresh process ------------------------------------------------------------------
+
+
+def child(case_index: int, variant: str, path: str) -> None:
+    """Run one variant once and print this process's peak RSS in KiB."""
+    data = Path(path).read_bytes()
+    if variant != "baseline":
+        VARIANTS[variant](data, CASES[case_index].constraints)
+    print(peak_rss_kib())
+
+
+def peak_rss_kib() -> int:
+    # Linux keeps ru_maxrss across fork+exec, so a child started by a big parent would report the
+    # parent's peak; VmHWM belongs to the new address space only. Elsewhere ru_maxrss is all there is.
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak
+
+
+def peak_rss_mib(case_index: int, variant: str, path: Path) -> float:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.bench_intake", "--child", str(case_index), variant, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    return int(completed.stdout.strip().splitlines()[-1]) / 1024
+
+
+# --- Reporting ---------------------------------------------------------------------------------------
+
+
+def summary(timings: list[float]) -> dict[str, float]:
+    return {
+        "min_s": round(min(timings), 4),
+        "median_s": round(statistics.median(timings), 4),
+        "max_s": round(max(timings), 4),
+    }
+
+
+def describe(data: bytes) -> str:
+    with Image.open(io.BytesIO(data)) as picture:
+        return f"{picture.format} {picture.width}x{picture.height}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-rss", action="store_true", help="skip the per-case peak-RSS subprocesses")
+    parser.add_argument("--child", nargs=3, metavar=("CASE", "VARIANT", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(int(args.child[0]), args.child[1], args.child[2])
+        return 0
+
+    started = time.perf_counter()
+    report: dict[str, object] = {
+        "python": platform.python_version(),
+        "pillow": PIL.__version__,
+        "machine": platform.machine(),
+        "repeats": args.repeats,
+        "cases": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="autotag-bench-") as tmp:
+        files = make_inputs(Path(tmp))
+        baseline = None if args.no_rss else peak_rss_mib(0, "baseline", files["jpeg12"])
+        report["baseline_rss_mib"] = baseline and round(baseline, 1)
+        for index, case in enumerate(CASES):
+            data = files[case.source].read_bytes()
+            repeats = max(2, round(args.repeats * case.repeats_scale))
+            ours_times, ours_out = time_variant(ours, data, case, repeats)
+            naive_times, naive_out = time_variant(naive, data, case, repeats)
+            ratio = statistics.median(naive_times) / statistics.median(ours_times)
+            entry: dict[str, object] = {
+                "case": case.name,
+                "input": {"description": describe(data), "bytes": len(data)},
+                "repeats": repeats,
+                "ours": summary(ours_times) | {"bytes_out": len(ours_out), "output": describe(ours_out)},
+                "naive": summary(naive_times) | {"bytes_out": len(naive_out), "output": describe(naive_out)},
+                "ratio_naive_over_ours": round(ratio, 2),
+            }
+            if not args.no_rss:
+                entry["peak_rss_mib"] = {
+                    "ours": round(peak_rss_mib(index, "ours", files[case.source]), 1),
+                    "naive": round(peak_rss_mib(index, "naive", files[case.source]), 1),
+                }
+            report["cases"].append(entry)  # type: ignore[attr-defined]
+            print_case(entry)
+    report["total_seconds"] = round(time.perf_counter() - started, 1)
+    if baseline is not None:
+        print(f"\npeak RSS of an interpreter that only imports and reads the file: {baseline:.1f} MiB")
+    print(f"total {report['total_seconds']}s")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
+    return 0
+
+
+def print_case(entry: dict) -> None:
+    source = entry["input"]
+    size = source["bytes"] / MB
+    print(f"\n{entry['case']}  (input {source['description']}, {size:.2f} MB, n={entry['repeats']})")
+    for variant in ("ours", "naive"):
+        stats = entry[variant]
+        rss = entry.get("peak_rss_mib", {}).get(variant)
+        rss_text = f"  peak RSS {rss:7.1f} MiB" if rss is not None else ""
+        print(
+            f"  {variant:<5} min {stats['min_s'] * 1000:7.1f} ms  median {stats['median_s'] * 1000:7.1f} ms  "
+            f"max {stats['max_s'] * 1000:7.1f} ms  out {stats['output']}, {stats['bytes_out'] / MB:.2f} MB "
+            f"({stats['bytes_out'] / source['bytes']:.0%} of input){rss_text}"
+        )
+    print(f"  naive/ours (median): {entry['ratio_naive_over_ours']:.2f}x")
+
+
+if __name__ == "__main__":
+    if __package__ in (None, ""):
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    raise SystemExit(main())
