@@ -143,9 +143,15 @@ class HuaweiServer(ProviderServer):
     # -- helpers for tests
 
     @staticmethod
-    def error(code: str, message: str = "error", *, status: int | None = None, **headers: str) -> Reply:
+    def error(
+        code: str,
+        message: str = "error",
+        *,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
         status = status or HUAWEI_ERROR_STATUS.get(code, 400)
-        return Reply.json({"error_code": code, "error_msg": message}, status, **headers)
+        return Reply.json({"error_code": code, "error_msg": message}, status, **dict(headers or {}))
 
     def expire_tokens(self) -> None:
         """Tokens issued so far now get APIG.0307 (as after a password change)."""
@@ -246,7 +252,7 @@ class HuaweiServer(ProviderServer):
         if kind == "error":
             return self.error("AIS.0506", "Internal error")
         if kind == "throttle":
-            return self.error("APIG.0308", "The request is throttled", **{"Retry-After": "1"})
+            return self.error("APIG.0308", "The request is throttled", headers={"Retry-After": "1"})
         return super().fault_reply(kind, request)
 
     # -- routes
@@ -260,7 +266,7 @@ class HuaweiServer(ProviderServer):
 
     def _issue_token(self, request: RecordedRequest) -> Reply:
         body = request.json if isinstance(request.json, dict) else {}
-        auth = body.get("auth") if isinstance(body.get("auth"), dict) else {}
+        auth: dict[str, Any] = body["auth"] if isinstance(body.get("auth"), dict) else {}
         identity = auth.get("identity") or {}
         user = ((identity.get("password") or {}).get("user")) or {}
         project = (auth.get("scope") or {}).get("project") or {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from autotag.errors import (
     ThrottledError,
     TransientError,
 )
-from autotag.image import S3Location
+from autotag.image import ImageFormat, S3Location
 from autotag.models import TagKind, TagResult
 from autotag.providers.base import ProviderContext, ProviderRequest
 from autotag.providers.google_vision import GoogleVisionProvider
@@ -34,6 +35,7 @@ from tests.support.provider_servers_cloud import (
     cloud_request,
     google_error,
     google_image_error,
+    image_data,
     run,
     unused_port,
 )
@@ -46,7 +48,7 @@ KEY = "AIzaTestKey-0123456789abcdefghijklmno"
 @pytest.fixture
 def vision() -> Iterator[GoogleVisionServer]:
     with GoogleVisionServer(api_key=KEY) as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 def config_for(endpoint: str, **fields: Any) -> ProviderConfig:
@@ -371,3 +373,26 @@ def test_api_key_never_in_logs_or_errors(
     for text in [caplog.text, *(str(e) for e in errors), *(repr(e) for e in errors)]:
         assert KEY not in text
         assert "AIzaWrongKey-yyyyyyyyyyyyyyyyyyyyyyy" not in text
+
+
+def test_cli_tag_json_against_the_double(
+    vision: GoogleVisionServer,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`autotag tag IMG --provider google_vision --config cfg.toml --json`: the path a user takes."""
+    from autotag.cli import main
+
+    image = tmp_path / "street.png"
+    image.write_bytes(image_data(320, 240, ImageFormat.PNG))
+    config = tmp_path / "cfg.toml"
+    config.write_text(f'[[providers]]\nname = "google_vision"\nendpoint = "{vision.url}"\n')
+    monkeypatch.setenv("AUTOTAG_SECRET_GOOGLE_VISION", json.dumps({"api_key": KEY}))
+
+    status = main(["tag", str(image), "--provider", "google_vision", "--config", str(config), "--json"])
+
+    assert status == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in document["tags"]] == [label["description"] for label in GOOGLE_LABELS]
+    assert vision.last.param("key") == KEY

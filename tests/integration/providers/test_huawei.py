@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -46,7 +47,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def huawei() -> Iterator[HuaweiServer]:
     with HuaweiServer() as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 def token_secret(server: HuaweiServer, **changes: Any) -> dict[str, Any]:
@@ -473,7 +474,7 @@ def test_slow_response_past_the_timeout() -> None:
 
 
 def test_throttled_429_with_retry_after(huawei: HuaweiServer) -> None:
-    throttled = HuaweiServer.error("APIG.0308", "The request is throttled", **{"Retry-After": "1"})
+    throttled = HuaweiServer.error("APIG.0308", "The request is throttled", headers={"Retry-After": "1"})
     huawei.script(throttled, path=huawei.tagging_path)
     error = failed(Session(provider_config(huawei, max_attempts=1), aksk_secret(huawei)).call())
     assert isinstance(error, ThrottledError)
@@ -556,3 +557,31 @@ def test_pipeline_refreshes_and_logs_no_secret(
     assert huawei.calls_to("/v3/auth/tokens") == 2
     for secret in [huawei.password, *huawei.issued_tokens]:
         assert secret not in caplog.text
+
+
+def test_cli_tag_json_against_the_double(
+    huawei: HuaweiServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`autotag tag IMG --provider huawei --config cfg.toml --json`: the path a user takes."""
+    from autotag.cli import main
+
+    image = tmp_path / "dog.jpg"
+    image.write_bytes(image_data(320, 240))
+    config = tmp_path / "cfg.toml"
+    config.write_text(
+        "[[providers]]\n"
+        'name = "huawei"\n'
+        f'endpoint = "{huawei.url}"\n'
+        f'options = {{ iam_endpoint = "{huawei.url}" }}\n'
+    )
+    monkeypatch.setenv("AUTOTAG_SECRET_HUAWEI", json.dumps(aksk_secret(huawei)))
+
+    status = main(
+        ["tag", str(image), "--provider", "huawei", "--config", str(config), "--json", "--lang", "zh"]
+    )
+
+    assert status == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in document["tags"]][:2] == ["人", "狗"]
+    assert document["tags"][0]["boxes"][0]["left"] == pytest.approx(10 / 320)
+    assert huawei.signature_failures == []

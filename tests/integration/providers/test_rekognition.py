@@ -350,7 +350,7 @@ def test_shape_without_labels_is_a_bad_provider_response() -> None:
 @pytest.fixture
 def rekognition_server() -> Iterator[RekognitionServer]:
     with RekognitionServer() as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 def http_provider(server_url: str, **fields: Any) -> RekognitionProvider:
@@ -459,3 +459,20 @@ def test_no_credentials_in_logs_or_errors(
     for text in (caplog.text, str(error), repr(error)):
         assert "test-secret-access-key-do-not-log" not in text
         assert "test-session-token-do-not-log" not in text
+
+
+def test_cli_tag_json_against_the_emulator(
+    aws_emulator: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`autotag tag IMG --provider rekognition --json` with AWS pointed at the emulator."""
+    from autotag.cli import main
+
+    image = tmp_path / "phone.jpg"
+    image.write_bytes(image_data(320, 240))
+
+    status = main(["tag", str(image), "--provider", "rekognition", "--json"])
+
+    assert status == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in document["tags"]] == ["Mobile Phone"]
+    assert document["tags"][0]["parents"] == ["Phone"]
