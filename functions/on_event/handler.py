@@ -22,6 +22,6 @@ SAFETY_MARGIN_SECONDS = 5.0
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deadline = Deadline.after(context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS)
-    outcome = build_subscriber().handle(event, deadline=deadline)
+    outcome = build_subscriber().handle(event, deadline=deadline, context=context)
     logger.info("event handled", extra=outcome.as_dict())
     return outcome.as_dict()

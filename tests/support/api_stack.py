@@ -16,7 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,11 @@ from autotag.fetch import fetch_image_url
 from autotag.store.dynamodb import create_table
 
 from tests.support.aws import Emulator, unique
+from tests.support.events import s3_notification, s3_record, sqs_batch, sqs_message
 from tests.support.https_server import FakeDns, ImageHost, LoopbackInternet
+from tests.support.lambda_context import lambda_context
 from tests.support.provider_servers import ImageDescriberServer
+from tests.support.upload_stack import create_idempotency_table
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 PUBLIC_IMAGE_HOST = "93.184.215.14"
@@ -35,21 +38,6 @@ PUBLIC_REDIRECTOR = "93.184.215.15"
 
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS_DIR / name).read_text())
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "tag_api"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 512
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:tag_api"
-    log_group_name: str = "/aws/lambda/tag_api"
-    log_stream_name: str = "2025/11/20/[$LATEST]0123456789abcdef"
-    deadline_ms: float = field(default_factory=lambda: time.time() * 1000 + 29_000)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int(self.deadline_ms - time.time() * 1000))
 
 
 @dataclass
@@ -122,7 +110,7 @@ class ApiStack:
     def invoke(self, event: dict[str, Any]) -> HttpReply:
         from functions.tag_api.handler import handler
 
-        response = handler(event, FakeLambdaContext())
+        response = handler(event, lambda_context("autotag-tag-api", timeout_seconds=29))
         assert set(response) >= {"statusCode", "body"}, response
         headers = {k.lower(): str(v) for k, v in (response.get("headers") or {}).items()}
         for name, values in (response.get("multiValueHeaders") or {}).items():
@@ -153,6 +141,21 @@ class ApiStack:
                 time.sleep(0.1)
         return found
 
+    def on_event(self, event: Any) -> dict[str, Any]:
+        """Invoke the real on_event handler as EventBridge does (one event, asynchronously)."""
+        from functions.on_event.handler import handler
+
+        return handler(event, lambda_context("autotag-on-event", timeout_seconds=60))
+
+    def on_upload(self, key: str, etag: str, version_id: str | None = None) -> dict[str, Any]:
+        """Invoke the real on_upload handler with the SQS batch an upload of `key` produces."""
+        from functions.on_upload.handler import handler
+
+        batch = sqs_batch(
+            sqs_message(s3_notification(s3_record(self.bucket, key, etag=etag, version_id=version_id)))
+        )
+        return handler(batch, lambda_context("autotag-on-upload", timeout_seconds=60))
+
     def dead_letters(self, *, wait: float = 2.0) -> list[dict[str, Any]]:
         sqs = self.emulator.client("sqs")
         until = time.monotonic() + wait
@@ -169,19 +172,29 @@ class ApiStack:
         return []
 
 
+def _reset_functions() -> None:
+    """Drop every function's warm state (service, clients, settings) so the environment is re-read."""
+    from autotag.api.settings import get_api_settings
+    from autotag.subscriber import reset_subscriber
+    from autotag.upload import reset_upload_processor
+
+    reset_upload_processor()
+    reset_subscriber()
+    get_api_settings.cache_clear()
+
+
 @contextlib.contextmanager
 def api_stack(emulator: Emulator) -> Iterator[ApiStack]:
     from autotag.api.runtime import build_runtime, set_runtime
-    from autotag.api.settings import get_api_settings
     from autotag.config import get_config
-    from autotag.service import reset_service
 
     s3, ddb, events, sqs = (emulator.client(name) for name in ("s3", "dynamodb", "events", "sqs"))
     bucket, other_bucket = unique("images"), unique("elsewhere")
-    table, bus = unique("autotag"), unique("autotag-bus")
+    table, idempotency, bus = unique("autotag"), unique("idempotency"), unique("autotag-bus")
     for name in (bucket, other_bucket):
         s3.create_bucket(Bucket=name)
     create_table(ddb, table)
+    create_idempotency_table(ddb, idempotency)
     events.create_event_bus(Name=bus)
     queue_url = sqs.create_queue(QueueName=unique("bus-capture"))["QueueUrl"]
     dlq_url = sqs.create_queue(QueueName=unique("event-dlq"))["QueueUrl"]
@@ -212,20 +225,23 @@ def api_stack(emulator: Emulator) -> Iterator[ApiStack]:
         )
         env = {
             "TABLE_NAME": table,
-            "IDEMPOTENCY_TABLE_NAME": table,
+            "IDEMPOTENCY_TABLE_NAME": idempotency,
             "EVENT_BUS_NAME": bus,
             "IMAGES_BUCKET": bucket,
             "ALLOWED_BUCKETS": bucket,
             "DLQ_URL": dlq_url,
             "AUTOTAG_CONFIG": json.dumps(
-                {"providers": [{"name": "imagedescriber", "endpoint": provider.url, "max_attempts": 1}]}
+                {
+                    "providers": [{"name": "imagedescriber", "endpoint": provider.url, "max_attempts": 1}],
+                    # Every path calls the provider, so results compare without cache effects.
+                    "cache": {"enabled": False},
+                }
             ),
             "AUTOTAG_SECRET_IMAGEDESCRIBER": json.dumps({"api_key": provider.api_key}),
         }
         for name, value in env.items():
             mp.setenv(name, value)
-        reset_service()
-        get_api_settings.cache_clear()
+        _reset_functions()
 
         def fetcher(url: str, timeout: float) -> bytes:
             return fetch_image_url(
@@ -254,14 +270,14 @@ def api_stack(emulator: Emulator) -> Iterator[ApiStack]:
             )
         finally:
             set_runtime(None)
-            reset_service()
-            get_api_settings.cache_clear()
+            _reset_functions()
             events.remove_targets(Rule=rule, EventBusName=bus, Ids=["capture"])
             events.delete_rule(Name=rule, EventBusName=bus)
             events.delete_event_bus(Name=bus)
             for url in (queue_url, dlq_url):
                 sqs.delete_queue(QueueUrl=url)
             ddb.delete_table(TableName=table)
+            ddb.delete_table(TableName=idempotency)
             for name in (bucket, other_bucket):
                 for item in s3.list_objects_v2(Bucket=name).get("Contents", []):
                     s3.delete_object(Bucket=name, Key=item["Key"])

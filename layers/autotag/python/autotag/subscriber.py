@@ -13,33 +13,37 @@ Failure handling (see docs/api.md, "Event bus"):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import (
     EventBridgeModel,
     S3EventNotificationEventBridgeModel,
 )
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from autotag.api.models import S3_BUCKET_PATTERN
 from autotag.config import ObjectFilters
 from autotag.dlq import DeadLetter, DeadLetterQueue
 from autotag.errors import AutotagError, BadInputError
 from autotag.image import S3Location
 from autotag.models import TagOptions
-from autotag.objects import ObjectStorage
 from autotag.resources import DETAIL_TYPE_TAG_REQUESTED, EVENT_SOURCE
 from autotag.retry import Deadline
 from autotag.service import TaggingService, TerminalProcessingError
-from autotag.store.base import ImageRecord
+from autotag.upload import IDEMPOTENCY_KEY_PREFIX as UPLOAD_IDEMPOTENCY_KEY_PREFIX
 
 logger = Logger(service="autotag", child=True)
 
-S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"
+REQUEST_IDEMPOTENCY_KEY_PREFIX = "autotag.on_event.request"
 
 
 # --- Event models --------------------------------------------------------------------------------
@@ -82,7 +86,8 @@ class Request:
 
 @dataclass(frozen=True)
 class Outcome:
-    status: Literal["tagged", "skipped", "failed", "ignored", "dead_lettered"]
+    status: str
+    """tagged, skipped, failed, ignored (filtered out) or dead_lettered"""
     bucket: str | None = None
     key: str | None = None
     error_code: str | None = None
@@ -137,6 +142,14 @@ def to_request(event: BusEvent) -> Request:
 
 
 class BusSubscriber:
+    """Handles one bus event at a time (EventBridge invokes the function asynchronously, per event).
+
+    Idempotency (Powertools, the table the upload path uses): an S3 Object Created event is keyed on
+    the object version exactly as ``on_upload`` keys it, so an object announced both by an S3
+    notification and by EventBridge is tagged once; a Tag Image Requested event is keyed on its
+    event id, so a redelivered event is not run twice while a new request re-tags the object.
+    """
+
     def __init__(
         self,
         *,
@@ -144,17 +157,40 @@ class BusSubscriber:
         dead_letters: DeadLetterQueue,
         allowed_buckets: tuple[str, ...],
         filters: ObjectFilters,
-        objects: ObjectStorage | None = None,
+        persistence: BasePersistenceLayer | None = None,
+        idempotency_ttl_seconds: int = 3600,
     ) -> None:
         self.service = service
         self.dead_letters = dead_letters
         self.allowed_buckets = allowed_buckets
         self.filters = filters
-        self.objects = objects or service.objects
+        self._idempotency = IdempotencyConfig(
+            event_key_jmespath="[bucket, key, version]",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=idempotency_ttl_seconds,
+        )
+        self._once: dict[str, Callable[..., dict[str, Any]]] = {
+            kind: idempotent_function(
+                self._process,
+                data_keyword_argument="ref",
+                persistence_store=persistence,
+                config=self._idempotency,
+                key_prefix=prefix,
+            )
+            if persistence is not None
+            else self._process
+            for kind, prefix in (
+                ("s3_object_created", UPLOAD_IDEMPOTENCY_KEY_PREFIX),
+                ("tag_image_requested", REQUEST_IDEMPOTENCY_KEY_PREFIX),
+            )
+        }
 
-    def handle(self, event: object, *, deadline: Deadline) -> Outcome:
+    def handle(self, event: object, *, deadline: Deadline, context: LambdaContext | None = None) -> Outcome:
+        if context is not None:
+            self._idempotency.register_lambda_context(context)
         try:
-            request = to_request(parse_bus_event(event))
+            parsed = parse_bus_event(event)
+            request = to_request(parsed)
             self._check(request)
         except BadInputError as error:
             return self._dead_letter(event, error, None)
@@ -162,14 +198,41 @@ class BusSubscriber:
             logger.info("object excluded by the filters", extra={"s3_uri": request.location.uri})
             return Outcome("ignored", request.location.bucket, request.location.key)
         location = self._existing_key(request.location)
+        version = (
+            f"event:{parsed.id}"
+            if request.kind == "tag_image_requested"
+            else location.version_id or f"etag:{request.etag}"
+        )
+        ref = {"bucket": location.bucket, "key": location.key, "version": version}
+        result = self._once[request.kind](
+            ref=ref, event=event, request=request, location=location, deadline=deadline
+        )
+        # A duplicate gets the stored outcome back; for objects that may be on_upload's (same key).
+        return Outcome(
+            status=str(result.get("status", "tagged")),
+            bucket=location.bucket,
+            key=location.key,
+            error_code=result.get("error_code"),
+        )
+
+    # Inside the idempotency wrapper: the returned dict is what a duplicate gets back.
+    def _process(
+        self,
+        *,
+        ref: dict[str, str],
+        event: object,
+        request: Request,
+        location: S3Location,
+        deadline: Deadline,
+    ) -> dict[str, Any]:
         try:
             record = self.service.process_object(
                 location, options=request.options, deadline=deadline, etag=request.etag
             )
         except TerminalProcessingError as error:
             # Already stored as failed and announced by the service; keep the event with the reason.
-            return self._dead_letter(event, error.cause, location)
-        return self._outcome(record)
+            return self._dead_letter(event, error.cause, location).as_dict()
+        return Outcome(record.status.value, record.bucket, record.key, record.error_code).as_dict()
 
     def _check(self, request: Request) -> None:
         if request.location.bucket not in self.allowed_buckets:
@@ -178,10 +241,10 @@ class BusSubscriber:
     def _existing_key(self, location: S3Location) -> S3Location:
         """S3 URL-encodes keys in some event shapes: use the decoded key when only it exists."""
         decoded = unquote_plus(location.key)
-        if decoded == location.key or self.objects.head(location) is not None:
+        if decoded == location.key or self.service.objects.head(location) is not None:
             return location
         candidate = S3Location(location.bucket, decoded, location.version_id)
-        return candidate if self.objects.head(candidate) is not None else location
+        return candidate if self.service.objects.head(candidate) is not None else location
 
     def _dead_letter(self, event: object, error: AutotagError, location: S3Location | None) -> Outcome:
         bucket, key = (location.bucket, location.key) if location else _where(event)
@@ -203,11 +266,6 @@ class BusSubscriber:
         )
         return Outcome("dead_lettered", bucket, key, error.code)
 
-    @staticmethod
-    def _outcome(record: ImageRecord) -> Outcome:
-        status: Literal["tagged", "skipped", "failed"] = record.status.value
-        return Outcome(status, record.bucket, record.key, record.error_code)
-
 
 def _where(event: object) -> tuple[str | None, str | None]:
     """Best-effort bucket and key of an event that did not parse (for the DLQ attributes)."""
@@ -225,6 +283,8 @@ def _where(event: object) -> tuple[str | None, str | None]:
 
 @lru_cache(maxsize=1)
 def build_subscriber() -> BusSubscriber:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
     from autotag.config import get_config
     from autotag.dlq import SqsDeadLetterQueue
     from autotag.errors import ConfigError
@@ -234,12 +294,25 @@ def build_subscriber() -> BusSubscriber:
     settings = get_settings()
     if not settings.dlq_url:
         raise ConfigError("DLQ_URL is not set: on_event needs a queue for events it cannot process")
+    clients = aws_clients()
     return BusSubscriber(
         service=build_service(),
-        dead_letters=SqsDeadLetterQueue(aws_clients().client("sqs"), settings.dlq_url),
+        dead_letters=SqsDeadLetterQueue(clients.client("sqs"), settings.dlq_url),
         allowed_buckets=settings.allowed_buckets,
         filters=get_config().filters,
+        persistence=DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table_name, boto3_client=clients.client("dynamodb")
+        ),
+        idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
     )
+
+
+def reset_subscriber() -> None:
+    """Forget the subscriber and the shared service (tests; config changes)."""
+    from autotag.service import reset_service
+
+    build_subscriber.cache_clear()
+    reset_service()
 
 
 def tag_image_requested_schema() -> dict[str, Any]:
@@ -248,9 +321,9 @@ def tag_image_requested_schema() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:autotag:events:tag-image-requested:v1",
-        "description": f"detail of '{DETAIL_TYPE_TAG_REQUESTED}' events (source '{EVENT_SOURCE}') "
-        "on the autotag bus: tag this S3 object as an upload would be.",
         **schema,
+        "description": f"detail of '{DETAIL_TYPE_TAG_REQUESTED}' events (source '{EVENT_SOURCE}') "
+        "on the autotag bus: tag this S3 object as an upload would be tagged.",
     }
 
 
