@@ -65,7 +65,7 @@ class ImageRecord(BaseModel):
             description=result.description,
             classification=result.classification,
             providers=result.providers,
-            **fields,  # type: ignore[arg-type]
+            **fields,
         )
 
 

@@ -1,0 +1,118 @@
+import hashlib
+import json
+import time
+
+import pytest
+from autotag.config import AutotagConfig, ProcessingPolicy
+from autotag.dlq import InMemoryDeadLetterQueue
+from autotag.errors import TransientError
+from autotag.events import InMemoryPublisher
+from autotag.objects import InMemoryObjectStorage
+from autotag.retry import RetryPolicy
+from autotag.service import BackgroundLoop, TaggingService
+from autotag.store.memory import InMemoryImageStore
+from autotag.upload import UploadProcessor
+
+from tests.support.events import s3_notification, s3_record, sqs_batch, sqs_message
+from tests.support.fakes import FakeTagger
+from tests.support.images import jpeg_bytes, truncated_jpeg
+from tests.support.lambda_context import lambda_context
+
+BUCKET = "photos"
+
+
+@pytest.fixture(scope="module")
+def loop():
+    background = BackgroundLoop()
+    yield background
+    background.close()
+
+
+def make(loop, *, concurrency=10, delay=0.0):
+    config = AutotagConfig(processing=ProcessingPolicy(concurrency=concurrency, safety_margin_seconds=1))
+    objects, store, dlq, tagger = (
+        InMemoryObjectStorage(),
+        InMemoryImageStore(),
+        InMemoryDeadLetterQueue(),
+        FakeTagger(delay=delay),
+    )
+    service = TaggingService(
+        config=config,
+        tagger=tagger,
+        store=store,
+        objects=objects,
+        publisher=InMemoryPublisher(),
+        loop=loop,
+        retry_policy=RetryPolicy(max_attempts=1),
+    )
+    processor = UploadProcessor(service=service, config=config, dead_letters=dlq, persistence=None)
+    return processor, objects, store, dlq, tagger
+
+
+def message_for(key, version="v1"):
+    return sqs_message(s3_notification(s3_record(BUCKET, key, etag="etag", version_id=version)))
+
+
+def test_batch_runs_concurrently_within_the_bound(loop):
+    for concurrency, bound in ((10, 0.6), (2, None)):
+        processor, objects, _store, _, tagger = make(loop, concurrency=concurrency, delay=0.2)
+        keys = [f"k{i}.jpg" for i in range(10)]
+        for i, key in enumerate(keys):
+            objects.add(BUCKET, key, jpeg_bytes(32, 32, seed=i), version_id="v1")
+        started = time.perf_counter()
+        response = processor.handle(sqs_batch(*(message_for(k) for k in keys)), lambda_context())
+        elapsed = time.perf_counter() - started
+        processor.close()
+        assert response == {"batchItemFailures": []}
+        assert tagger.calls == 10
+        if bound:
+            assert elapsed < bound, f"10 x 200 ms took {elapsed:.2f}s with concurrency 10"
+        else:
+            assert elapsed >= 5 * 0.2 * 0.9, "concurrency 2 must take about five round trips"
+
+
+def test_partial_failures_name_only_retryable_messages(loop):
+    processor, objects, _store, dlq, tagger = make(loop)
+    good = jpeg_bytes(32, 32, seed=1)
+    flaky = jpeg_bytes(32, 32, seed=2)
+    objects.add(BUCKET, "good.jpg", good, version_id="v1")
+    objects.add(BUCKET, "flaky.jpg", flaky, version_id="v1")
+    objects.add(BUCKET, "broken.jpg", truncated_jpeg(), version_id="v1")
+    tagger.fail_images({hashlib.sha256(flaky).hexdigest(): TransientError("503")})
+    messages = [message_for(k) for k in ("good.jpg", "flaky.jpg", "broken.jpg")]
+    garbage = sqs_message("{not json")
+    response = processor.handle(sqs_batch(*messages, garbage), lambda_context())
+    assert response == {"batchItemFailures": [{"itemIdentifier": messages[1]["messageId"]}]}
+    assert [
+        (letter.error_code, letter.attributes.get("key"))
+        for letter in sorted(dlq.letters, key=lambda x: x.error_code)
+    ] == [
+        ("corrupt_image", "broken.jpg"),
+        ("invalid_event", None),
+    ]
+    processor.close()
+
+
+def test_multi_record_dead_letter_carries_only_the_failed_record(loop):
+    processor, objects, _, dlq, _ = make(loop)
+    objects.add(BUCKET, "ok.jpg", jpeg_bytes(16, 16), version_id="v1")
+    objects.add(BUCKET, "bad.jpg", truncated_jpeg(), version_id="v1")
+    body = s3_notification(
+        s3_record(BUCKET, "ok.jpg", version_id="v1"), s3_record(BUCKET, "bad.jpg", version_id="v1")
+    )
+    assert processor.handle(sqs_batch(sqs_message(body)), lambda_context()) == {"batchItemFailures": []}
+    (letter,) = dlq.letters
+    assert json.loads(letter.body) == {"Records": [body["Records"][1]]}
+    processor.close()
+
+
+def test_same_object_twice_in_a_batch_is_processed_once(loop):
+    processor, objects, _, _, tagger = make(loop, delay=0.1)
+    objects.add(BUCKET, "twice.jpg", jpeg_bytes(16, 16), version_id="v1")
+    response = processor.handle(
+        sqs_batch(message_for("twice.jpg"), message_for("twice.jpg")), lambda_context()
+    )
+    assert response == {"batchItemFailures": []}
+    assert tagger.calls == 1
+    assert objects.reads == 1
+    processor.close()
