@@ -25,7 +25,7 @@ def provider():
     return BasicProvider(ProviderConfig(name="basic"), context)
 
 
-def tag(provider: BasicProvider, data: bytes) -> dict[str, float | None]:
+def tag(provider: BasicProvider, data: bytes) -> dict[str, float]:
     source = load_image(data)
     request = ProviderRequest(
         image=fit(source, BasicProvider.constraints),
@@ -36,7 +36,8 @@ def tag(provider: BasicProvider, data: bytes) -> dict[str, float | None]:
     result = asyncio.run(provider.tag(request))
     assert result.providers[0].provider == "basic"
     assert all(t.provider == "basic" for t in result.tags)
-    return {t.name: t.confidence for t in result.tags}
+    assert all(t.confidence is not None for t in result.tags)
+    return {t.name: t.confidence or 0.0 for t in result.tags}
 
 
 def test_registered_offline_and_keyless():

@@ -68,7 +68,7 @@ def test_foreign_exceptions_are_not_retryable():
 
 
 def test_every_error_class_is_classified_and_codes_are_stable_and_distinct():
-    classes = [
+    classes: list[type[AutotagError]] = [
         obj for obj in vars(errors).values() if isinstance(obj, type) and issubclass(obj, AutotagError)
     ]
     assert set(classes) - {AutotagError, ProviderError} == set(RETRYABLE) | set(TERMINAL)
@@ -97,5 +97,5 @@ def test_throttled_carries_retry_after():
 def test_terminal_for_image():
     for error in (CorruptImageError("x"), ContentBlockedError("x"), ProviderBadInputError("x")):
         assert isinstance(error, TERMINAL_FOR_IMAGE)
-    for error in (AuthError("x"), ThrottledError("x"), QuotaError("x")):
-        assert not isinstance(error, TERMINAL_FOR_IMAGE)
+    for other in (AuthError("x"), ThrottledError("x"), QuotaError("x")):
+        assert not isinstance(other, TERMINAL_FOR_IMAGE)

@@ -201,6 +201,12 @@ def test_damaged_png_crc_is_corrupt():
 # --- EXIF orientation -----------------------------------------------------------------------------
 
 
+def pixel(picture: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
+    value = picture.getpixel(xy)
+    assert isinstance(value, tuple)
+    return value
+
+
 def _halves(width: int, height: int) -> Image.Image:
     """Left half red, right half blue."""
     picture = Image.new("RGB", (width, height), (0, 0, 255))
@@ -221,7 +227,7 @@ def test_orientation_6_turns_the_dimensions_and_the_pixels():
     assert (prepared.width, prepared.height) == (100, 200)
     upright = images.decode(prepared.data).convert("RGB")
     assert upright.size == (100, 200)
-    top, bottom = upright.getpixel((50, 20)), upright.getpixel((50, 180))
+    top, bottom = pixel(upright, (50, 20)), pixel(upright, (50, 180))
     # Orientation 6 is "rotate 90° clockwise to display": the stored left (red) ends on top.
     assert top[0] > 200
     assert top[2] < 60
@@ -309,8 +315,8 @@ def test_alpha_is_kept_when_an_accepted_format_carries_it():
     assert prepared.format is ImageFormat.PNG
     decoded = images.decode(prepared.data)
     assert decoded.mode == "RGBA"
-    assert decoded.getpixel((0, 0))[3] == 0
-    assert decoded.getpixel((50, 50))[3] == 255
+    assert pixel(decoded, (0, 0))[3] == 0
+    assert pixel(decoded, (50, 50))[3] == 255
 
 
 def test_alpha_is_flattened_onto_white_for_jpeg_only_providers():
@@ -319,7 +325,7 @@ def test_alpha_is_flattened_onto_white_for_jpeg_only_providers():
     decoded = images.decode(prepared.data)
     assert prepared.format is ImageFormat.JPEG
     assert decoded.mode == "RGB"
-    assert min(decoded.getpixel((2, 2))) > 240  # transparent corner → white
+    assert min(pixel(decoded, (2, 2))) > 240  # transparent corner → white
 
 
 def test_gif_keeps_its_first_frame():
@@ -328,7 +334,7 @@ def test_gif_keeps_its_first_frame():
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
     source = load_image(buffer.getvalue())
     prepared = fit(source, ImageConstraints(formats={ImageFormat.PNG}))
-    red, green, _ = images.decode(prepared.data).convert("RGB").getpixel((30, 20))
+    red, green, _ = pixel(images.decode(prepared.data).convert("RGB"), (30, 20))
     assert red > 200
     assert green < 50
 

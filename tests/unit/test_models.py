@@ -57,13 +57,13 @@ def test_tag_normalization():
     with pytest.raises(ValidationError):
         Tag(name="x", confidence=1.2, provider="p")
     with pytest.raises(ValidationError):
-        Tag(name="x", provider="p", unknown=1)
+        Tag(name="x", provider="p", unknown=1)  # type: ignore[call-arg]
 
 
 def test_tags_are_frozen():
     tag = Tag(name="x", provider="p")
     with pytest.raises(ValidationError):
-        tag.name = "y"
+        tag.name = "y"  # type: ignore[misc]
 
 
 def test_result_splits_statuses():
@@ -94,4 +94,4 @@ def test_options_validation_and_fingerprint():
     with pytest.raises(ValidationError):
         TagOptions(providers=[])
     with pytest.raises(ValidationError):
-        TagOptions(colour="red")
+        TagOptions(colour="red")  # type: ignore[call-arg]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import httpx
 import pytest
@@ -33,7 +34,7 @@ from autotag.retry import Deadline
 
 from tests.support import images
 
-Outcome = TagResult | ProviderError
+Outcome: TypeAlias = TagResult | ProviderError
 
 
 class FakeClock:
@@ -96,7 +97,7 @@ class FakeTagger(Tagger):
 
 
 def result(provider: str, *tags: tuple[str, float | None], **extra: object) -> TagResult:
-    return TagResult(tags=tuple(Tag(name=n, confidence=c, provider=provider) for n, c in tags), **extra)  # type: ignore[arg-type]
+    return TagResult(tags=tuple(Tag(name=n, confidence=c, provider=provider) for n, c in tags), **extra)
 
 
 @pytest.fixture
