@@ -47,6 +47,9 @@ class AutotagStack(Stack):
             construct_id,
             description="autotag: serverless, event-driven image tagging",
         )
+        # Access logs are delivered under a bucket policy, so the log bucket can keep ACLs disabled
+        # (set here as well as in cdk.json: the stack must not depend on where it is synthesized).
+        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         self.storage = Storage(self, ids.STORAGE, resources=describe(config))
         bucket = self.storage.bucket
         # Described again with the bucket's name, which the eventbridge-mode rule pattern needs.
