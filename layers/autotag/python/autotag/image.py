@@ -41,6 +41,16 @@ class ImageConstraints(BaseModel):
     max_side: int | None = Field(default=None, gt=0, description="Longest side, in pixels")
     min_side: int | None = Field(default=None, gt=0, description="Shortest side, in pixels")
     formats: frozenset[ImageFormat] = ALL_FORMATS
+    useful_side: int | None = Field(
+        default=1600,
+        gt=0,
+        description=(
+            "When the image must be re-encoded anyway, the decoder may reduce it (JPEG DCT scaling) "
+            "to any size whose longest side is still at least this: tagging gains nothing from more "
+            "pixels, and decoding at 1/2 or 1/4 scale is several times cheaper. None keeps every pixel "
+            "the limits allow."
+        ),
+    )
 
     def payload_bytes(self, raw_size: int) -> int:
         """The size the provider measures for a payload of raw_size bytes."""

@@ -488,8 +488,17 @@ def fit(image: SourceImage, constraints: ImageConstraints) -> PreparedImage:
             data=image.data, format=image.format, width=image.width, height=image.height, reencoded=False
         )
     target = _target_size(image.upright_size, constraints)
-    picture = _decode(image, target)
+    picture = _decode(image, target, _cheapest_size(target, constraints.useful_side))
     return _encode_to_fit(picture, image.format, constraints)
+
+
+def _cheapest_size(target: tuple[int, int], useful_side: int | None) -> tuple[int, int]:
+    """The smallest size the decoder may stop at: `target`, or less when it exceeds `useful_side`."""
+    longest = max(target)
+    if useful_side is None or longest <= useful_side:
+        return target
+    scale = useful_side / longest
+    return max(1, math.ceil(target[0] * scale)), max(1, math.ceil(target[1] * scale))
 
 
 def _target_size(size: tuple[int, int], constraints: ImageConstraints) -> tuple[int, int]:
@@ -518,20 +527,29 @@ def _has_alpha(picture: Image.Image) -> bool:
     return picture.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in picture.info
 
 
-def _decode(image: SourceImage, target: tuple[int, int]) -> Image.Image:
-    """Decode at the smallest cost that still yields at least `target` (upright), then resize."""
+def _decode(image: SourceImage, target: tuple[int, int], floor: tuple[int, int] | None = None) -> Image.Image:
+    """Decode at the smallest cost that yields at least `floor` (upright), then fit within `target`.
+
+    JPEG draft mode scales by 1/2, 1/4 or 1/8 inside libjpeg; when that lands between `floor` and
+    `target`, no resize pass is needed at all.
+    """
     swapped = image.orientation in (5, 6, 7, 8)
+    floor = floor or target
     stored_target = (target[1], target[0]) if swapped else target
+    stored_floor = (floor[1], floor[0]) if swapped else floor
     try:
         # Not a `with` block: closing an image frees its pixels, and the decoded one is returned.
         opened = Image.open(io.BytesIO(image.data), formats=[image.format.pil_name])
         if image.format is ImageFormat.JPEG:
-            opened.draft(None, stored_target)  # libjpeg scales by 1/2, 1/4 or 1/8 while decoding
+            opened.draft(None, stored_floor)  # libjpeg scales by 1/2, 1/4 or 1/8 while decoding
         opened.seek(0)  # animated images: the first frame
         picture = _normalize_mode(opened)
-        if picture.size != stored_target:
+        within = picture.width <= stored_target[0] and picture.height <= stored_target[1]
+        at_least = picture.width >= stored_floor[0] and picture.height >= stored_floor[1]
+        if not (within and at_least):
+            # To the floor: the smallest useful size is also the cheapest to encode and send.
             # reducing_gap: box-average by an integer factor first (cheap), then a bicubic pass.
-            picture = picture.resize(stored_target, Image.Resampling.BICUBIC, reducing_gap=2.0)
+            picture = picture.resize(stored_floor, Image.Resampling.BICUBIC, reducing_gap=2.0)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DecompressionBombError(
             "image expands to too many pixels (possible decompression bomb)"
