@@ -55,8 +55,10 @@ def refs(value: Any) -> set[str]:
 
 def role_statements(raw: dict[str, Any], role_logical_id: str) -> list[dict[str, Any]]:
     """Statements of the policies attached to one role."""
-    found = []
+    found: list[dict[str, Any]] = []
     for resource in raw["Resources"].values():
-        if resource["Type"] == "AWS::IAM::Policy" and role_logical_id in refs(resource["Properties"]["Roles"]):
+        if resource["Type"] == "AWS::IAM::Policy" and role_logical_id in refs(
+            resource["Properties"]["Roles"]
+        ):
             found.extend(statements(resource))
     return found

@@ -19,13 +19,12 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-from autotag.resources import DeploymentConfig, DeploymentResources, load_deployment_config  # noqa: E402
+from autotag.resources import DeploymentConfig, DeploymentResources, load_deployment_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO_ROOT / "config" / "autotag.example.toml"
 DEFAULT_CONFIG = REPO_ROOT / "config" / "default.toml"
 BUILT_LAYER = REPO_ROOT / "layers" / "dependencies"
-
 
 
 @dataclass
@@ -47,7 +46,9 @@ class Synth:
     def nag_violations(self) -> list[dict[str, Any]]:
         if not self.nag_report:
             return []
-        return [v for report in self.nag_report.get("pluginReports", []) for v in report.get("violations", [])]
+        return [
+            v for report in self.nag_report.get("pluginReports", []) for v in report.get("violations", [])
+        ]
 
 
 def synthesize(config: DeploymentConfig, outdir: Path, layer_dir: Path, *, extra=None) -> Synth:

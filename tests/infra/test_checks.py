@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from autotag.resources import DeploymentConfig
 from aws_cdk import aws_iam as iam
 
-from autotag.resources import DeploymentConfig
 from tests.infra.conftest import REPO_ROOT, synthesize
 
 pytestmark = pytest.mark.infra
@@ -46,11 +46,13 @@ def test_acknowledgements_all_carry_reasons(example):
                 acknowledged.append(entry.data)
     assert acknowledged, "no acknowledgements found in construct metadata"
     for data in acknowledged:
-        assert isinstance(data, dict) and data, data
+        assert isinstance(data, dict), data
+        assert data
         for rule, reason in data.items():
             assert rule.startswith("AwsSolutions::AwsSolutions-"), rule
             # A specific reason, not a placeholder.
-            assert isinstance(reason, str) and len(reason) >= 60, (rule, reason)
+            assert isinstance(reason, str), rule
+            assert len(reason) >= 60, (rule, reason)
 
 
 def test_cfn_lint_passes_on_the_synthesized_templates(every):
@@ -65,14 +67,20 @@ def test_cfn_lint_passes_on_the_synthesized_templates(every):
 
 def test_invalid_config_fails_synth_with_a_clear_message(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text('[functions.tag_api]\ntimeout_seconds = 60\n[queue]\nbatch_size = 0\n')
+    bad.write_text("[functions.tag_api]\ntimeout_seconds = 60\n[queue]\nbatch_size = 0\n")
     env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps({"config": str(bad)}), "CDK_OUTDIR": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-m", "infra.app"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "infra.app"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert "invalid deployment config" in result.stderr
-    assert "functions.tag_api" in result.stderr and "29 s integration timeout" in result.stderr
+    assert "functions.tag_api" in result.stderr
+    assert "29 s integration timeout" in result.stderr
     assert "queue.batch_size" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -84,4 +92,9 @@ def test_missing_dependency_layer_fails_synth_with_the_build_command(tmp_path):
     from infra.layers import LayerNotBuiltError
 
     with pytest.raises(LayerNotBuiltError, match="make layer"):
-        build(cdk.App(outdir=str(tmp_path)), DeploymentConfig(), dependencies_dir=tmp_path / "missing", nag=False)
+        build(
+            cdk.App(outdir=str(tmp_path)),
+            DeploymentConfig(),
+            dependencies_dir=tmp_path / "missing",
+            nag=False,
+        )

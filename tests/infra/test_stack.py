@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from aws_cdk.assertions import Match
-
 from autotag.config import parse_config
 from autotag.resources import (
     DETAIL_TYPE_TAG_REQUESTED,
@@ -16,6 +14,8 @@ from autotag.resources import (
     FunctionName,
 )
 from autotag.settings import load_settings
+from aws_cdk.assertions import Match
+
 from tests.infra.cfn import as_list, refs, render, role_statements, statements
 
 pytestmark = pytest.mark.infra
@@ -37,7 +37,9 @@ def test_event_source_reports_batch_failures_with_derived_max_concurrency(exampl
     queue_id = example.logical_id(example.stack.queues.tag_queue)
     function_id = example.logical_id(example.stack.functions.on_upload)
     mappings = example.resources_of("AWS::Lambda::EventSourceMapping")
-    [mapping] = [m["Properties"] for m in mappings.values() if queue_id in refs(m["Properties"]["EventSourceArn"])]
+    [mapping] = [
+        m["Properties"] for m in mappings.values() if queue_id in refs(m["Properties"]["EventSourceArn"])
+    ]
     assert function_id in refs(mapping["FunctionName"])
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BatchSize"] == 10
@@ -69,7 +71,9 @@ def test_every_queue_is_encrypted_and_refuses_plain_http(every):
     queues = every.resources_of("AWS::SQS::Queue")
     assert queues
     for queue in queues.values():
-        assert queue["Properties"].get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue["Properties"]
+        assert (
+            queue["Properties"].get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue["Properties"]
+        )
     policies = every.resources_of("AWS::SQS::QueuePolicy")
     guarded = set()
     for policy in policies.values():
@@ -180,12 +184,15 @@ def test_function_environment_is_what_the_runtime_validates(example, name):
     variables = _function(example, name)["Properties"]["Environment"]["Variables"]
     env = {key: render(value) for key, value in variables.items()}
     settings = load_settings(env)
-    assert settings.table_name and settings.idempotency_table_name and settings.event_bus_name
+    assert settings.table_name
+    assert settings.idempotency_table_name
+    assert settings.event_bus_name
     assert (settings.dlq_url is not None) == (name is not FunctionName.TAG_API)
     config = parse_config(json.loads(env["AUTOTAG_CONFIG"]), origin="AUTOTAG_CONFIG")
     assert [p.key for p in config.providers] == ["imagedescriber", "rekognition", "basic"]
     imagedescriber = config.provider("imagedescriber")
-    assert imagedescriber is not None and imagedescriber.secret_id is not None
+    assert imagedescriber is not None
+    assert imagedescriber.secret_id is not None
     assert imagedescriber.secret_id.startswith("arn:aws:secretsmanager:")
     assert config.filters.include_prefixes == ("photos/", "uploads/")
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == METRICS_NAMESPACE
@@ -242,7 +249,9 @@ def test_no_data_action_has_a_wildcard_resource_or_action(every):
 def test_only_known_roles_use_managed_policies(every):
     for logical_id, role in every.resources_of("AWS::IAM::Role").items():
         if role["Properties"].get("ManagedPolicyArns"):
-            assert logical_id.startswith(("ApiRestApiCloudWatchRole", "BucketNotificationsHandler")), logical_id
+            assert logical_id.startswith(("ApiRestApiCloudWatchRole", "BucketNotificationsHandler")), (
+                logical_id
+            )
 
 
 def _actions_on(statements_: list[dict], predicate) -> set[str]:
@@ -293,7 +302,9 @@ def test_every_function_has_the_same_narrow_data_grants(example):
     for name in FunctionName:
         found = role_statements(example.raw, _role_id(example, name))
         for table_id in table_ids:
-            assert {"dynamodb:PutItem", "dynamodb:Query"} <= _actions_on(found, lambda r, t=table_id: t in refs(r))
+            assert {"dynamodb:PutItem", "dynamodb:Query"} <= _actions_on(
+                found, lambda r, t=table_id: t in refs(r)
+            )
         assert _actions_on(found, lambda r: bus_id in refs(r)) == {"events:PutEvents"}
         assert _actions_on(found, lambda r: secret_id in refs(r)) == {
             "secretsmanager:GetSecretValue",
@@ -345,7 +356,8 @@ def test_tag_requests_are_size_checked_by_api_gateway(example):
     assert validator["Properties"]["ValidateRequestBody"] is True
     posts = [m["Properties"] for m in example.resources_of("AWS::ApiGateway::Method").values()]
     [post] = [m for m in posts if m["HttpMethod"] == "POST"]
-    assert "RequestValidatorId" in post and "application/json" in post["RequestModels"]
+    assert "RequestValidatorId" in post
+    assert "application/json" in post["RequestModels"]
 
 
 def test_usage_plan_and_stage_throttle_and_log(example):

@@ -1,0 +1,176 @@
+"""autotag.resources: the deployment description both stacks build from (pure Python, no synth)."""
+
+from __future__ import annotations
+
+import pytest
+from autotag.config import AutotagConfig, ObjectFilters, ProviderConfig, load_config_from_env
+from autotag.errors import ConfigError
+from autotag.resources import (
+    DeploymentConfig,
+    FunctionName,
+    NotificationSettings,
+    describe,
+    function_environment,
+    load_deployment_config,
+    notification_filters,
+    plan_concurrency,
+)
+from autotag.settings import load_settings
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.infra.conftest import DEFAULT_CONFIG, EXAMPLE_CONFIG
+
+pytestmark = pytest.mark.infra
+
+
+def _config(*providers: ProviderConfig, concurrency: int = 10, **deploy) -> DeploymentConfig:
+    tagging = AutotagConfig(providers=providers, processing={"concurrency": concurrency})
+    return DeploymentConfig(tagging=tagging, **deploy)
+
+
+def test_rate_limit_sets_max_concurrency_from_calls_per_instance():
+    plan = plan_concurrency(_config(ProviderConfig(name="huawei", rate_limit_per_minute=600), concurrency=10))
+    # 10 in flight at 3 s per call = 200 calls/min per instance; floor(600 / 200) = 3.
+    assert plan.calls_per_minute_per_instance == 200
+    assert plan.max_concurrency == 3
+    assert plan.peak_calls_per_minute == 600
+    assert not plan.exceeds_rate_limit
+
+
+def test_imagedescriber_limit_is_known_and_the_sqs_floor_is_flagged():
+    plan = plan_concurrency(_config(ProviderConfig(name="imagedescriber")))
+    assert plan.rate_limit_per_minute == 30
+    assert plan.max_concurrency == 2  # SQS event sources cannot go below 2
+    assert plan.exceeds_rate_limit
+    assert "to 1 to stay under the limit" in plan.explanation
+
+
+def test_one_record_at_a_time_fits_imagedescriber():
+    plan = plan_concurrency(_config(ProviderConfig(name="imagedescriber"), concurrency=1))
+    assert plan.calls_per_minute_per_instance == 15
+    assert plan.max_concurrency == 2
+    assert not plan.exceeds_rate_limit
+
+
+def test_tightest_default_provider_limits_and_unlimited_uses_the_cap():
+    config = _config(
+        ProviderConfig(name="huawei", rate_limit_per_minute=6000),
+        ProviderConfig(name="coreviz", rate_limit_per_minute=300),
+        ProviderConfig(name="basic"),
+        concurrency=5,
+    )
+    assert plan_concurrency(config).limiting_provider == "coreviz"
+    assert plan_concurrency(_config(ProviderConfig(name="basic"))).max_concurrency == 50
+
+
+def test_queue_visibility_is_six_function_timeouts_plus_the_window():
+    config = _config(ProviderConfig(name="basic"), functions={"on_upload": {"timeout_seconds": 300}})
+    assert describe(config).tag_queue.visibility_timeout_seconds == 6 * 300 + 5
+
+
+@pytest.mark.parametrize(
+    ("deploy", "message"),
+    [
+        ({"functions": {"tag_api": {"timeout_seconds": 30}}}, "29 s integration timeout"),
+        ({"queue": {"batch_size": 100, "max_batching_window_seconds": 0}}, "batching_window"),
+        (
+            {
+                "functions": {"on_upload": {"timeout_seconds": 900}},
+                "queue": {"max_batching_window_seconds": 300},
+            },
+            None,
+        ),
+        ({"monitoring": {"log_retention_days": 31}}, "retention values"),
+        ({"provider_call_seconds": {"nope": 1.0}}, "unconfigured providers"),
+    ],
+)
+def test_invalid_deployment_settings_are_refused(tmp_path, deploy, message):
+    import json
+
+    file = tmp_path / "deploy.json"
+    file.write_text(json.dumps(deploy))
+    if message is None:  # 6 x 900 + 300 = 5700 s: within SQS's 12 h, accepted
+        load_deployment_config(file)
+        return
+    with pytest.raises(ConfigError, match=message):
+        load_deployment_config(file)
+
+
+def test_config_files_load_and_tagging_file_is_shared(tmp_path):
+    assert load_deployment_config(DEFAULT_CONFIG).tagging.providers[0].name == "basic"
+    example = load_deployment_config(EXAMPLE_CONFIG)
+    assert [p.key for p in example.tagging.providers] == ["imagedescriber", "rekognition", "basic"]
+    (tmp_path / "autotag.toml").write_text('[[providers]]\nname = "pixlab"\n')
+    (tmp_path / "deploy.toml").write_text('tagging_file = "autotag.toml"\n[queue]\nbatch_size = 5\n')
+    loaded = load_deployment_config(tmp_path / "deploy.toml")
+    assert loaded.tagging.providers[0].name == "pixlab"
+    assert [s.provider_key for s in describe(loaded).secrets] == ["pixlab"]
+    (tmp_path / "broken.toml").write_text("[queue\n")
+    with pytest.raises(ConfigError, match="not valid"):
+        load_deployment_config(tmp_path / "broken.toml")
+
+
+def test_overlapping_prefixes_collapse_and_suffixes_come_in_both_cases():
+    filters = ObjectFilters(include_prefixes=("a/", "a/b/", "c/"), include_suffixes=(".jpg", ".JPG", ".png"))
+    pairs = {(f.prefix, f.suffix) for f in notification_filters(filters)}
+    assert pairs == {(p, s) for p in ("a/", "c/") for s in (".jpg", ".JPG", ".png", ".PNG")}
+
+
+def test_too_many_combinations_fall_back_to_prefix_filters():
+    filters = ObjectFilters(
+        include_prefixes=tuple(f"p{i}/" for i in range(20)), include_suffixes=(".a", ".b", ".c")
+    )
+    assert {f.suffix for f in notification_filters(filters)} == {None}
+
+
+keys = st.text(alphabet="abcPHOTOS/._-jpgJPG", min_size=1, max_size=30)
+suffix_lists = st.lists(st.sampled_from([".jpg", ".jpeg", ".png", ".JPG", "g"]), max_size=3).map(tuple)
+prefix_lists = st.lists(st.sampled_from(["a/", "a/b/", "photos/", "PHOTOS/"]), max_size=3).map(tuple)
+
+
+@given(key=keys, prefixes=prefix_lists, suffixes=suffix_lists, case_sensitive=st.booleans())
+def test_s3_filters_deliver_everything_the_function_accepts(key, prefixes, suffixes, case_sensitive):
+    filters = ObjectFilters(
+        include_prefixes=prefixes, include_suffixes=suffixes, case_sensitive_suffixes=case_sensitive
+    )
+    delivered = any(
+        key.startswith(f.prefix or "") and key.endswith(f.suffix or "") for f in notification_filters(filters)
+    )
+    accepted = filters.accepts(key)
+    # Mixed-case suffixes (".Jpg") are the documented gap of case-insensitive S3 filters.
+    if accepted and (case_sensitive or key[-4:] in {key[-4:].lower(), key[-4:].upper()}):
+        assert delivered
+
+
+def test_function_environment_round_trips_through_the_runtime_loaders():
+    config = load_deployment_config(EXAMPLE_CONFIG)
+    resources = describe(config)
+    env = function_environment(
+        resources.function(FunctionName.ON_UPLOAD),
+        config=config,
+        table_name="t",
+        idempotency_table_name="i",
+        event_bus_name="b",
+        images_bucket="images",
+        dlq_url="https://sqs.example/dlq",
+        secret_ids={"imagedescriber": "arn:aws:secretsmanager:us-east-1:1:secret:x-AbCdEf"},
+    )
+    settings = load_settings(env)
+    assert settings.allowed_buckets == ("images",)
+    assert settings.dlq_url == "https://sqs.example/dlq"
+    runtime = load_config_from_env(env)
+    assert runtime.provider("imagedescriber").secret_id.endswith("x-AbCdEf")
+    assert runtime.filters == config.tagging.filters
+    assert runtime.processing.concurrency == 1
+
+
+def test_rules_and_secrets_follow_the_config():
+    config = load_deployment_config(EXAMPLE_CONFIG)
+    resources = describe(config)
+    assert [r.rule_id for r in resources.rules] == ["TagImageRequested"]
+    assert [s.provider_key for s in resources.secrets] == ["imagedescriber"]
+    assert resources.uses_rekognition
+    mode = NotificationSettings(mode="eventbridge")
+    eventbridge = describe(config.model_copy(update={"notifications": mode}), bucket_name="b")
+    assert [r.target for r in eventbridge.rules] == ["on_event", "tag_queue"]
