@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import urllib3  # noqa: F401 - imported before sockets close: it probes IPv6 support once on import
 from pytest_socket import disable_socket, enable_socket
 
 

@@ -99,15 +99,16 @@ def test_redact_headers():
     assert redacted == {"Authorization": "***", "X-Api-Key": "***", "Accept": "json"}
 
 
-def _send(handler, *, clock=None, seconds=30.0, attempts=3, check=None):
+def _send(handler, *, clock=None, seconds=30.0, attempts=3, check=None, bare=False):
     clock = clock or FakeClock()
 
     async def go() -> httpx.Response:
         async with make_client(transport=httpx.MockTransport(handler)) as client:
             return await send(
                 client,
-                # build_request applies the client's defaults (user agent); a bare httpx.Request would not.
-                lambda: client.build_request("POST", "https://p.test/tag", json={"x": 1}),
+                (lambda: httpx.Request("POST", "https://p.test/tag", json={"x": 1}))
+                if bare
+                else (lambda: client.build_request("POST", "https://p.test/tag", json={"x": 1})),
                 provider="p",
                 deadline=Deadline.after(seconds, clock),
                 policy=RetryPolicy(max_attempts=attempts),
@@ -202,3 +203,14 @@ def test_no_attempt_after_the_deadline():
     with pytest.raises(TransientError):
         _send(handler, seconds=0)
     assert calls == []
+
+
+def test_send_gives_bare_requests_the_client_defaults():
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    _send(handler, bare=True)
+    assert seen[0].headers["user-agent"] == USER_AGENT

@@ -150,6 +150,9 @@ async def send(
 
     async def attempt() -> httpx.Response:
         request = build()
+        # Requests built bare (httpx.Request) still carry the client's defaults, e.g. user-agent.
+        for name, value in client.headers.items():
+            request.headers.setdefault(name, value)
         remaining = deadline.remaining()
         if remaining <= 0:
             raise ProviderTimeoutError("deadline reached", provider=provider)
