@@ -64,7 +64,7 @@ def _limits(limits: dict[str, Any]) -> str:
 
 
 def markdown_table(described: list[dict[str, Any]]) -> str:
-    """provider x (input forms, languages, confidence, boxes, captions, classification, limits, auth, rate)."""
+    """Provider x (input forms, languages, confidence, boxes, captions, classification, limits, auth)."""
     header = (
         "provider",
         "input forms",
