@@ -110,6 +110,7 @@ class TagApi(Construct):
         v1.add_proxy(default_integration=integration, any_method=True)
         tags = v1.add_resource("tags")
         tags.add_method("ANY", integration)
+        tags.add_proxy(default_integration=integration, any_method=True)  # /v1/tags/{tag}/images
         tags.add_method(
             "POST",
             integration,
