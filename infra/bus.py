@@ -1,6 +1,6 @@
 """Bus: the custom EventBridge bus, the Tag Image Requested rule (-> on_event, with a DLQ and a
 retry policy), the optional archive and, in ``eventbridge`` notification mode, the rule on the
-default bus that forwards the bucket's Object Created events to the tag queue."""
+default bus that delivers the bucket's Object Created events to on_event (same DLQ and retries)."""
 
 from __future__ import annotations
 

@@ -160,7 +160,9 @@ def test_function_environment_round_trips_through_the_runtime_loaders():
     assert settings.allowed_buckets == ("images",)
     assert settings.dlq_url == "https://sqs.example/dlq"
     runtime = load_config_from_env(env)
-    assert runtime.provider("imagedescriber").secret_id.endswith("x-AbCdEf")
+    imagedescriber = runtime.provider("imagedescriber")
+    assert imagedescriber is not None
+    assert str(imagedescriber.secret_id).endswith("x-AbCdEf")
     assert runtime.filters == config.tagging.filters
     assert runtime.processing.concurrency == 1
 
@@ -173,4 +175,7 @@ def test_rules_and_secrets_follow_the_config():
     assert resources.uses_rekognition
     mode = NotificationSettings(mode="eventbridge")
     eventbridge = describe(config.model_copy(update={"notifications": mode}), bucket_name="b")
-    assert [r.target for r in eventbridge.rules] == ["on_event", "tag_queue"]
+    assert [(r.rule_id, r.bus, r.target) for r in eventbridge.rules] == [
+        ("TagImageRequested", "autotag", "on_event"),
+        ("ObjectCreated", "default", "on_event"),
+    ]

@@ -204,8 +204,9 @@ def test_function_environment_is_what_the_runtime_validates(example, name):
 def test_imported_secret_names_reach_the_runtime_config(imported):
     variables = _function(imported, FunctionName.ON_EVENT)["Properties"]["Environment"]["Variables"]
     config = parse_config(json.loads(render(variables["AUTOTAG_CONFIG"])), origin="env")
-    assert config.provider("imagedescriber").secret_id == "autotag/imagedescriber"
-    assert config.provider("huawei").secret_id.endswith(":secret:autotag/huawei-AbCdEf")
+    secret_ids = {p.key: p.secret_id for p in config.providers}
+    assert secret_ids["imagedescriber"] == "autotag/imagedescriber"
+    assert str(secret_ids["huawei"]).endswith(":secret:autotag/huawei-AbCdEf")
     assert imported.resources_of("AWS::SecretsManager::Secret") == {}
 
 
@@ -395,7 +396,7 @@ def test_tag_image_requested_rule_targets_on_event_with_dlq_and_retries(example)
     example.template.has_resource_properties("AWS::Events::Archive", {"RetentionDays": 30})
 
 
-def test_eventbridge_mode_routes_object_created_to_the_tag_queue(imported):
+def test_eventbridge_mode_routes_object_created_to_on_event(imported):
     assert imported.resources_of("Custom::S3BucketNotifications") == {}
     rules = [r["Properties"] for r in imported.resources_of("AWS::Events::Rule").values()]
     [rule] = [r for r in rules if "EventBusName" not in r]
@@ -405,7 +406,8 @@ def test_eventbridge_mode_routes_object_created_to_the_tag_queue(imported):
     assert pattern["detail"]["bucket"]["name"] == ["team-photos"]
     assert {"wildcard": "photos/*.jpg"} in pattern["detail"]["object"]["key"]
     [target] = rule["Targets"]
-    assert refs(target["Arn"]) == {imported.logical_id(imported.stack.queues.tag_queue)}
+    assert imported.logical_id(imported.stack.functions.on_event) in refs(target["Arn"])
+    assert refs(target["DeadLetterConfig"]["Arn"]) == {imported.logical_id(imported.stack.queues.event_dlq)}
 
 
 # --- Monitoring ----------------------------------------------------------------------------------

@@ -162,8 +162,9 @@ class NotificationSettings(_Model):
     mode: Literal["s3", "eventbridge"] = Field(
         default="s3",
         description=(
-            "'s3': bucket notifications deliver S3 event records to the tag queue; 'eventbridge': the "
-            "bucket sends to EventBridge and a rule on the default bus forwards Object Created events"
+            "'s3': bucket notifications deliver S3 event records to the tag queue (on_upload); "
+            "'eventbridge': the bucket sends to EventBridge and a rule on the default bus delivers "
+            "Object Created events to on_event"
         ),
     )
 
@@ -577,10 +578,10 @@ def describe(config: DeploymentConfig, *, bucket_name: str = "<images-bucket>") 
         rules.append(
             EventRuleSpec(
                 rule_id="ObjectCreated",
-                description="S3 Object Created in the images bucket -> tag queue",
+                description="S3 Object Created in the images bucket -> on_event",
                 bus="default",
                 event_pattern=object_created_pattern(bucket_name, filters),
-                target="tag_queue",
+                target="on_event",
             )
         )
     secrets = tuple(
