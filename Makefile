@@ -7,6 +7,9 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
+CDK := npx --no-install cdk
+CDK_CONFIG := $(if $(CONFIG),-c config=$(CONFIG))
+export CDK_DISABLE_CLI_TELEMETRY := true
 PYTEST := $(RUN) pytest
 
 .PHONY: help setup dev demo local test test-unit test-integration test-infra test-e2e lint typecheck \
@@ -63,14 +66,16 @@ typecheck: .venv/.synced ## mypy over the package, functions and infra
 layer: .venv/.synced ## build the third-party dependency layer (arm64, cp312, no Docker)
 	$(RUN) python layers/build_dependencies.py
 
-synth: layer node_modules/.installed ## synthesize the CDK app offline
-	npx --no-install cdk synth --no-notices --quiet
+synth: layer node_modules/.installed ## synthesize the CDK app offline (CONFIG=file to choose the config), then cfn-lint
+	$(CDK) synth --no-notices --quiet $(CDK_CONFIG)
+	# W3005: a redundant DependsOn that aws-cdk-lib itself emits
+	$(RUN) cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
 
-deploy: layer node_modules/.installed ## deploy to the AWS account in your credentials
-	npx --no-install cdk deploy --no-notices --require-approval broadening
+deploy: layer node_modules/.installed ## deploy to the AWS account in your credentials (CONFIG=file)
+	$(CDK) deploy --no-notices --require-approval broadening $(CDK_CONFIG)
 
 destroy: node_modules/.installed ## tear the deployment down
-	npx --no-install cdk destroy --no-notices
+	$(CDK) destroy --no-notices $(CDK_CONFIG)
 
 bench: .venv/.synced ## benchmarks: print figures and ratios, write bench/results/
 	$(RUN) python -m bench
