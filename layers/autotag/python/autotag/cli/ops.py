@@ -20,6 +20,7 @@ from autotag.ops.redrive import Redrive, to_bus, to_queue
 from autotag.ops.target import Target, resolve_target
 from autotag.store.base import ImageRecord, TagHit
 from autotag.store.dynamodb import DynamoImageStore
+from autotag.store.keys import MAX_PAGE_SIZE
 
 
 def _target_options(parser: argparse.ArgumentParser) -> None:
@@ -184,8 +185,8 @@ def _confidence(value: float | None) -> str:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    if not 1 <= args.limit <= 1000:
-        raise BadInputError("--limit must be between 1 and 1000")
+    if not 1 <= args.limit <= MAX_PAGE_SIZE:
+        raise BadInputError(f"--limit must be between 1 and {MAX_PAGE_SIZE}")
     store = _store(_target(args))
     hits: list[TagHit] = []
     cursor = args.cursor

@@ -22,12 +22,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from autotag.local.runtime import FunctionPool, Invocation
-from autotag.local.state import REGION
+from autotag.local.state import ACCOUNT_ID, REGION
 
 log = logging.getLogger("autotag.local")
 
@@ -208,6 +209,22 @@ class SqsEventSource(_Poller):
                 )
 
 
+def complete_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Fill in envelope fields EventBridge always sends but the emulator's queue targets omit
+    (``account``; ``time`` as an ISO timestamp, not epoch seconds), so functions see real events."""
+    if not isinstance(event, dict):
+        return event
+    completed = dict(event)
+    completed.setdefault("version", "0")
+    completed.setdefault("account", ACCOUNT_ID)
+    completed.setdefault("region", REGION)
+    completed.setdefault("resources", [])
+    when = completed.get("time")
+    if isinstance(when, int | float):
+        completed["time"] = datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return completed
+
+
 class EventBridgeQueueSource(_Poller):
     """One EventBridge event per message → one asynchronous invocation."""
 
@@ -235,7 +252,7 @@ class EventBridgeQueueSource(_Poller):
                 )
                 self._delete([message])
                 continue
-            invocation = self.function.invoke(event)
+            invocation = self.function.invoke(complete_event(event))
             if invocation.ok:
                 self._delete([message])
             if self.on_invoke:

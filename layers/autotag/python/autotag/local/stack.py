@@ -119,6 +119,9 @@ class LocalStack:
         self._emulator.start()
         endpoint = self._emulator.endpoint
         extra_env = {"POWERTOOLS_METRICS_DISABLED": "false" if options.metrics else "true"}
+        if not options.metrics:
+            # Powertools warns on every invocation that there are no metrics to flush.
+            extra_env["PYTHONWARNINGS"] = "ignore:No application metrics to publish:UserWarning"
         if options.function_log_level:
             extra_env["POWERTOOLS_LOG_LEVEL"] = options.function_log_level.upper()
         provisioned = provision(
