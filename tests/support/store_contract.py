@@ -82,7 +82,8 @@ class ImageStoreContract:
     def test_pages_follow_cursor_without_repeats(self, store):
         for i in range(5):
             store.put(record("b", f"img{i}.png", ("tree", 0.1 * (i + 1))))
-        seen, cursor, pages = [], None, 0
+        seen: list[str] = []
+        cursor, pages = None, 0
         while True:
             page = store.images_with_tag("tree", limit=2, cursor=cursor)
             pages += 1
