@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import boto3
 import pytest
-
 from autotag.local.stack import wait_for_state
 from autotag.local.state import LocalState
 from autotag.store.dynamodb import DynamoImageStore
@@ -34,13 +33,17 @@ FAST_CONFIG: dict[str, Any] = {
 }
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [AUTOTAG, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
     )
 
 
-def wait_for(check: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.25, what: str = "") -> T:
+def wait_for(
+    check: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.25, what: str = ""
+) -> T:
     end = time.monotonic() + timeout
     while True:
         value = check()
@@ -82,7 +85,7 @@ class RunningStack:
             endpoint_url=self.state.endpoint_url,
             region_name=self.state.region,
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106
+            aws_secret_access_key="testing",
         )
 
     @property
@@ -114,12 +117,13 @@ class RunningStack:
         seen: list[dict[str, Any]] = []
 
         def find() -> dict[str, Any] | None:
-            for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-                "Messages", []
-            ):
+            for message in sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", []):
                 seen.append(json.loads(message["Body"]))
             return next(
-                (e for e in seen if e.get("detail-type") == detail_type and e["detail"].get("key") == key), None
+                (e for e in seen if e.get("detail-type") == detail_type and e["detail"].get("key") == key),
+                None,
             )
 
         return wait_for(find, timeout=timeout, interval=0, what=f"{detail_type} for {key}")
@@ -146,7 +150,11 @@ class RunningStack:
 
 
 def start_stack(
-    directory: Path, config: dict[str, Any] | None = None, *, env: dict[str, str] | None = None, workers: int = 2
+    directory: Path,
+    config: dict[str, Any] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    workers: int = 2,
 ) -> RunningStack:
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / "config.json"
@@ -154,7 +162,7 @@ def start_stack(
     state_path = directory / "local.json"
     log_path = directory / "local.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(
             [
                 AUTOTAG,
                 "local",

@@ -40,7 +40,9 @@ def assert_tagged_everywhere(stack: RunningStack, debug_queue: str, key: str) ->
 
     best = record.tags[0]
     hits = stack.store().images_with_tag(best.name, limit=500).items
-    assert any(h.bucket == stack.bucket and h.key == key for h in hits), f"{key} is not in the index of {best.name}"
+    assert any(h.bucket == stack.bucket and h.key == key for h in hits), (
+        f"{key} is not in the index of {best.name}"
+    )
 
     tag_set = stack.client("s3").get_object_tagging(Bucket=stack.bucket, Key=key)["TagSet"]
     written = {t["Key"]: t["Value"] for t in tag_set}
@@ -51,10 +53,14 @@ def assert_tagged_everywhere(stack: RunningStack, debug_queue: str, key: str) ->
     event = stack.events_for(debug_queue, key, "Image Tagged")
     assert event["source"] == "autotag"
     assert event["detail"]["bucket"] == stack.bucket
-    assert [t["name"] for t in event["detail"]["tags"]][: len(record.tags)] == [t.name for t in record.tags][:100]
+    assert [t["name"] for t in event["detail"]["tags"]][: len(record.tags)] == [t.name for t in record.tags][
+        :100
+    ]
 
 
-def test_upload_path_tags_the_object_stores_indexes_and_announces(stack: RunningStack, debug_queue: str) -> None:
+def test_upload_path_tags_the_object_stores_indexes_and_announces(
+    stack: RunningStack, debug_queue: str
+) -> None:
     key = "photos/beach day 1.jpg"  # a space: the notification carries it URL-encoded
     stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=jpeg((30, 120, 220)))
 
@@ -68,7 +74,10 @@ def test_api_path_with_the_api_key(stack: RunningStack, debug_queue: str) -> Non
     api, headers = stack.state.api_url, {"x-api-key": stack.state.api_key}
 
     response = httpx.post(
-        f"{api}v1/tags", json={"s3": {"bucket": stack.bucket, "key": key}, "store": True}, headers=headers, timeout=30
+        f"{api}v1/tags",
+        json={"s3": {"bucket": stack.bucket, "key": key}, "store": True},
+        headers=headers,
+        timeout=30,
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -86,7 +95,9 @@ def test_api_path_with_the_api_key(stack: RunningStack, debug_queue: str) -> Non
 
 
 @pytest.mark.parametrize("headers", [{}, {"x-api-key": "not-the-key"}])
-def test_api_refuses_requests_without_the_key_like_api_gateway(stack: RunningStack, headers: dict[str, str]) -> None:
+def test_api_refuses_requests_without_the_key_like_api_gateway(
+    stack: RunningStack, headers: dict[str, str]
+) -> None:
     response = httpx.post(f"{stack.state.api_url}v1/tags", json={"image": "x"}, headers=headers, timeout=10)
     assert response.status_code == 403
     assert response.json() == {"message": "Forbidden"}
@@ -125,7 +136,9 @@ def test_corrupt_upload_is_recorded_announced_and_dead_lettered_with_its_reason(
     stack: RunningStack, debug_queue: str
 ) -> None:
     key = "photos/broken.jpg"
-    stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=b"\xff\xd8\xff\xe0 this is not a real jpeg")
+    stack.client("s3").put_object(
+        Bucket=stack.bucket, Key=key, Body=b"\xff\xd8\xff\xe0 this is not a real jpeg"
+    )
 
     record = stack.wait_record(key, status="failed")
     assert record.error_code
