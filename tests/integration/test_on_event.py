@@ -253,3 +253,11 @@ def test_transient_failures_raise_for_lambda_retries(stack):
     assert stack.dead_letters(wait=0.3) == []
     # Lambda's retry of the same event then succeeds (the failed attempt left no idempotency record).
     assert stack.on_event(tag_requested(stack, "flaky/cat.jpg"))["status"] == "tagged"
+
+
+def test_a_version_id_s3_refuses_goes_to_the_dlq(stack):
+    put_same_image(stack, "versions/cat.jpg")
+    result = stack.on_event(tag_requested(stack, "versions/cat.jpg", version_id="not-a-version"))
+    assert (result["status"], result["error_code"]) == ("dead_lettered", "invalid_s3_reference")
+    (letter,) = stack.dead_letters()
+    assert letter["MessageAttributes"]["error_code"]["StringValue"] == "invalid_s3_reference"

@@ -73,8 +73,10 @@ def expect_error(
     assert reply.status == status, reply.body
     body = reply.json
     assert body["code"] == code, body
-    assert body["request_id"] and reply.headers["x-request-id"] == body["request_id"]
-    assert "Traceback" not in reply.body and 'File "' not in reply.body
+    assert body["request_id"]
+    assert reply.headers["x-request-id"] == body["request_id"]
+    assert "Traceback" not in reply.body
+    assert 'File "' not in reply.body
     check_documented(openapi, method, template, reply)
     return body
 
@@ -151,7 +153,8 @@ def test_post_tags_by_s3_reference_without_storing(stack, openapi):
     reply = stack.call("POST", TAGS, {"s3": {"bucket": stack.bucket, "key": "inbox/dog.jpg"}})
     assert reply.status == 200, reply.body
     check_documented(openapi, "POST", TAGS, reply)
-    assert reply.json["stored"] is False and reply.json.get("record") is None
+    assert reply.json["stored"] is False
+    assert reply.json.get("record") is None
     assert stack.s3().get_object_tagging(Bucket=stack.bucket, Key="inbox/dog.jpg")["TagSet"] == []
     missing = stack.call("GET", stack.image_path(stack.bucket, "inbox/dog.jpg"))
     expect_error(openapi, missing, 404, "image_not_found", IMAGE, "GET")
@@ -168,7 +171,8 @@ def test_post_tags_store_persists_tags_the_object_and_announces(stack, openapi):
     assert reply.status == 200, reply.body
     check_documented(openapi, "POST", TAGS, reply)
     body = reply.json
-    assert body["stored"] is True and body["record"]["status"] == "tagged"
+    assert body["stored"] is True
+    assert body["record"]["status"] == "tagged"
     assert [t["name"] for t in body["tags"]] == stack.provider.tags
 
     object_tags = {
@@ -219,7 +223,8 @@ def test_list_images_by_tag_is_paginated_with_an_opaque_cursor(stack, openapi):
     first = stack.invoke(event)
     assert first.status == 200, first.body
     check_documented(openapi, "GET", TAG_IMAGES, first)
-    assert len(first.json["items"]) == 2 and first.json["cursor"]
+    assert len(first.json["items"]) == 2
+    assert first.json["cursor"]
     second = stack.call(
         "GET", "/v1/tags/zebra-crossing/images", query={"limit": "2", "cursor": first.json["cursor"]}
     )
@@ -237,8 +242,10 @@ def test_presigned_upload_lands_in_the_watched_bucket(stack, openapi):
     assert reply.status == 200, reply.body
     check_documented(openapi, "POST", UPLOADS, reply)
     body = reply.json
-    assert body["bucket"] == stack.bucket and body["method"] == "PUT"
-    assert body["key"].startswith("uploads/") and body["key"].endswith("/My-Holiday.png")
+    assert body["bucket"] == stack.bucket
+    assert body["method"] == "PUT"
+    assert body["key"].startswith("uploads/")
+    assert body["key"].endswith("/My-Holiday.png")
     picture = io.BytesIO()
     Image.new("RGB", (20, 20), "blue").save(picture, "PNG")
     assert body["url"].startswith(stack.emulator.endpoint)  # the emulator, on loopback
@@ -466,5 +473,13 @@ def test_upload_too_large_and_wrong_type(stack, openapi):
 
 def test_unknown_route_is_a_json_404(stack):
     reply = stack.call("GET", "/v1/nothing-here")
-    assert reply.status == 404 and reply.json["code"] == "route_not_found"
+    assert reply.status == 404
+    assert reply.json["code"] == "route_not_found"
     assert stack.call("DELETE", "/v1/tags").status == 404
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_an_s3_version_id_s3_refuses(stack, openapi, store):
+    stack.put_image("versions/cat.jpg", jpeg_bytes(32, 32))
+    body = {"s3": {"bucket": stack.bucket, "key": "versions/cat.jpg", "version_id": "0"}, "store": store}
+    expect_error(openapi, stack.call("POST", TAGS, body), 400, "invalid_s3_reference")

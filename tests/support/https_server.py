@@ -157,8 +157,13 @@ class ConnectRefusedByTest(BaseException):
 class LoopbackInternet(httpcore.NetworkBackend):
     """Connects only the (address, port) pairs in `routes`, always to 127.0.0.1; fails anything else."""
 
-    def __init__(self, routes: dict[tuple[str, int], int] | None = None) -> None:
+    def __init__(
+        self, routes: dict[tuple[str, int], int] | None = None, *, refuse_public: bool = False
+    ) -> None:
         self.routes = dict(routes or {})
+        self.refuse_public = refuse_public
+        """True: a public address without a stand-in is refused (ConnectError) instead of failing the
+        test (fuzzing draws arbitrary public URLs). A non-public address always fails the test."""
         self.connects: list[tuple[str, int]] = []
         self._real = httpcore.SyncBackend()
 
@@ -177,6 +182,8 @@ class LoopbackInternet(httpcore.NetworkBackend):
         self.connects.append((host, port))
         local_port = self.routes.get((host, port))
         if local_port is None:
+            if self.refuse_public and ipaddress.ip_address(host).is_global:
+                raise httpcore.ConnectError(f"{host}:{port} is not reachable from this test")
             pytest.fail(f"the fetcher tried to connect to {host}:{port}; only stand-ins are allowed")
             raise ConnectRefusedByTest(host)  # pragma: no cover - pytest.fail raises
         return self._real.connect_tcp("127.0.0.1", local_port, timeout=timeout, socket_options=socket_options)

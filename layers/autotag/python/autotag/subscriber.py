@@ -28,9 +28,11 @@ from aws_lambda_powertools.utilities.parser.models import (
     S3EventNotificationEventBridgeModel,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autotag.api.models import S3_BUCKET_PATTERN
+from autotag.api.runtime import s3_reference_error
 from autotag.config import ObjectFilters
 from autotag.dlq import DeadLetter, DeadLetterQueue
 from autotag.errors import AutotagError, BadInputError
@@ -232,6 +234,12 @@ class BusSubscriber:
         except TerminalProcessingError as error:
             # Already stored as failed and announced by the service; keep the event with the reason.
             return self._dead_letter(event, error.cause, location).as_dict()
+        except ClientError as error:
+            # S3 refusing the reference itself (a malformed version id) will not change on retry.
+            refusal = s3_reference_error(error, location)
+            if not isinstance(refusal, AutotagError):
+                raise
+            return self._dead_letter(event, refusal, location).as_dict()
         return Outcome(record.status.value, record.bucket, record.key, record.error_code).as_dict()
 
     def _check(self, request: Request) -> None:

@@ -61,6 +61,7 @@ _UPLOAD_EXTENSIONS = {
     "image/tiff": ".tiff",
 }
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
 class AutotagResolver(APIGatewayRestResolver):
@@ -285,16 +286,19 @@ def _header(event: dict[str, Any], name: str) -> str | None:
 
 
 def _ingress_rejection(event: dict[str, Any]) -> AutotagError | None:
-    """Checks made before routing: the body size, and that a body is JSON."""
+    """Checks made before routing: the body size, and that a request body is JSON."""
     body = event.get("body")
-    if not isinstance(body, str) or not body:
+    if isinstance(body, str) and body:
+        limit = get_api_settings().max_body_bytes
+        encoded = event.get("isBase64Encoded") is True
+        size = len(body) * 3 // 4 if encoded else len(body.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            return PayloadTooLargeError(
+                f"request body is {size} bytes; the limit is {limit}. "
+                "Upload large images with POST /v1/uploads"
+            )
+    if str(event.get("httpMethod", "")).upper() not in _METHODS_WITH_BODY:
         return None
-    limit = get_api_settings().max_body_bytes
-    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode("utf-8", "surrogatepass"))
-    if size > limit:
-        return PayloadTooLargeError(
-            f"request body is {size} bytes; the limit is {limit}. Upload large images with POST /v1/uploads"
-        )
     media = (_header(event, "content-type") or "").split(";", 1)[0].strip().lower()
     if media and media != content_types.APPLICATION_JSON and not media.endswith("+json"):
         return UnsupportedMediaTypeError(f"request body must be application/json, not {media}")

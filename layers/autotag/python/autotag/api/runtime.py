@@ -12,16 +12,17 @@ from typing import Any
 
 from autotag.api.settings import ApiSettings, get_api_settings
 from autotag.config import AutotagConfig, get_config
-from autotag.errors import NotFoundError, TransientError
+from autotag.errors import BadInputError, NotFoundError, TransientError
 from autotag.fetch import fetch_image_url
 from autotag.image import S3Location, SourceImage
 from autotag.intake import inspect_image
 from autotag.models import TagOptions, TagResult
-from autotag.objects import ObjectGoneError, ObjectStorage
+from autotag.objects import ObjectGoneError, ObjectInfo, ObjectStorage
 from autotag.retry import Deadline
 from autotag.service import BackgroundLoop, TagEngine, TaggingService, TerminalProcessingError, build_service
 from autotag.settings import RuntimeSettings, get_settings
 from autotag.store.base import ImageRecord, ImageStatus, ImageStore
+from botocore.exceptions import ClientError
 
 UrlFetcher = Callable[[str, float], bytes]
 """(url, timeout seconds) -> the image bytes; SSRF-safe (autotag.fetch)."""
@@ -31,6 +32,20 @@ Presigner = Callable[[str, str, str, int], str]
 
 class ObjectNotFoundError(NotFoundError):
     code = "object_not_found"
+
+
+class InvalidS3ReferenceError(BadInputError):
+    code = "invalid_s3_reference"
+
+
+def s3_reference_error(error: ClientError, location: S3Location) -> Exception:
+    """S3's refusal of a reference the client gave (a malformed version id, say) as a client error;
+    anything else is ours and stays as it is."""
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = error.response.get("Error", {}).get("Code", "")
+    if status == 400 or code in ("InvalidArgument", "InvalidVersionId"):
+        return InvalidS3ReferenceError(f"S3 refused the reference {location.uri} ({code or status})")
+    return error
 
 
 @dataclass
@@ -65,10 +80,17 @@ class ApiRuntime:
             raise TransientError("no time left to fetch the URL", code="deadline")
         return self.fetcher(url, timeout)
 
-    def read_object(self, location: S3Location) -> SourceImage:
-        info = self.objects.head(location)
+    def _head(self, location: S3Location) -> ObjectInfo:
+        try:
+            info = self.objects.head(location)
+        except ClientError as error:
+            raise s3_reference_error(error, location) from None
         if info is None:
             raise ObjectNotFoundError(f"{location.uri} does not exist")
+        return info
+
+    def read_object(self, location: S3Location) -> SourceImage:
+        info = self._head(location)
         try:
             data = self.objects.read(location, etag=info.etag, max_bytes=self.config.limits.max_bytes)
         except ObjectGoneError:
@@ -77,8 +99,7 @@ class ApiRuntime:
 
     def process_object(self, location: S3Location, options: TagOptions, *, deadline: Deadline) -> ImageRecord:
         """Store mode: the shared per-object pipeline (record, object tags, events)."""
-        if self.objects.head(location) is None:
-            raise ObjectNotFoundError(f"{location.uri} does not exist")
+        self._head(location)
         try:
             record = self.service.process_object(location, options=options, deadline=deadline)
         except TerminalProcessingError as error:
