@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -65,6 +66,7 @@ class EmulatorProcess:
         self.host = host
         self.port = port
         self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: tempfile._TemporaryFileWrapper[bytes] | None = None
 
     @property
     def endpoint(self) -> str:
@@ -91,11 +93,14 @@ class EmulatorProcess:
             "--port",
             str(self.port),
         ]
+        # stderr goes to a file, not a pipe: nobody reads a pipe while the stack runs, and once its
+        # buffer (64 KiB of werkzeug access lines) is full the emulator would block on every request.
+        self._stderr = tempfile.NamedTemporaryFile(prefix="autotag-emulator-", suffix=".log")  # noqa: SIM115
         self._process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr,
             # Its own session: Ctrl-C reaches only `autotag local`, which then stops the emulator
             # after the handlers (which still need it) have finished.
             start_new_session=True,
@@ -107,9 +112,7 @@ class EmulatorProcess:
         started = time.monotonic()
         while time.monotonic() - started < READY_TIMEOUT_SECONDS:
             if self._process.poll() is not None:
-                detail = (self._process.stderr.read() if self._process.stderr else b"").decode(
-                    errors="replace"
-                )
+                detail = self._stderr_text()
                 last = (
                     detail.strip().splitlines()[-1] if detail.strip() else f"exit {self._process.returncode}"
                 )
@@ -128,6 +131,7 @@ class EmulatorProcess:
     def stop(self, timeout: float = 5.0) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
+            self._close_stderr()
             return
         with contextlib.suppress(OSError):
             if process.stdin:
@@ -138,8 +142,18 @@ class EmulatorProcess:
             process.kill()
             process.wait(timeout=timeout)
         finally:
-            if process.stderr:
-                process.stderr.close()
+            self._close_stderr()
+
+    def _close_stderr(self) -> None:
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def _stderr_text(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
 
 
 # --- The child ----------------------------------------------------------------------------------
