@@ -1,3 +1,4 @@
+import json
 import threading
 
 import jsonschema
@@ -306,3 +307,23 @@ def test_garbage_is_an_invalid_event(body):
     with pytest.raises(BadInputError) as caught:
         parse_s3_notification(body, ObjectFilters())
     assert caught.value.code == "invalid_event"
+
+
+def test_failed_providers_are_counted_as_provider_failures(h, capsys):
+    from autotag.models import ProviderOutcome, ProviderStatus, TagResult
+    from autotag.pipeline import AllProvidersFailedError
+
+    h.objects.add(BUCKET, "f.jpg", jpeg_bytes(16, 16), version_id="v1")
+    failed = ProviderStatus(
+        provider="imagedescriber", status=ProviderOutcome.FAILED, error_code="quota", retryable=False
+    )
+    h.tagger.fail_next(AllProvidersFailedError(TagResult(providers=(failed,))))
+    capsys.readouterr()
+    with pytest.raises(TerminalProcessingError):
+        h.process("f.jpg")
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    metrics = [m for m in emitted if "ProviderFailures" in m]
+    assert len(metrics) == 1
+    assert metrics[0]["ProviderFailures"] == [1.0] or metrics[0]["ProviderFailures"] == 1.0
+    assert metrics[0]["provider"] == "imagedescriber"
+    assert metrics[0]["error_code"] == "quota"

@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from autotag.config import CONFIG_ENV, AutotagConfig, ObjectFilters
 from autotag.errors import ConfigError
+from autotag.observability import METRICS_NAMESPACE as METRICS_NAMESPACE
+from autotag.observability import PROVIDER_FAILURE_METRIC as PROVIDER_FAILURE_METRIC
+from autotag.observability import SERVICE_NAME as SERVICE_NAME
 
 # --- Names shared by producers, consumers and alarms ----------------------------------------------
 
@@ -33,12 +36,6 @@ DETAIL_TYPE_TAG_REQUESTED = "Tag Image Requested"
 DETAIL_TYPE_IMAGE_TAGGED = "Image Tagged"
 DETAIL_TYPE_TAGGING_FAILED = "Image Tagging Failed"
 
-SERVICE_NAME = "autotag"
-"""``POWERTOOLS_SERVICE_NAME`` of every function: one service, so metrics share one dimension."""
-METRICS_NAMESPACE = "autotag"
-"""``POWERTOOLS_METRICS_NAMESPACE``; the provider-failure alarm queries this namespace."""
-PROVIDER_FAILURE_METRIC = "ProviderFailures"
-"""Metric the pipeline emits (count) when a provider call fails terminally or after its retries."""
 
 S3_OBJECT_CREATED = "s3:ObjectCreated:*"
 

@@ -44,6 +44,8 @@ from autotag.image import S3Location, SourceImage
 from autotag.intake import inspect_image
 from autotag.models import TagOptions, TagResult
 from autotag.objects import ObjectGoneError, ObjectInfo, ObjectStorage
+from autotag.observability import record_provider_failures
+from autotag.pipeline import AllProvidersFailedError
 from autotag.retry import Deadline, RetryPolicy, retry_async
 from autotag.s3tags import ObjectTagWriter
 from autotag.settings import RuntimeSettings, get_settings
@@ -420,7 +422,13 @@ class TaggingService:
         self, image: SourceImage, options: TagOptions, deadline: Deadline, location: S3Location
     ) -> TagResult:
         async def attempt() -> TagResult:
-            return await self.tagger.tag(image, options, deadline=deadline, s3=location)
+            try:
+                result = await self.tagger.tag(image, options, deadline=deadline, s3=location)
+            except AllProvidersFailedError as error:
+                record_provider_failures(error.result)
+                raise
+            record_provider_failures(result)
+            return result
 
         def on_retry(error: AutotagError, attempt_no: int, delay: float) -> None:
             logger.info(

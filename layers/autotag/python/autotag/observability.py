@@ -1,0 +1,34 @@
+"""Names shared by the functions' telemetry and the stack's alarms, and the provider-failure metric.
+
+Kept free of heavy imports: every function imports it on the cold-start path.
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from autotag.models import TagResult
+
+SERVICE_NAME = "autotag"
+"""``POWERTOOLS_SERVICE_NAME`` of every function: one service, so metrics share one dimension."""
+METRICS_NAMESPACE = "autotag"
+"""``POWERTOOLS_METRICS_NAMESPACE``; the provider-failure alarm queries this namespace."""
+PROVIDER_FAILURE_METRIC = "ProviderFailures"
+"""Metric the pipeline emits (count) when a provider call fails terminally or after its retries."""
+
+
+def record_provider_failures(result: TagResult) -> None:
+    """One ``ProviderFailures`` datapoint per failed provider, by provider and error code.
+
+    A single metric each (flushed at once) because Powertools' shared metric set has one dimension
+    set per flush; the alarm sums across dimensions with a Metrics Insights query.
+    """
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE
+    for status in result.failed:
+        with single_metric(
+            name=PROVIDER_FAILURE_METRIC, unit=MetricUnit.Count, value=1, namespace=namespace
+        ) as metric:
+            metric.add_dimension(name="provider", value=status.provider)
+            metric.add_dimension(name="error_code", value=status.error_code or "unknown")
