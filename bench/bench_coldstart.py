@@ -1,0 +1,210 @@
+"""Cold-start proxy: how long importing each handler module takes in a fresh interpreter, against
+``import boto3`` alone (the floor every Python Lambda that talks to AWS pays), in the same run.
+
+Each sample is a new interpreter with the environment a deployed function has (its table, bus,
+queue and config variables, Powertools settings, tracing on as in AWS); the handler file is loaded
+by path with its folder and the layer on ``sys.path``, as the Lambda runtime does. Samples are
+interleaved (boto3, on_upload, tag_api, on_event, boto3, ...) so load on the machine hits all
+alike. One extra ``python -X importtime`` run per handler attributes the time to packages.
+
+    uv run python -m bench.bench_coldstart [--repeats 15]
+
+Prints a table and writes bench/results/coldstart.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from bench.common import LAYER, LOOPBACK_AWS_ENV, ROOT, machine, ratio, stats, text_table, write_result
+
+TARGET_RATIO = 1.5
+HANDLERS = {
+    "on_upload": ROOT / "functions" / "on_upload" / "handler.py",
+    "tag_api": ROOT / "functions" / "tag_api" / "handler.py",
+    "on_event": ROOT / "functions" / "on_event" / "handler.py",
+}
+
+_LOAD_HANDLER = """
+import importlib.util, json, sys, time
+path = sys.argv[1]
+started = time.perf_counter()
+spec = importlib.util.spec_from_file_location("handler", path)
+module = importlib.util.module_from_spec(spec)
+sys.modules["handler"] = module
+spec.loader.exec_module(module)
+assert callable(module.handler)
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+_IMPORT_BOTO3 = """
+import json, time
+started = time.perf_counter()
+import boto3
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+
+
+def function_environment(name: str) -> dict[str, str]:
+    """The variables the CDK stack gives this function (default config), plus Lambda's own."""
+    from autotag.resources import DeploymentConfig, FunctionName, describe
+    from autotag.resources import function_environment as environment_of
+
+    config = DeploymentConfig()
+    deployment = describe(config, bucket_name="autotag-images-123456789012")
+    spec = deployment.function(FunctionName(name))
+    env = environment_of(
+        spec,
+        config=config,
+        table_name="Autotag-ImagesTable",
+        idempotency_table_name="Autotag-IdempotencyTable",
+        event_bus_name="Autotag-Bus",
+        images_bucket="autotag-images-123456789012",
+        dlq_url=f"https://sqs.us-east-1.amazonaws.com/123456789012/Autotag-{name}-dlq"
+        if spec.dead_letter
+        else None,
+    )
+    env.update(
+        {
+            "AWS_LAMBDA_FUNCTION_NAME": f"Autotag-{name}",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+            "LAMBDA_TASK_ROOT": str(HANDLERS[name].parent),
+            "_HANDLER": "handler.handler",
+        }
+    )
+    return env
+
+
+def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "AUTOTAG_"))}
+    env.update(LOOPBACK_AWS_ENV)
+    env.update(extra)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(extra.get("LAMBDA_TASK_ROOT", "")), str(LAYER)) if p)
+    env["PYTHONDONTWRITEBYTECODE"] = "0"
+    return env
+
+
+def run_sample(target: str, envs: Mapping[str, dict[str, str]]) -> float:
+    if target == "boto3":
+        command = [sys.executable, "-c", _IMPORT_BOTO3]
+    else:
+        command = [sys.executable, "-c", _LOAD_HANDLER, str(HANDLERS[target])]
+    completed = subprocess.run(
+        command, capture_output=True, text=True, check=False, env=envs[target], cwd=str(ROOT), timeout=120
+    )
+    if completed.returncode != 0:
+        raise SystemExit(f"{target}: import failed:\n{completed.stderr[-2000:]}")
+    return float(json.loads(completed.stdout.strip().splitlines()[-1])["seconds"])
+
+
+_IMPORTTIME = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
+
+
+def import_profile(target: str, env: Mapping[str, str], top: int = 8) -> dict[str, Any]:
+    """``-X importtime`` of one load: self time summed by top-level package, and the slowest
+    modules by cumulative time (each with its own subtree)."""
+    command = [sys.executable, "-X", "importtime", "-c", _LOAD_HANDLER, str(HANDLERS[target])]
+    completed = subprocess.run(
+        command, capture_output=True, text=True, check=True, env=dict(env), cwd=str(ROOT), timeout=120
+    )
+    by_package: dict[str, int] = defaultdict(int)
+    cumulative: list[tuple[int, int, str]] = []
+    for line in completed.stderr.splitlines():
+        match = _IMPORTTIME.match(line)
+        if not match:
+            continue
+        self_us, cumulative_us, indent, module = int(match[1]), int(match[2]), match[3], match[4]
+        by_package[module.split(".")[0]] += self_us
+        cumulative.append((cumulative_us, (len(indent) - 1) // 2, module))
+    total_us = sum(by_package.values())
+    packages = sorted(by_package.items(), key=lambda item: -item[1])[:top]
+    # The slowest imports that are not just part of a bigger one already listed.
+    notable: list[dict[str, Any]] = []
+    for cumulative_us, depth, module in sorted(cumulative, key=lambda item: -item[0]):
+        if any(module.startswith(n["module"] + ".") or n["module"] == module for n in notable):
+            continue
+        if cumulative_us < total_us * 0.03:
+            break
+        notable.append({"module": module, "cumulative_ms": round(cumulative_us / 1000, 1), "depth": depth})
+        if len(notable) >= top + 4:
+            break
+    return {
+        "total_self_ms": round(total_us / 1000, 1),
+        "packages_by_self_ms": [{"package": p, "ms": round(us / 1000, 1)} for p, us in packages],
+        "slowest_imports": notable,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args(argv)
+
+    envs = {"boto3": child_environment({})}
+    envs.update({name: child_environment(function_environment(name)) for name in HANDLERS})
+    targets = ["boto3", *HANDLERS]
+    for target in targets:  # warm the OS page cache and bytecode caches; not counted
+        run_sample(target, envs)
+    samples: dict[str, list[float]] = {t: [] for t in targets}
+    for _ in range(args.repeats):
+        for target in targets:
+            samples[target].append(run_sample(target, envs))
+
+    floor = stats(samples["boto3"])
+    rows = []
+    results: dict[str, Any] = {"boto3": {"import_s": floor, "samples_s": samples["boto3"]}}
+    for name in HANDLERS:
+        summary = stats(samples[name])
+        result = {
+            "import_s": summary,
+            "ratio_to_boto3_median": ratio(float(summary["median"]), float(floor["median"])),
+            "met": float(summary["median"]) <= TARGET_RATIO * float(floor["median"]),
+            "samples_s": samples[name],
+            "profile": import_profile(name, envs[name]),
+        }
+        results[name] = result
+    print(f"cold-start proxy: import time in a fresh interpreter, {args.repeats} interleaved repeats")
+    for target in targets:
+        summary = results[target]["import_s"]
+        rows.append(
+            [
+                "import boto3" if target == "boto3" else f"functions/{target}/handler.py",
+                f"{summary['min'] * 1000:.0f}",
+                f"{summary['median'] * 1000:.0f}",
+                f"{summary['max'] * 1000:.0f}",
+                "1.00x" if target == "boto3" else f"{results[target]['ratio_to_boto3_median']:.2f}x",
+                "" if target == "boto3" else ("met" if results[target]["met"] else "MISSED"),
+            ]
+        )
+    print(text_table(["module", "min ms", "median ms", "max ms", "vs boto3", f"<= {TARGET_RATIO}x"], rows))
+    for name in HANDLERS:
+        profile = results[name]["profile"]
+        packages = ", ".join(f"{p['package']} {p['ms']:.0f}" for p in profile["packages_by_self_ms"])
+        slowest = ", ".join(f"{s['module']} {s['cumulative_ms']:.0f}" for s in profile["slowest_imports"][:8])
+        print(f"{name}: self time by package (ms): {packages}")
+        print(f"{name}: slowest imports, cumulative (ms): {slowest}")
+    path = write_result(
+        "coldstart",
+        {
+            "repeats": args.repeats,
+            "target_ratio": TARGET_RATIO,
+            "environment": "deployed function variables (tracing on), loaded by path as the runtime does",
+            "machine": machine(),
+            "results": results,
+        },
+    )
+    print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
