@@ -51,6 +51,10 @@ class Deadline:
     def expired(self) -> bool:
         return self.remaining() <= 0.0
 
+    def within(self, seconds: float) -> Deadline:
+        """This deadline, or `seconds` from now if that comes first."""
+        return Deadline(min(self.at, self.clock.now() + seconds), self.clock)
+
     def cap(self, seconds: float) -> float:
         """`seconds`, shortened so it does not run past the deadline."""
         return min(seconds, self.remaining())

@@ -113,6 +113,11 @@ class Provider(ABC):
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.config.max_attempts)
 
+    def call_deadline(self, request: ProviderRequest) -> Deadline:
+        """The request's deadline shortened to this provider's budget (``timeout_seconds``, retries
+        included)."""
+        return request.deadline.within(self.config.timeout_seconds)
+
     def secret(self, *, refresh: bool = False) -> Secret:
         return self.context.credentials.get(self.config, refresh=refresh)
 

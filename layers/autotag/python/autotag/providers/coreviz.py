@@ -33,8 +33,7 @@ from autotag.models import (
     tag_key,
 )
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
-from autotag.providers.http import error_for_status, parse_retry_after, send
-from autotag.retry import Deadline
+from autotag.providers.http import error_for_status, find_request_id, number, parse_retry_after, scrub, send
 
 PATH = "/api/ai/tag"
 DEFAULT_PRESIGN_SECONDS = 900
@@ -94,7 +93,7 @@ class CoreVizProvider(Provider):
             self.context.http,
             build,
             provider=self.key,
-            deadline=_call_deadline(request.deadline, self.config.timeout_seconds),
+            deadline=self.call_deadline(request),
             policy=self.retry_policy,
             check=lambda r: self._check(r, secret=api_key),
         )
@@ -126,12 +125,12 @@ class CoreVizProvider(Provider):
             raise ProviderResponseError(
                 f"response is not the documented JSON (HTTP {response.status_code})",
                 provider=self.key,
-                request_id=_request_id(response),
+                request_id=find_request_id(response, REQUEST_ID_HEADERS),
             )
 
     def _status_error(self, response: httpx.Response, *, secret: str) -> ProviderError:
         status = response.status_code
-        request_id = _request_id(response)
+        request_id = find_request_id(response, REQUEST_ID_HEADERS)
         try:
             body = response.json()
         except ValueError:
@@ -139,7 +138,7 @@ class CoreVizProvider(Provider):
         detail = ""
         if isinstance(body, dict):
             parts = [str(body[k]) for k in ("error", "message") if isinstance(body.get(k), str)]
-            detail = _scrub(": ".join(parts), secret)[:200]
+            detail = scrub(": ".join(parts), secret)[:200]
         known = STATUS_ERRORS.get(status)
         if known is None:
             error = error_for_status(response, provider=self.key)
@@ -173,7 +172,7 @@ class CoreVizProvider(Provider):
                 categories=("classification",),
             )
         details: dict[str, str | int | float | bool | None] = {"image_input": via}
-        request_id = _request_id(response)
+        request_id = find_request_id(response, REQUEST_ID_HEADERS)
         if request_id:
             details["request_id"] = request_id
         status = ProviderStatus(
@@ -191,7 +190,7 @@ class CoreVizProvider(Provider):
             elif isinstance(item, dict):
                 name = next((item[k] for k in ("tag", "name", "label") if isinstance(item.get(k), str)), None)
                 if name:
-                    pairs.append((name, _number(item.get("confidence", item.get("score")))))
+                    pairs.append((name, number(item.get("confidence", item.get("score")))))
         scale = _scale(c for _, c in pairs)
         tags: dict[str, Tag] = {}
         for name, confidence in pairs:
@@ -208,17 +207,17 @@ class CoreVizProvider(Provider):
         pairs: list[tuple[str, float | None]] = []
         for item in raw_scores if isinstance(raw_scores, list) else []:
             if isinstance(item, dict) and isinstance(item.get("choice"), str):
-                pairs.append((item["choice"], _number(item.get("score"))))
+                pairs.append((item["choice"], number(item.get("score"))))
         label = body.get("classification") if isinstance(body.get("classification"), str) else None
         if label is None and not pairs:
             return None
-        scale = _scale([c for _, c in pairs] + [_number(body.get("confidence"))])
+        scale = _scale([c for _, c in pairs] + [number(body.get("confidence"))])
         scores = tuple(
             ChoiceScore(choice=choice, score=unit)
             for choice, score in pairs
             if (unit := _unit(score, scale)) is not None
         )
-        confidence = _unit(_number(body.get("confidence")), scale)
+        confidence = _unit(number(body.get("confidence")), scale)
         if label is None:
             best = max(scores, key=lambda s: s.score, default=None)
             if best is None:
@@ -227,27 +226,6 @@ class CoreVizProvider(Provider):
         elif confidence is None:
             confidence = next((s.score for s in scores if s.choice == label), None)
         return Classification(label=label, confidence=confidence, scores=scores, provider=self.key)
-
-
-def _call_deadline(deadline: Deadline, timeout_seconds: float) -> Deadline:
-    return Deadline(min(deadline.at, deadline.clock.now() + timeout_seconds), deadline.clock)
-
-
-def _request_id(response: httpx.Response) -> str | None:
-    return next((response.headers[h] for h in REQUEST_ID_HEADERS if response.headers.get(h)), None)
-
-
-def _scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
 
 
 def _scale(values: Any) -> float:

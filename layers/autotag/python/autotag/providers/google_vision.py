@@ -31,7 +31,7 @@ from autotag.errors import (
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.models import BoundingBox, Tag, TagKind, TagResult, tag_key
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
-from autotag.providers.http import error_for_status, json_body, parse_retry_after, send
+from autotag.providers.http import as_list, error_for_status, json_body, parse_retry_after, send
 from autotag.retry import Deadline
 
 DEFAULT_MAX_RESULTS = 50
@@ -78,13 +78,9 @@ class GoogleVisionProvider(Provider):
         default_rate_limit_per_minute=1800,
     )
 
-    def _deadline(self, request: ProviderRequest) -> Deadline:
-        own = Deadline.after(self.config.timeout_seconds, self.context.clock)
-        return own if own.at < request.deadline.at else request.deadline
-
     async def tag(self, request: ProviderRequest) -> TagResult:
         (api_key,) = self.secret().require("api_key", provider=self.key)
-        deadline = self._deadline(request)
+        deadline = self.call_deadline(request)
         url = self._presigned_url(request)
         body = await self._annotate(self._entry(request, url), str(api_key), deadline)
         if url is not None and _is_fetch_failure(body):
@@ -183,8 +179,10 @@ class GoogleVisionProvider(Provider):
         if not isinstance(responses, list) or not responses or not isinstance(responses[0], dict):
             raise ProviderResponseError("response has no responses[0]", provider=self.key)
         answer = responses[0]
-        labels = [t for t in (self._label(a) for a in _list(answer.get("labelAnnotations"))) if t]
-        objects = [t for t in (self._object(a) for a in _list(answer.get("localizedObjectAnnotations"))) if t]
+        labels = [t for t in (self._label(a) for a in as_list(answer.get("labelAnnotations"))) if t]
+        objects = [
+            t for t in (self._object(a) for a in as_list(answer.get("localizedObjectAnnotations"))) if t
+        ]
         error = answer.get("error")
         # annotations that came back are valid even when another feature failed: keep them
         has_error = isinstance(error, dict) and (error.get("code") or error.get("message"))
@@ -256,7 +254,7 @@ def _is_fetch_failure(body: Any) -> bool:
 
 
 def _error_info(details: Any) -> tuple[str | None, dict[str, str]]:
-    for detail in _list(details):
+    for detail in as_list(details):
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.ErrorInfo"):
             raw = detail.get("metadata")
             metadata = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
@@ -276,10 +274,6 @@ def _clean(message: Any, api_key: str | None) -> str:
     if api_key:
         text = text.replace(api_key, "***")
     return text.strip()[:300]
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _score(value: Any) -> float | None:

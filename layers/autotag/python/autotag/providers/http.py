@@ -6,7 +6,7 @@ import email.utils
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,3 +180,31 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers safe to log: credentials replaced."""
     secret = {"authorization", "x-api-key", "x-auth-token", "x-subject-token", "x-security-token", "cookie"}
     return {k: ("***" if k.lower() in secret else v) for k, v in headers.items()}
+
+
+def find_request_id(response: httpx.Response, headers: Iterable[str]) -> str | None:
+    """The provider's request id from the first of `headers` present (kept for support cases)."""
+    return next((response.headers[h] for h in headers if response.headers.get(h)), None)
+
+
+def scrub(text: str, *secrets: str) -> str:
+    """Provider text with our credentials removed, should the provider echo them back."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def number(value: object) -> float | None:
+    """A JSON number or numeric string as float; None for anything else (booleans included)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def as_list(value: Any) -> list[Any]:
+    """`value` if it is a JSON array, else an empty list (defensive parsing of provider bodies)."""
+    return value if isinstance(value, list) else []

@@ -42,7 +42,7 @@ from autotag.errors import (
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.models import BoundingBox, Tag, TagKind, TagResult
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
-from autotag.providers.http import error_for_status, json_body, parse_retry_after, send
+from autotag.providers.http import as_list, error_for_status, json_body, parse_retry_after, send
 from autotag.retry import Deadline
 
 DEFAULT_REGION = "ap-southeast-1"
@@ -273,16 +273,12 @@ class HuaweiProvider(Provider):
             code="auth_config",
         )
 
-    def _deadline(self, request: ProviderRequest) -> Deadline:
-        own = Deadline.after(self.config.timeout_seconds, self.context.clock)
-        return own if own.at < request.deadline.at else request.deadline
-
     # -- tagging --------------------------------------------------------------------------------
 
     async def tag(self, request: ProviderRequest) -> TagResult:
         secret = self.secret()
         credentials = self._credentials(secret)
-        deadline = self._deadline(request)
+        deadline = self.call_deadline(request)
         language = "zh" if request.options.lang.lower().startswith("zh") else "en"
         body, seen_size = self._body(request, language)
         payload = json.dumps(body, separators=(",", ":")).encode("utf-8")
@@ -451,7 +447,9 @@ class HuaweiProvider(Provider):
         # `type` is in the requested language; the English name says which kind it is
         kind = _KINDS.get(type_names.get("en", str(kind_name)).lower(), TagKind.LABEL)
         boxes = tuple(
-            box for instance in _list(item.get("instances")) if (box := _box(instance, seen_size)) is not None
+            box
+            for instance in as_list(item.get("instances"))
+            if (box := _box(instance, seen_size)) is not None
         )
         return Tag(
             name=name,
@@ -603,10 +601,6 @@ def _strings(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
     return {str(k): v.strip() for k, v in value.items() if isinstance(v, str) and v.strip()}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _confidence(value: Any) -> float | None:

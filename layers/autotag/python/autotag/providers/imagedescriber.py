@@ -26,8 +26,7 @@ from autotag.errors import (
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagResult, tag_key
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
-from autotag.providers.http import error_for_status, parse_retry_after, send
-from autotag.retry import Deadline
+from autotag.providers.http import error_for_status, parse_retry_after, scrub, send
 
 LANGUAGES = ("en", "zh", "fr", "de", "es", "ja", "ko")
 PATH = "/api/v1/generate_tags"
@@ -92,7 +91,7 @@ class ImageDescriberProvider(Provider):
             self.context.http,
             build,
             provider=self.key,
-            deadline=call_deadline(request.deadline, self.config.timeout_seconds),
+            deadline=self.call_deadline(request),
             policy=self.retry_policy,
             check=lambda r: self._check(r, secret=api_key),
         )
@@ -174,16 +173,6 @@ def provider_language(lang: str) -> str:
     """The provider's language for a requested code (``zh-CN`` → ``zh``); English when unsupported."""
     primary = lang.strip().lower().replace("_", "-").split("-")[0]
     return primary if primary in LANGUAGES else "en"
-
-
-def call_deadline(deadline: Deadline, timeout_seconds: float) -> Deadline:
-    """The request's deadline, shortened to this provider's time budget."""
-    return Deadline(min(deadline.at, deadline.clock.now() + timeout_seconds), deadline.clock)
-
-
-def scrub(text: str, secret: str) -> str:
-    """Provider text with our key removed, should the provider echo it back."""
-    return text.replace(secret, "***") if secret else text
 
 
 def _text(value: object) -> str | None:

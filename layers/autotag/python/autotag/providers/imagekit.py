@@ -36,7 +36,7 @@ from autotag.errors import (
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagResult
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderContext, ProviderRequest
-from autotag.providers.http import error_for_status, parse_retry_after, send
+from autotag.providers.http import error_for_status, find_request_id, number, parse_retry_after, scrub, send
 from autotag.retry import Deadline, RetryPolicy
 
 logger = Logger(service="autotag", child=True)
@@ -97,7 +97,7 @@ class ImageKitProvider(Provider):
     async def tag(self, request: ProviderRequest) -> TagResult:
         (private_key,) = self.secret().require("private_key", provider=self.key)
         authorization = "Basic " + base64.b64encode(f"{private_key}:".encode()).decode()
-        deadline = _call_deadline(request.deadline, self.config.timeout_seconds)
+        deadline = self.call_deadline(request)
         uploaded = await self._upload(request, authorization, deadline, private_key)
         file_id = uploaded.get("fileId")
         if not isinstance(file_id, str) or not file_id:
@@ -223,7 +223,7 @@ class ImageKitProvider(Provider):
         if response.status_code == 204 or not response.content:
             return {}
         body: dict[str, Any] = response.json()
-        request_id = _request_id(response)
+        request_id = find_request_id(response, REQUEST_ID_HEADERS)
         if request_id:
             body["_request_id"] = request_id
         return body
@@ -241,12 +241,12 @@ class ImageKitProvider(Provider):
             raise ProviderResponseError(
                 f"response is not JSON (HTTP {response.status_code})",
                 provider=self.key,
-                request_id=_request_id(response),
+                request_id=find_request_id(response, REQUEST_ID_HEADERS),
             )
 
     def _status_error(self, response: httpx.Response, *, secret: str) -> ProviderError:
         status = response.status_code
-        request_id = _request_id(response)
+        request_id = find_request_id(response, REQUEST_ID_HEADERS)
         try:
             body = response.json()
         except ValueError:
@@ -254,7 +254,7 @@ class ImageKitProvider(Provider):
         detail = body.get("message") if isinstance(body, dict) else None
         message = f"HTTP {status}"
         if isinstance(detail, str) and detail:
-            message += f": {_scrub(detail, secret)[:200]}"
+            message += f": {scrub(detail, secret)[:200]}"
         if request_id:
             message += f" (request_id {request_id})"
         kwargs: dict[str, Any] = {"provider": self.key, "provider_code": status, "request_id": request_id}
@@ -287,7 +287,7 @@ class ImageKitProvider(Provider):
         for item in items:
             name, source = item.get("name"), item.get("source")
             if isinstance(name, str) and name.strip() and (source in sources or not source):
-                pairs.append((name, _number(item.get("confidence")), str(source or "")))
+                pairs.append((name, number(item.get("confidence")), str(source or "")))
         # Documented values are percentages (e.g. 98.52); any value above 1 confirms the scale.
         scale = 100.0 if any(c is not None and c > 1.0 for _, c, _ in pairs) or not pairs else 1.0
         merged: dict[str, Tag] = {}
@@ -314,26 +314,5 @@ def _retry_after(response: httpx.Response) -> float | None:
     seconds = parse_retry_after(response.headers.get("retry-after"))
     if seconds is not None:
         return seconds
-    reset_ms = _number(response.headers.get("x-ratelimit-reset"))
+    reset_ms = number(response.headers.get("x-ratelimit-reset"))
     return None if reset_ms is None else max(0.0, reset_ms / 1000)
-
-
-def _call_deadline(deadline: Deadline, timeout_seconds: float) -> Deadline:
-    return Deadline(min(deadline.at, deadline.clock.now() + timeout_seconds), deadline.clock)
-
-
-def _request_id(response: httpx.Response) -> str | None:
-    return next((response.headers[h] for h in REQUEST_ID_HEADERS if response.headers.get(h)), None)
-
-
-def _scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None

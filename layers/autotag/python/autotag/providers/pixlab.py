@@ -27,8 +27,7 @@ from autotag.errors import (
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagResult
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderContext, ProviderRequest
-from autotag.providers.http import error_for_status, parse_retry_after, send
-from autotag.retry import Deadline
+from autotag.providers.http import error_for_status, find_request_id, number, parse_retry_after, scrub, send
 
 PATH = "/tagimg"
 DEFAULT_PRESIGN_SECONDS = 900
@@ -107,7 +106,7 @@ class PixLabProvider(Provider):
             self.context.http,
             build,
             provider=self.key,
-            deadline=_call_deadline(request.deadline, self.config.timeout_seconds),
+            deadline=self.call_deadline(request),
             policy=self.retry_policy,
             check=lambda r: self._check(r, secret=api_key),
         )
@@ -134,7 +133,7 @@ class PixLabProvider(Provider):
             raise ProviderResponseError(
                 f"response is not the documented JSON (HTTP {response.status_code})",
                 provider=self.key,
-                request_id=_request_id(response),
+                request_id=find_request_id(response, REQUEST_ID_HEADERS),
             )
 
     def _body_error(
@@ -146,8 +145,8 @@ class PixLabProvider(Provider):
         detail = body.get("error") if isinstance(body.get("error"), str) else None
         message = f"status {status}"
         if detail:
-            message += f": {_scrub(detail, secret)[:200]}"
-        request_id = _request_id(response)
+            message += f": {scrub(detail, secret)[:200]}"
+        request_id = find_request_id(response, REQUEST_ID_HEADERS)
         if request_id:
             message += f" (request_id {request_id})"
         kwargs: dict[str, Any] = {"provider": self.key, "provider_code": status, "request_id": request_id}
@@ -162,7 +161,7 @@ class PixLabProvider(Provider):
         pairs: list[tuple[str, float | None]] = []
         for item in raw_tags:
             if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"].strip():
-                pairs.append((item["name"], _number(item.get("confidence"))))
+                pairs.append((item["name"], number(item.get("confidence"))))
             elif isinstance(item, str) and item.strip():
                 pairs.append((item, None))
         # The scale is not documented (samples suggest 0..1); any value above 1 means percent.
@@ -175,31 +174,10 @@ class PixLabProvider(Provider):
             if current is None or (tag.confidence or 0) > (current.confidence or 0):
                 tags[tag.key] = tag
         details: dict[str, str | int | float | bool | None] = {"image_input": via, "confidence_scale": scale}
-        request_id = _request_id(response)
+        request_id = find_request_id(response, REQUEST_ID_HEADERS)
         if request_id:
             details["request_id"] = request_id
         status = ProviderStatus(
             provider=self.key, status=ProviderOutcome.OK, tag_count=len(tags), details=details
         )
         return TagResult(tags=tuple(tags.values()), providers=(status,))
-
-
-def _call_deadline(deadline: Deadline, timeout_seconds: float) -> Deadline:
-    return Deadline(min(deadline.at, deadline.clock.now() + timeout_seconds), deadline.clock)
-
-
-def _request_id(response: httpx.Response) -> str | None:
-    return next((response.headers[h] for h in REQUEST_ID_HEADERS if response.headers.get(h)), None)
-
-
-def _scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None

@@ -32,6 +32,7 @@ from autotag.errors import (
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.models import BoundingBox, ProviderOutcome, ProviderStatus, Tag, TagKind, TagResult
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
+from autotag.providers.http import as_list
 
 S3_OBJECT_MAX_BYTES = 15 * 1024 * 1024
 CONNECT_TIMEOUT_SECONDS = 3.0
@@ -289,7 +290,7 @@ class RekognitionProvider(Provider):
             if not isinstance(label, dict) or not _name(label):
                 continue
             boxes = tuple(
-                box for instance in _list(label.get("Instances")) if (box := _box(instance)) is not None
+                box for instance in as_list(label.get("Instances")) if (box := _box(instance)) is not None
             )
             tags.append(
                 Tag(
@@ -333,11 +334,7 @@ def _name(item: dict[str, Any]) -> str:
 
 
 def _names(items: Any) -> tuple[str, ...]:
-    return tuple(n for item in _list(items) if isinstance(item, dict) and (n := _name(item)))
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+    return tuple(n for item in as_list(items) if isinstance(item, dict) and (n := _name(item)))
 
 
 def _confidence(value: Any) -> float | None:
