@@ -257,7 +257,25 @@ def test_transient_failures_raise_for_lambda_retries(stack):
 
 def test_a_version_id_s3_refuses_goes_to_the_dlq(stack):
     put_same_image(stack, "versions/cat.jpg")
-    result = stack.on_event(tag_requested(stack, "versions/cat.jpg", version_id="not-a-version"))
+    assert stack.on_event(tag_requested(stack, "versions/cat.jpg"))["status"] == "tagged"
+    tagged = store(stack).get(stack.bucket, "versions/cat.jpg")
+    stack.drain_events(wait=0.5)
+    refused = tag_requested(stack, "versions/cat.jpg", version_id="not-a-version")
+    refused["id"] = "req-versions/cat.jpg-refused"  # a new request, not a redelivery
+    result = stack.on_event(refused)
     assert (result["status"], result["error_code"]) == ("dead_lettered", "invalid_s3_reference")
     (letter,) = stack.dead_letters()
     assert letter["MessageAttributes"]["error_code"]["StringValue"] == "invalid_s3_reference"
+    assert "not-a-version" in letter["MessageAttributes"]["error_reason"]["StringValue"]
+    # The existing object's record is not overwritten by a failure about a version that does not exist.
+    assert store(stack).get(stack.bucket, "versions/cat.jpg") == tagged
+    assert stack.drain_events(wait=0.5) == []
+
+
+def test_a_url_encoded_key_with_a_refused_version_id_goes_to_the_dlq(stack):
+    # The key-decoding probe HEADs the reference before the pipeline does: refused there too.
+    put_same_image(stack, "versions/a cat.jpg")
+    result = stack.on_event(tag_requested(stack, "versions/a+cat.jpg", version_id="not-a-version"))
+    assert (result["status"], result["error_code"]) == ("dead_lettered", "invalid_s3_reference")
+    (letter,) = stack.dead_letters()
+    assert letter["MessageAttributes"]["key"]["StringValue"] == "versions/a+cat.jpg"

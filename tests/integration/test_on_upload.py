@@ -218,3 +218,46 @@ def test_test_event_multi_record_filters_deleted_and_invalid_messages(stack, sto
     assert letter["Body"] == "this is not an S3 notification"
     assert letter["MessageAttributes"]["error_code"]["StringValue"] == "invalid_event"
     assert stack.provider.calls == 2
+
+
+def test_a_version_id_s3_refuses_is_dead_lettered_once_with_its_reason(stack, store):
+    # moto, like S3, answers 400 to a HEAD naming a version id on an unversioned bucket.
+    from tests.support.aws import unique
+
+    bucket = unique("unversioned")
+    stack.s3.create_bucket(Bucket=bucket)
+    try:
+        key = "plain/cat.jpg"
+        etag = stack.s3.put_object(Bucket=bucket, Key=key, Body=jpeg_bytes(64, 48, seed=11))["ETag"]
+        good = sqs_message(s3_notification(s3_record(bucket, key, etag=etag.strip('"'))))
+        assert stack.invoke(good) == {"batchItemFailures": []}
+        tagged = store.get(bucket, key)
+        assert tagged.status.value == "tagged"
+        stack.bus_events(wait=0.5)
+        calls = stack.provider.calls
+
+        bad = sqs_message(
+            s3_notification(
+                s3_record(bucket, key, etag=etag.strip('"'), version_id="3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY")
+            )
+        )
+        # Terminal at once: processed (not a batch item failure that SQS would redeliver).
+        assert stack.invoke(bad) == {"batchItemFailures": []}
+
+        (letter,) = stack.drain(stack.dlq_url)
+        assert json.loads(letter["Body"]) == json.loads(bad["body"])
+        attributes = {k: v["StringValue"] for k, v in letter["MessageAttributes"].items()}
+        assert attributes["error_code"] == "invalid_s3_reference"
+        assert "S3 refused the reference" in attributes["error_reason"]
+        assert attributes["source_message_id"] == bad["messageId"]
+        assert stack.provider.calls == calls
+        # The record of the object that does exist is left as it was; nothing is announced.
+        assert store.get(bucket, key) == tagged
+        assert stack.bus_events(wait=0.5) == []
+        # A redelivery is answered from the idempotency record: not sent to the DLQ twice.
+        assert stack.invoke(bad) == {"batchItemFailures": []}
+        assert stack.drain(stack.dlq_url, wait=0.3) == []
+    finally:
+        for item in stack.s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            stack.s3.delete_object(Bucket=bucket, Key=item["Key"])
+        stack.s3.delete_bucket(Bucket=bucket)

@@ -232,6 +232,24 @@ def test_terminal_provider_errors_are_not_retried(h, error):
     assert h.store.get(BUCKET, "q.jpg").error_code == error.code
 
 
+def test_reference_s3_refuses_is_terminal_and_leaves_the_existing_record(h):
+    h.objects.add(BUCKET, "plain.jpg", jpeg_bytes(16, 16), version_id=None)
+    tagged = h.process("plain.jpg", version_id=None)
+    assert tagged.status is ImageStatus.TAGGED
+    events_before = list(h.publisher.events)
+    with pytest.raises(TerminalProcessingError) as caught:
+        h.process("plain.jpg", version_id="3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY")
+    error = caught.value
+    assert (error.code, error.retryable, error.record) == ("invalid_s3_reference", False, None)
+    assert error.cause.code == "invalid_s3_reference"
+    assert "s3://photos/plain.jpg" in str(error)
+    # Not retried, nothing read or called, and the record of the object that exists is untouched.
+    assert h.tagger.calls == 1
+    assert h.objects.reads == 1
+    assert h.store.get(BUCKET, "plain.jpg") == tagged
+    assert h.publisher.events == events_before
+
+
 def test_expired_deadline_is_retryable(h):
     h.objects.add(BUCKET, "late.jpg", jpeg_bytes(16, 16), version_id="v1")
     with pytest.raises(TransientError) as caught:

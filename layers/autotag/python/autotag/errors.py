@@ -131,6 +131,13 @@ class UnsafeUrlError(BadInputError):
     code = "unsafe_url"
 
 
+class InvalidS3ReferenceError(BadInputError):
+    """S3 refuses the object reference itself (a malformed version id, a version id on an
+    unversioned bucket, an invalid key): it will refuse it again, whoever retries."""
+
+    code = "invalid_s3_reference"
+
+
 class NotFoundError(AutotagError):
     code = "not_found"
 

@@ -10,10 +10,21 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from autotag.errors import ImageTooLargeError, TransientError
+from autotag.errors import ImageTooLargeError, InvalidS3ReferenceError, TransientError
 from autotag.image import S3Location
 
-_GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+_GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404", "NotFound"})
+_BAD_REFERENCE_CODES = frozenset(
+    {
+        "InvalidArgument",  # e.g. "Invalid version id specified"
+        "InvalidVersionId",
+        "InvalidBucketName",
+        "KeyTooLongError",
+        "InvalidURI",
+        "400",  # a HEAD has no error body: S3's 400 to a HEAD is only its status
+    }
+)
+"""S3's answers that refuse the reference itself; the same reference is refused again on retry."""
 
 
 @dataclass(frozen=True)
@@ -32,11 +43,13 @@ class ObjectGoneError(Exception):
 
 class ObjectStorage(Protocol):
     def head(self, location: S3Location) -> ObjectInfo | None:
-        """None when the object (version) is gone."""
+        """None when the object (version) is gone; raises InvalidS3ReferenceError when S3 refuses
+        the reference itself."""
         ...
 
     def read(self, location: S3Location, *, etag: str | None, max_bytes: int) -> bytes:
-        """The object's bytes; raises ObjectGoneError, or TransientError if it changed since `etag`."""
+        """The object's bytes; raises ObjectGoneError, InvalidS3ReferenceError, or TransientError
+        if it changed since `etag`."""
         ...
 
     def get_tags(self, location: S3Location) -> dict[str, str]: ...
@@ -57,6 +70,14 @@ def _version(location: S3Location) -> dict[str, str]:
     return {"VersionId": location.version_id} if location.version_id else {}
 
 
+def _refused_reference(error: ClientError, location: S3Location) -> InvalidS3ReferenceError | None:
+    code = _code(error)
+    if code not in _BAD_REFERENCE_CODES:
+        return None
+    version = f" version {location.version_id!r}" if location.version_id else ""
+    return InvalidS3ReferenceError(f"S3 refused the reference {location.uri}{version} ({code})")
+
+
 class S3ObjectStorage:
     """ObjectStorage over a boto3 S3 client."""
 
@@ -71,6 +92,9 @@ class S3ObjectStorage:
         except ClientError as error:
             if _code(error) in _GONE_CODES:
                 return None
+            refused = _refused_reference(error, location)
+            if refused is not None:
+                raise refused from None
             raise
         version = response.get("VersionId")
         return ObjectInfo(
@@ -93,6 +117,9 @@ class S3ObjectStorage:
                 raise ObjectGoneError(location.uri) from None
             if code in ("PreconditionFailed", "412"):
                 raise TransientError(f"{location.uri} changed while being read") from None
+            refused = _refused_reference(error, location)
+            if refused is not None:
+                raise refused from None
             raise
         with response["Body"] as body:
             data: bytes = body.read(max_bytes + 1)
@@ -125,7 +152,10 @@ class StoredObject:
 
 
 class InMemoryObjectStorage:
-    """ObjectStorage fake: objects by (bucket, key); counts reads and tag writes."""
+    """ObjectStorage fake: objects by (bucket, key); counts reads and tag writes.
+
+    Like S3, a version id other than ``null`` for an object stored without versions (an
+    unversioned bucket) is refused as an invalid reference."""
 
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], StoredObject] = {}
@@ -140,7 +170,12 @@ class InMemoryObjectStorage:
 
     def _find(self, location: S3Location) -> StoredObject | None:
         stored = self.objects.get((location.bucket, location.key))
-        if stored is None or (location.version_id and location.version_id != stored.version_id):
+        version = location.version_id
+        if stored is not None and stored.version_id is None and version not in (None, "null"):
+            raise InvalidS3ReferenceError(
+                f"S3 refused the reference {location.uri} version {version!r} (InvalidArgument)"
+            )
+        if stored is None or (version and version != (stored.version_id or "null")):
             return None
         return stored
 

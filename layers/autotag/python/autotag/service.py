@@ -9,7 +9,9 @@ the shared HTTP client (an ``httpx.AsyncClient`` must stay on the loop it was fi
 Outcomes:
 - returns the record: ``tagged``, or ``skipped`` (object deleted, or overwritten since the event);
 - raises :class:`TerminalProcessingError` (the record is stored as ``failed`` and an
-  ``Image Tagging Failed`` event is published first): retrying cannot help, route it to the DLQ;
+  ``Image Tagging Failed`` event is published first; or, when S3 refuses the reference itself,
+  nothing is stored, since it names no object version to record against): retrying cannot help,
+  route it to the DLQ;
 - raises any other exception (an :class:`~autotag.errors.AutotagError` with ``retryable=True``,
   or an unexpected AWS/client error): try again later (SQS redelivery).
 """
@@ -35,6 +37,7 @@ from autotag.errors import (
     AutotagError,
     BadInputError,
     ImageTooLargeError,
+    InvalidS3ReferenceError,
     ProviderTimeoutError,
     TransientError,
     UnsupportedFormatError,
@@ -65,13 +68,15 @@ _GENERIC_CONTENT_TYPES = frozenset({"", "application/octet-stream", "binary/octe
 
 
 class TerminalProcessingError(AutotagError):
-    """The object cannot be tagged as it is. Already recorded as failed and announced; the caller
-    sends the source message to the DLQ and reports it processed."""
+    """The object cannot be tagged as it is. Already recorded as failed and announced (``record``),
+    unless S3 refused the reference itself (``record`` is None: recording a failure under the
+    object's key would overwrite the record of a version that exists); the caller sends the source
+    message to the DLQ and reports it processed."""
 
     retryable = False
 
-    def __init__(self, record: ImageRecord, cause: AutotagError) -> None:
-        super().__init__(record.error or str(cause), code=cause.code)
+    def __init__(self, record: ImageRecord | None, cause: AutotagError) -> None:
+        super().__init__((record.error if record else None) or str(cause), code=cause.code)
         self.record = record
         self.cause = cause
 
@@ -321,7 +326,10 @@ class TaggingService:
         options = options or TagOptions()
         if deadline.expired:
             raise TransientError("no time left to process the object", code="deadline")
-        info = self.objects.head(location)
+        try:
+            info = self.objects.head(location)
+        except InvalidS3ReferenceError as error:
+            self._refused(location, error)
         if info is None:
             return self._skip(location, etag, "object no longer exists", store=True)
         if etag and info.etag and etag != info.etag and not location.version_id:
@@ -343,6 +351,8 @@ class TaggingService:
             result, cached = self._tag(image, options, deadline, location)
         except ObjectGoneError:
             return self._skip(location, etag, "object no longer exists", store=True)
+        except InvalidS3ReferenceError as error:
+            self._refused(location, error)
         except AutotagError as error:
             if error.retryable:
                 raise
@@ -458,6 +468,13 @@ class TaggingService:
             self.store.put(record)
         logger.info("object skipped", extra={"s3_uri": location.uri, "reason": reason})
         return record
+
+    def _refused(self, location: S3Location, error: InvalidS3ReferenceError) -> NoReturn:
+        logger.warning(
+            "S3 refused the object reference",
+            extra={"s3_uri": location.uri, "version_id": location.version_id, "reason": str(error)},
+        )
+        raise TerminalProcessingError(None, error) from error
 
     def _fail(self, base: dict[str, Any], error: AutotagError, image: SourceImage | None) -> NoReturn:
         providers = getattr(error, "result", None)

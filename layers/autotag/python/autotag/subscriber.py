@@ -28,14 +28,12 @@ from aws_lambda_powertools.utilities.parser.models import (
     S3EventNotificationEventBridgeModel,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autotag.api.models import S3_BUCKET_PATTERN
-from autotag.api.runtime import s3_reference_error
 from autotag.config import ObjectFilters
 from autotag.dlq import DeadLetter, DeadLetterQueue
-from autotag.errors import AutotagError, BadInputError
+from autotag.errors import AutotagError, BadInputError, InvalidS3ReferenceError
 from autotag.image import S3Location
 from autotag.models import TagOptions
 from autotag.resources import DETAIL_TYPE_TAG_REQUESTED, EVENT_SOURCE
@@ -199,7 +197,10 @@ class BusSubscriber:
         if request.kind == "s3_object_created" and not self.filters.accepts(request.location.key):
             logger.info("object excluded by the filters", extra={"s3_uri": request.location.uri})
             return Outcome("ignored", request.location.bucket, request.location.key)
-        location = self._existing_key(request.location)
+        try:
+            location = self._existing_key(request.location)
+        except InvalidS3ReferenceError as error:
+            return self._dead_letter(event, error, request.location)
         version = (
             f"event:{parsed.id}"
             if request.kind == "tag_image_requested"
@@ -232,14 +233,9 @@ class BusSubscriber:
                 location, options=request.options, deadline=deadline, etag=request.etag
             )
         except TerminalProcessingError as error:
-            # Already stored as failed and announced by the service; keep the event with the reason.
+            # Stored as failed and announced by the service (unless S3 refused the reference
+            # itself); keep the event with the reason.
             return self._dead_letter(event, error.cause, location).as_dict()
-        except ClientError as error:
-            # S3 refusing the reference itself (a malformed version id) will not change on retry.
-            refusal = s3_reference_error(error, location)
-            if not isinstance(refusal, AutotagError):
-                raise
-            return self._dead_letter(event, refusal, location).as_dict()
         return Outcome(record.status.value, record.bucket, record.key, record.error_code).as_dict()
 
     def _check(self, request: Request) -> None:

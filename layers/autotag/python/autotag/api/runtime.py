@@ -12,7 +12,7 @@ from typing import Any
 
 from autotag.api.settings import ApiSettings, get_api_settings
 from autotag.config import AutotagConfig, get_config
-from autotag.errors import BadInputError, NotFoundError, TransientError
+from autotag.errors import NotFoundError, TransientError
 from autotag.fetch import fetch_image_url
 from autotag.image import S3Location, SourceImage
 from autotag.intake import inspect_image
@@ -22,7 +22,6 @@ from autotag.retry import Deadline
 from autotag.service import BackgroundLoop, TagEngine, TaggingService, TerminalProcessingError, build_service
 from autotag.settings import RuntimeSettings, get_settings
 from autotag.store.base import ImageRecord, ImageStatus, ImageStore
-from botocore.exceptions import ClientError
 
 UrlFetcher = Callable[[str, float], bytes]
 """(url, timeout seconds) -> the image bytes; SSRF-safe (autotag.fetch)."""
@@ -32,20 +31,6 @@ Presigner = Callable[[str, str, str, int], str]
 
 class ObjectNotFoundError(NotFoundError):
     code = "object_not_found"
-
-
-class InvalidS3ReferenceError(BadInputError):
-    code = "invalid_s3_reference"
-
-
-def s3_reference_error(error: ClientError, location: S3Location) -> Exception:
-    """S3's refusal of a reference the client gave (a malformed version id, say) as a client error;
-    anything else is ours and stays as it is."""
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    code = error.response.get("Error", {}).get("Code", "")
-    if status == 400 or code in ("InvalidArgument", "InvalidVersionId"):
-        return InvalidS3ReferenceError(f"S3 refused the reference {location.uri} ({code or status})")
-    return error
 
 
 @dataclass
@@ -81,10 +66,8 @@ class ApiRuntime:
         return self.fetcher(url, timeout)
 
     def _head(self, location: S3Location) -> ObjectInfo:
-        try:
-            info = self.objects.head(location)
-        except ClientError as error:
-            raise s3_reference_error(error, location) from None
+        # A reference S3 refuses (malformed version id) raises InvalidS3ReferenceError: a 400.
+        info = self.objects.head(location)
         if info is None:
             raise ObjectNotFoundError(f"{location.uri} does not exist")
         return info
