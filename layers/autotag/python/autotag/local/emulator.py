@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Any
 
 import httpx
 
@@ -167,6 +168,68 @@ def _exit_when_parent_goes() -> None:
     os._exit(0)
 
 
+def _item_level_transaction_backups() -> None:
+    """Make moto's TransactWriteItems cost what the transaction touches, not the table size.
+
+    moto backs up a transaction by deep-copying the whole table once per item in it (the copies
+    are identical: all are taken before the first write) and swaps the copy back in on failure.
+    With the image table (a record plus one index item per tag, all written in one transaction)
+    that is several full-table copies per image: the emulator slows quadratically and its memory
+    balloons over a few thousand images. Here the backup is the items the transaction names, taken
+    before it runs and written back if it fails; the outcome is the same.
+    """
+    import copy
+    import types
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
+
+    state = threading.local()
+
+    def deepcopy(value: object, memo: dict[int, object] | None = None) -> object:
+        if getattr(state, "active", False) and isinstance(value, Table):
+            return value  # moto's whole-table backup: replaced by the item backups below
+        return copy.deepcopy(value, memo)
+
+    models.copy = types.SimpleNamespace(deepcopy=deepcopy, copy=copy.copy)  # type: ignore[assignment]
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: models.DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        backups: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+        for entry in transact_items:
+            operation: dict[str, Any] = next(iter(entry.values())) if entry else {}
+            table_name = operation.get("TableName") if isinstance(operation, dict) else None
+            table = self.tables.get(table_name) if isinstance(table_name, str) else None
+            if table is None or not isinstance(table_name, str):
+                continue
+            key = operation.get("Key")
+            if key is None and isinstance(operation.get("Item"), dict):
+                item = operation["Item"]
+                key = {a: item[a] for a in (table.hash_key_attr, table.range_key_attr) if a and a in item}
+            if not isinstance(key, dict):
+                continue
+            current = None
+            with contextlib.suppress(Exception):  # an invalid key: moto's own checks reject it
+                current = self.get_item(table_name, key)
+            attributes = copy.deepcopy(current.to_json()["Attributes"]) if current is not None else None
+            backups.append((table_name, key, attributes))
+        state.active = True
+        try:
+            original(self, transact_items)
+        except BaseException:
+            for table_name, key, attributes in reversed(backups):
+                with contextlib.suppress(Exception):
+                    if attributes is None:
+                        self.delete_item(table_name, key)
+                    else:
+                        self.put_item(table_name, attributes)
+            raise
+        finally:
+            state.active = False
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autotag.local.emulator")
     parser.add_argument("--host", default="127.0.0.1")
@@ -182,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    _item_level_transaction_backups()
     try:
         server = make_server(
             args.host,
