@@ -61,17 +61,26 @@ class CountingDescriber(ImageDescriberServer):
         self.answered: Counter[str] = Counter()
         """sha256 of the image sent → calls answered with tags."""
         self.answered_at: dict[str, list[float]] = {}
-        self._hooks: dict[str, Callable[[], None]] = {}
+        self._hooks: list[tuple[int, Callable[[], None]]] = []
 
-    def on_first_request(self, sha256: str, hook: Callable[[], None]) -> None:
-        """Run `hook` when this image is first requested; that request is dropped unanswered."""
+    def after_answers(self, count: int, hook: Callable[[], None]) -> None:
+        """Run `hook` on the first request that arrives once `count` calls have been answered with
+        tags (a moment when the caller is certainly mid-batch); that request is dropped unanswered."""
         with self._lock:
-            self._hooks[sha256] = hook
+            self._hooks.append((count, hook))
+            self._hooks.sort(key=lambda item: item[0])
+
+    @property
+    def hooks_pending(self) -> int:
+        with self._lock:
+            return len(self._hooks)
 
     def route(self, request: RecordedRequest) -> Reply:
         digest = request.image_sha256
+        hook = None
         with self._lock:
-            hook = self._hooks.pop(digest, None) if digest else None
+            if self._hooks and sum(self.answered.values()) >= self._hooks[0][0]:
+                hook = self._hooks.pop(0)[1]
         if hook is not None:
             hook()
             return Reply(drop=True)

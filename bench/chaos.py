@@ -1,0 +1,484 @@
+"""Fault injection through the local stack: every object must end up accounted for.
+
+N uploads (boto3 ``put_object`` to the emulator; the bucket's notification feeds the tag queue;
+the SQS poller drives the real ``on_upload`` handler in its worker processes) while:
+
+- the imagedescriber double answers 10 % of calls with HTTP 500, 5 % with 429 + ``Retry-After``
+  and lets 2 % hang past the client's timeout;
+- 3 % of the files are corrupt (JPEG name and content type, garbage bytes);
+- 1 % are deleted (that version, permanently) right after upload, before they are processed;
+- 10 % of the S3 notifications are delivered twice (the same body sent to the tag queue again,
+  some at once, some up to 10 s later);
+- 10 % of the objects carry user tags from the upload;
+- the ``on_upload`` workers are SIGKILLed mid-batch a few times (at the moment a provider call is
+  in flight); the runtime starts fresh workers, and the killed batch comes back after the
+  queue's visibility timeout.
+
+At the end every object is one of: tagged, failed (record with the reason, and a DLQ letter), or
+skipped (deleted before processing). Anything else is lost. It prints ``lost: 0`` or fails (exit
+status 1), with provider calls vs images, duplicate provider calls for the same object version
+(calls answered with tags, per image hash; must be 0 apart from calls whose answer died with a
+killed worker, which are counted separately), and user tags preserved (must be all).
+
+    uv run python -m bench.chaos [--uploads 1000] [--seed 7] [--timeout 900]
+
+Stops by itself: short visibility timeouts, and a global timeout after which it reports and fails.
+Writes bench/results/chaos.json; the stack's own output goes to bench/results/chaos-stack.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from bench.common import RESULTS, ROOT, machine, write_result
+from bench.harness import (
+    BenchStack,
+    Client,
+    CountingDescriber,
+    Faults,
+    Upload,
+    children_output_to,
+    deployment_config,
+    distinct_jpegs,
+    running_stack,
+)
+from tests.support.events import s3_notification, s3_record
+
+
+@dataclass(frozen=True)
+class ChaosPlan:
+    uploads: int = 1000
+    seed: int = 7
+    error_rate: float = 0.10
+    throttle_rate: float = 0.05
+    hang_rate: float = 0.02
+    corrupt_rate: float = 0.03
+    delete_rate: float = 0.01
+    duplicate_rate: float = 0.10
+    user_tag_rate: float = 0.10
+    kills: int = 4
+    on_upload_timeout: int = 10
+    """Seconds; the tag queue's visibility timeout is 6x this (AWS's guidance)."""
+    provider_timeout: float = 1.0
+    retry_after: float = 1.0
+    timeout: float = 900.0
+    """Global limit of the run, after which it reports what it has and fails."""
+    workers: int = 2
+
+
+@dataclass
+class ChaosObject:
+    upload: Upload
+    kind: str  # "image" | "corrupt" | "deleted"
+    duplicated: bool = False
+    sha256: str | None = None
+    outcome: str = "lost"
+    reason: str | None = None
+
+
+@dataclass
+class ChaosReport:
+    plan: ChaosPlan
+    counts: dict[str, int] = field(default_factory=dict)
+    outcomes_by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+    lost: list[str] = field(default_factory=list)
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+    provider: dict[str, Any] = field(default_factory=dict)
+    user_tags: dict[str, Any] = field(default_factory=dict)
+    kills: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    settled: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.__dict__,
+            "ok": self.ok,
+            "problems": self.problems,
+            "seconds": round(self.seconds, 1),
+            "settled": self.settled,
+            "counts": self.counts,
+            "outcomes_by_kind": self.outcomes_by_kind,
+            "lost": self.lost,
+            "failure_reasons": self.failure_reasons,
+            "provider": self.provider,
+            "user_tags": self.user_tags,
+            "kills": self.kills,
+        }
+
+
+def corrupt_bytes(rng: random.Random, size: int = 4096) -> bytes:
+    """Starts like a JPEG (so it is not rejected by its name or type) and is garbage after."""
+    return b"\xff\xd8\xff\xe0" + bytes(rng.randrange(256) for _ in range(size))
+
+
+def plan_objects(plan: ChaosPlan, rng: random.Random) -> list[ChaosObject]:
+    import hashlib
+
+    count = plan.uploads
+    indexes = list(range(count))
+    rng.shuffle(indexes)
+    n_corrupt = round(count * plan.corrupt_rate)
+    n_deleted = round(count * plan.delete_rate)
+    corrupt = set(indexes[:n_corrupt])
+    deleted = set(indexes[n_corrupt : n_corrupt + n_deleted])
+    duplicated = set(rng.sample(range(count), round(count * plan.duplicate_rate)))
+    tagged_by_user = set(rng.sample(range(count), round(count * plan.user_tag_rate)))
+    images = iter(distinct_jpegs(count - n_corrupt, start=20_000, size=(320, 240)))
+    objects = []
+    for index in range(count):
+        kind = "corrupt" if index in corrupt else "deleted" if index in deleted else "image"
+        data = corrupt_bytes(rng) if kind == "corrupt" else next(images)
+        user_tags = {"owner": "team-a", "project": f"p{index % 7}"} if index in tagged_by_user else {}
+        objects.append(
+            ChaosObject(
+                upload=Upload(key=f"chaos/obj-{index:05d}.jpg", data=data, user_tags=user_tags),
+                kind=kind,
+                duplicated=index in duplicated,
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+        )
+    return objects
+
+
+class Chaos:
+    def __init__(self, plan: ChaosPlan, stack: BenchStack, provider: CountingDescriber, out: TextIO) -> None:
+        assert stack.state is not None
+        self.plan = plan
+        self.stack = stack
+        self.provider = provider
+        self.out = out
+        self.client = Client(stack.state)
+        self.queue_url = stack.state.resources.tag_queue_url
+        self.dlq_url = stack.state.resources.dlq_url
+        self.rng = random.Random(plan.seed)
+        self.kill_log: list[dict[str, Any]] = []
+        self._duplicates_sent = 0
+        self._lock = threading.Lock()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # -- faults
+
+    def kill(self) -> None:
+        pids = self.stack.kill_upload_workers()
+        self.kill_log.append({"at": time.time(), "pids": pids})
+        self.say(f"  killed on_upload workers {pids} mid-batch")
+
+    def after_upload(self, obj: ChaosObject, delay: int) -> None:
+        upload = obj.upload
+        if obj.kind == "deleted":
+            self.client.s3.delete_object(
+                Bucket=self.client.bucket, Key=upload.key, VersionId=upload.version_id
+            )
+        if obj.duplicated:
+            body = s3_notification(
+                s3_record(
+                    self.client.bucket,
+                    upload.key,
+                    etag=upload.etag,
+                    version_id=upload.version_id,
+                    size=len(upload.data),
+                )
+            )
+            self.client.sqs.send_message(
+                QueueUrl=self.queue_url, MessageBody=json.dumps(body), DelaySeconds=delay
+            )
+            with self._lock:
+                self._duplicates_sent += 1
+
+    # -- the run
+
+    def run(self) -> ChaosReport:
+        plan = self.plan
+        report = ChaosReport(plan=plan)
+        objects = plan_objects(plan, self.rng)
+        by_key = {o.upload.key: o for o in objects}
+        valid = sum(1 for o in objects if o.kind == "image")
+        for number in range(1, plan.kills + 1):  # spread over the run, each while a batch is in flight
+            self.provider.after_answers(valid * number // (plan.kills + 1), self.kill)
+        delays = {o.upload.key: self.rng.choice((0, 0, 2, 5, 10)) for o in objects}
+        started = time.time()
+        deadline = time.monotonic() + plan.timeout
+        kinds = Counter(o.kind for o in objects)
+        self.say(
+            f"chaos: {plan.uploads} uploads ({valid} images, {kinds['corrupt']} corrupt, "
+            f"{kinds['deleted']} deleted before processing, "
+            f"{sum(o.duplicated for o in objects)} notifications sent twice, "
+            f"{sum(bool(o.upload.user_tags) for o in objects)} with user tags); provider faults "
+            f"{plan.error_rate:.0%} HTTP 500, {plan.throttle_rate:.0%} 429, {plan.hang_rate:.0%} timeouts; "
+            f"{plan.kills} kills"
+        )
+        self.client.put_all(
+            [o.upload for o in objects], after=lambda u: self.after_upload(by_key[u.key], delays[u.key])
+        )
+        self.say(f"  uploaded in {time.time() - started:.1f}s; waiting for the queue to drain")
+        report.settled = self.wait_settled(deadline)
+        report.seconds = time.time() - started
+        self.account(objects, report)
+        return report
+
+    def wait_settled(self, deadline: float) -> bool:
+        """Until the tag queue is empty (nothing visible, in flight or delayed) on three checks in a
+        row with no invocation in between, or the global deadline."""
+        quiet = 0
+        seen = len(self.stack.invocations)
+        last_report = 0.0
+        while time.monotonic() < deadline:
+            time.sleep(2.0)
+            depth = self.client.queue_depth(self.queue_url)
+            invocations = len(self.stack.invocations)
+            quiet = quiet + 1 if depth == 0 and invocations == seen else 0
+            seen = invocations
+            if time.monotonic() - last_report > 15:
+                last_report = time.monotonic()
+                calls = self.provider.calls
+                self.say(f"  queue {depth} message(s), {invocations} invocations, provider calls {calls}")
+            if quiet >= 3:
+                return True
+        return False
+
+    # -- accounting
+
+    def account(self, objects: list[ChaosObject], report: ChaosReport) -> None:
+        plan = self.plan
+        keys = [o.upload.key for o in objects]
+        records = self.client.records(keys)
+        letters: dict[str, list[dict[str, str]]] = {}
+        for message in self.client.drain(self.dlq_url):
+            attributes = {
+                k: v.get("StringValue", "") for k, v in message.get("MessageAttributes", {}).items()
+            }
+            for key in _letter_keys(message["Body"], attributes):
+                letters.setdefault(key, []).append(attributes)
+
+        reasons: Counter[str] = Counter()
+        for obj in objects:
+            key = obj.upload.key
+            record = records.get(key)
+            letter = letters.get(key)
+            status = record.status.value if record is not None else None
+            if status == "tagged" and record is not None and record.tags:
+                obj.outcome = "tagged"
+            elif status == "skipped":
+                obj.outcome, obj.reason = "skipped", record.error if record else None
+            elif status == "failed" and letter:
+                obj.outcome = "failed"
+                obj.reason = f"{letter[-1].get('error_code', '?')}: {letter[-1].get('error_reason', '')}"
+            elif letter:  # SQS moved it after maxReceiveCount: retries exhausted
+                obj.outcome, obj.reason = "failed", "retries exhausted (moved to the DLQ by the queue)"
+            else:
+                obj.outcome = "lost"
+                obj.reason = f"record {status or 'missing'}, no DLQ letter"
+            if obj.outcome == "failed":
+                code = (obj.reason or "").split(":")[0]
+                reasons[code] += 1
+        report.counts = dict(Counter(o.outcome for o in objects))
+        report.counts.setdefault("lost", 0)
+        kinds: dict[str, Counter[str]] = {}
+        for obj in objects:
+            kinds.setdefault(obj.kind, Counter())[obj.outcome] += 1
+        report.outcomes_by_kind = {kind: dict(counter) for kind, counter in kinds.items()}
+        report.failure_reasons = dict(reasons)
+        report.lost = [f"{o.upload.key} ({o.kind}): {o.reason}" for o in objects if o.outcome == "lost"]
+
+        self.account_provider(objects, report)
+        self.account_user_tags(objects, report)
+        invocations = self.stack.invocations
+        report.kills = {
+            "kill_events": len(self.kill_log),
+            "workers_killed": sum(len(k["pids"]) for k in self.kill_log),
+            "invocations": len(invocations),
+            "invocations_died": sum(1 for i in invocations if i.killed),
+            "workers_now": len(self.stack.upload_worker_pids()),
+        }
+        report.counts["duplicate_notifications_sent"] = self._duplicates_sent
+
+        if report.counts["lost"]:
+            report.problems.append(f"lost: {report.counts['lost']}")
+        if report.provider["duplicate_calls_unexplained"]:
+            report.problems.append(
+                f"duplicate provider calls: {report.provider['duplicate_calls_unexplained']}"
+            )
+        if report.user_tags["preserved"] != report.user_tags["expected"]:
+            report.problems.append(
+                f"user tags preserved on {report.user_tags['preserved']} of {report.user_tags['expected']}"
+            )
+        if len(self.kill_log) < plan.kills:
+            report.problems.append(f"only {len(self.kill_log)} of {plan.kills} kills happened")
+        if not report.settled:
+            report.problems.append(f"the queue did not drain within {plan.timeout:.0f}s")
+
+    def account_provider(self, objects: list[ChaosObject], report: ChaosReport) -> None:
+        answered = self.provider.answered
+        killed_keys = {
+            key.split("/", 3)[3]
+            for i in self.stack.invocations
+            if i.killed
+            for key in i.keys
+            if key.count("/") >= 3
+        }
+        by_sha = {o.sha256: o for o in objects if o.sha256}
+        duplicates = explained = 0
+        duplicated_keys = []
+        for digest, calls in answered.items():
+            if calls <= 1:
+                continue
+            obj = by_sha.get(digest)
+            extra = calls - 1
+            duplicates += extra
+            if obj is not None and obj.upload.key in killed_keys:
+                explained += extra
+            else:
+                duplicated_keys.append(obj.upload.key if obj else digest)
+        images = sum(1 for o in objects if o.kind != "corrupt")
+        report.provider = {
+            "requests": self.provider.calls,
+            "answered_with_tags": sum(answered.values()),
+            "images_answered": len(answered),
+            "images_uploaded": len(objects),
+            "valid_images": images,
+            "requests_per_image": round(self.provider.calls / max(1, images), 3),
+            "duplicate_calls_total": duplicates,
+            "duplicate_calls_after_kill": explained,
+            "duplicate_calls_unexplained": duplicates - explained,
+            "duplicated_keys": duplicated_keys[:20],
+        }
+
+    def account_user_tags(self, objects: list[ChaosObject], report: ChaosReport) -> None:
+        expected = preserved = 0
+        broken = []
+        for obj in objects:
+            if not obj.upload.user_tags or obj.kind == "deleted":
+                continue
+            expected += 1
+            tag_set = self.client.s3.get_object_tagging(Bucket=self.client.bucket, Key=obj.upload.key)[
+                "TagSet"
+            ]
+            tags = {t["Key"]: t["Value"] for t in tag_set}
+            if all(tags.get(k) == v for k, v in obj.upload.user_tags.items()):
+                preserved += 1
+            else:
+                broken.append(obj.upload.key)
+        autotag_written = sum(1 for o in objects if o.outcome == "tagged" and o.upload.user_tags)
+        report.user_tags = {
+            "expected": expected,
+            "preserved": preserved,
+            "also_tagged_by_autotag": autotag_written,
+            "broken": broken[:20],
+        }
+
+
+def _letter_keys(body: str, attributes: dict[str, str]) -> list[str]:
+    if attributes.get("key"):
+        return [attributes["key"]]
+    from urllib.parse import unquote_plus
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return []
+    return [unquote_plus(r["s3"]["object"]["key"]) for r in data.get("Records", []) if "s3" in r]
+
+
+def run(plan: ChaosPlan, *, out: TextIO, workdir: Path) -> ChaosReport:
+    faults = Faults(
+        error_rate=plan.error_rate,
+        throttle_rate=plan.throttle_rate,
+        hang_rate=plan.hang_rate,
+        retry_after=plan.retry_after,
+        hang_seconds=plan.provider_timeout + 2.0,
+        seed=plan.seed,
+    )
+    provider = CountingDescriber(latency=0.1, faults=faults, lifetime=plan.timeout + 300).start()
+    config = deployment_config(
+        provider.url,
+        on_upload_timeout=plan.on_upload_timeout,
+        provider_timeout=plan.provider_timeout,
+        safety_margin=0.5,
+    )
+    try:
+        with running_stack(config, workdir, workers=plan.workers) as stack:
+            return Chaos(plan, stack, provider, out).run()
+    finally:
+        provider.stop()
+
+
+def print_report(report: ChaosReport, out: TextIO) -> None:
+    counts, provider, tags, kills = report.counts, report.provider, report.user_tags, report.kills
+    print(
+        f"\nchaos run: {report.plan.uploads} uploads in {report.seconds:.0f}s (settled: {report.settled})",
+        file=out,
+    )
+    for kind, outcomes in sorted(report.outcomes_by_kind.items()):
+        print(f"  {kind:<8} " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())), file=out)
+    print(
+        f"tagged: {counts.get('tagged', 0)}  failed (in the DLQ, with reason): {counts.get('failed', 0)}  "
+        f"skipped: {counts.get('skipped', 0)}",
+        file=out,
+    )
+    print(
+        "failure reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(report.failure_reasons.items())),
+        file=out,
+    )
+    print(
+        f"provider calls: {provider['requests']} requests for {provider['valid_images']} decodable images "
+        f"({provider['requests_per_image']} per image, faults and retries included); answered with tags: "
+        f"{provider['answered_with_tags']} for {provider['images_answered']} distinct images",
+        file=out,
+    )
+    print(
+        f"duplicate provider calls for the same version: {provider['duplicate_calls_unexplained']} "
+        f"(plus {provider['duplicate_calls_after_kill']} re-calls whose first answer died with a killed "
+        "worker)",
+        file=out,
+    )
+    print(
+        f"duplicate notifications sent: {counts.get('duplicate_notifications_sent', 0)}; kills: "
+        f"{kills['kill_events']} events, {kills['workers_killed']} workers SIGKILLed, "
+        f"{kills['invocations_died']} invocations died and were redelivered; workers running now: "
+        f"{kills['workers_now']}",
+        file=out,
+    )
+    print(f"user tags preserved: {tags['preserved']} of {tags['expected']}", file=out)
+    for line in report.lost[:20]:
+        print(f"  LOST {line}", file=out)
+    print(f"lost: {counts.get('lost', 0)}", file=out)
+    if report.problems:
+        print("FAILED: " + "; ".join(report.problems), file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--uploads", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--kills", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=900.0, help="global limit, seconds")
+    args = parser.parse_args(argv)
+    plan = ChaosPlan(uploads=args.uploads, seed=args.seed, kills=args.kills, timeout=args.timeout)
+    log = RESULTS / "chaos-stack.log"
+    log.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="autotag-chaos-") as tmp, children_output_to(log) as out:
+        report = run(plan, out=out, workdir=Path(tmp))
+    print_report(report, __import__("sys").stdout)
+    path = write_result("chaos", report.as_dict() | {"machine": machine(), "log": str(log.relative_to(ROOT))})
+    print(f"wrote {path.relative_to(ROOT)}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
