@@ -12,6 +12,8 @@ import base64
 import copy
 import io
 import json
+import os
+import time
 
 import httpx
 import pytest
@@ -405,17 +407,33 @@ def test_unknown_provider(stack, openapi):
 
 
 def test_provider_throttling_is_429_with_retry_after(stack, openapi):
-    stack.provider.script(ImageDescriberServer.error(1004, headers={"Retry-After": "7"}))
+    throttled = ImageDescriberServer.error(1004, headers={"Retry-After": "7"})
+    stack.provider.script(throttled, throttled)
+    calls = stack.provider.calls
+    started = time.monotonic()
     reply = stack.call("POST", TAGS, {"image": b64(jpeg_bytes(40, 40, seed=8))})
     expect_error(openapi, reply, 429, "throttled")
     assert int(reply.headers["retry-after"]) >= 1
+    # One quick retry within the request, then the 429 goes back to the client to wait.
+    assert stack.provider.calls == calls + 2
+    assert time.monotonic() - started < 5
 
 
 def test_provider_failure_is_502(stack, openapi):
-    stack.provider.script(ImageDescriberServer.error(5050))
+    stack.provider.script(ImageDescriberServer.error(5050), ImageDescriberServer.error(5050))
     reply = stack.call("POST", TAGS, {"image": b64(jpeg_bytes(40, 40, seed=9))})
     found = expect_error(openapi, reply, 502, "transient")
     assert "imagedescriber" in found["message"]
+
+
+def test_one_transient_provider_failure_is_retried_within_the_request(stack, openapi):
+    stack.provider.script(ImageDescriberServer.error(5050))
+    calls = stack.provider.calls
+    reply = stack.call("POST", TAGS, {"image": b64(jpeg_bytes(40, 40, seed=19))})
+    assert reply.status == 200, reply.body
+    check_documented(openapi, "POST", TAGS, reply)
+    assert [t["name"] for t in reply.json["tags"]] == ["cat", "pet", "whiskers", "indoor"]
+    assert stack.provider.calls == calls + 2
 
 
 def test_content_blocked_is_422(stack, openapi):
@@ -483,3 +501,70 @@ def test_an_s3_version_id_s3_refuses(stack, openapi, store):
     stack.put_image("versions/cat.jpg", jpeg_bytes(32, 32))
     body = {"s3": {"bucket": stack.bucket, "key": "versions/cat.jpg", "version_id": "0"}, "store": store}
     expect_error(openapi, stack.call("POST", TAGS, body), 400, "invalid_s3_reference")
+
+
+# --- The shared service: one Tagger and result cache for every route and function ------------------
+
+
+@pytest.fixture
+def cached(stack):
+    """The same stack with the result cache on (a redeploy: new config, warm state dropped)."""
+    from autotag.api.runtime import build_runtime, get_runtime, set_runtime
+    from autotag.subscriber import reset_subscriber
+
+    fetcher = get_runtime().fetcher
+    config = json.loads(os.environ["AUTOTAG_CONFIG"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AUTOTAG_CONFIG", json.dumps({**config, "cache": {"enabled": True}}))
+        reset_subscriber()  # and the shared service with it
+        set_runtime(build_runtime(fetcher=fetcher))
+        try:
+            yield stack
+        finally:
+            reset_subscriber()
+    set_runtime(build_runtime(fetcher=fetcher))
+
+
+def test_the_api_and_the_functions_share_one_service(cached):
+    from autotag.api.runtime import get_runtime
+    from autotag.service import build_service
+    from autotag.subscriber import build_subscriber
+
+    service = get_runtime().service
+    assert service is build_service()
+    assert build_subscriber().service is service
+
+
+def test_unstored_requests_are_answered_from_the_result_cache(cached, openapi):
+    data = jpeg_bytes(72, 54, seed=31)
+    calls = cached.provider.calls
+    inline = cached.call("POST", TAGS, {"image": b64(data)})
+    assert inline.status == 200, inline.body
+    assert cached.provider.calls == calls + 1
+    # Same bytes again, by every source that does not store: no provider call.
+    again = cached.call("POST", TAGS, {"image": b64(data)})
+    cached.put_image("cache/same.jpg", data)
+    by_s3 = cached.call("POST", TAGS, {"s3": {"bucket": cached.bucket, "key": "cache/same.jpg"}})
+    for reply in (again, by_s3):
+        assert reply.status == 200, reply.body
+        check_documented(openapi, "POST", TAGS, reply)
+        assert reply.json["tags"] == inline.json["tags"]
+    assert cached.provider.calls == calls + 1
+    # Other options are another cache entry.
+    fewer = cached.call("POST", TAGS, {"image": b64(data), "options": {"max_tags": 2}})
+    assert [t["name"] for t in fewer.json["tags"]] == ["cat", "pet"]
+    assert cached.provider.calls == calls + 2
+
+
+def test_an_upload_tagged_by_on_event_fills_the_cache_for_the_api(cached):
+    data = jpeg_bytes(64, 64, seed=32)
+    cached.put_image("cache/uploaded.jpg", data)
+    event = copy.deepcopy(load_event("eventbridge_tag_image_requested.json"))
+    event["detail"] = {"bucket": cached.bucket, "key": "cache/uploaded.jpg"}
+    event["id"] = "cache-uploaded"
+    assert cached.on_event(event)["status"] == "tagged"
+    calls = cached.provider.calls
+    reply = cached.call("POST", TAGS, {"image": b64(data)})
+    assert reply.status == 200, reply.body
+    assert [t["name"] for t in reply.json["tags"]] == ["cat", "pet", "whiskers", "indoor"]
+    assert cached.provider.calls == calls

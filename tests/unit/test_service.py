@@ -345,3 +345,107 @@ def test_failed_providers_are_counted_as_provider_failures(h, capsys):
     assert metrics[0]["ProviderFailures"] == [1.0] or metrics[0]["ProviderFailures"] == 1.0
     assert metrics[0]["provider"] == "imagedescriber"
     assert metrics[0]["error_code"] == "quota"
+
+
+# --- tag_image: the tag step for images that are not stored ----------------------------------------
+
+
+def image_of(data):
+    from autotag.intake import inspect_image
+
+    return inspect_image(data, limits=AutotagConfig().limits)
+
+
+def test_tag_image_reuses_the_cache_of_stored_objects_and_stores_nothing(h):
+    data = jpeg_bytes(40, 30, seed=5)
+    h.objects.add(BUCKET, "stored.jpg", data, version_id="v1")
+    h.process("stored.jpg")
+    events = list(h.publisher.events)
+    result = h.service.tag_image(image_of(data), deadline=Deadline.after(10))
+    assert [t.name for t in result.tags] == ["dog", "pet", "grass"]
+    assert h.tagger.calls == 1
+    # Other bytes, twice: one provider call, then the cache.
+    other = image_of(jpeg_bytes(40, 30, seed=6))
+    first = h.service.tag_image(other, TagOptions(), deadline=Deadline.after(10))
+    again = h.service.tag_image(other, TagOptions(), deadline=Deadline.after(10))
+    assert again == first
+    assert h.tagger.calls == 2
+    assert h.service.tag_image(other, TagOptions(max_tags=1), deadline=Deadline.after(10)) is not None
+    assert h.tagger.calls == 3  # other options, other cache key
+    assert h.tagger.images[1] == other.sha256
+    assert h.store.index_item_count() == 3  # only stored.jpg's index items
+    assert h.publisher.events == events
+    assert h.objects.tag_writes == 1
+
+
+def test_tag_image_single_flight(loop):
+    h = Harness(loop, tagger=FakeTagger(delay=0.2))
+    image = image_of(jpeg_bytes(48, 48, seed=7))
+    results = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(h.service.tag_image(image, deadline=Deadline.after(10)))
+        )
+        for _ in range(5)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert h.tagger.calls == 1
+    assert len(results) == 5
+    assert all(r == results[0] for r in results)
+
+
+def test_tag_image_retries_and_counts_provider_failures(h, capsys):
+    from autotag.models import ProviderOutcome, ProviderStatus, TagResult
+    from autotag.pipeline import AllProvidersFailedError
+
+    failed = ProviderStatus(
+        provider="imagedescriber", status=ProviderOutcome.FAILED, error_code="transient", retryable=True
+    )
+    image = image_of(jpeg_bytes(24, 24, seed=8))
+    h.tagger.fail_next(AllProvidersFailedError(TagResult(providers=(failed,))), times=1)
+    capsys.readouterr()
+    assert h.service.tag_image(image, deadline=Deadline.after(10)).tags
+    assert h.tagger.calls == 2
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [(m["provider"], m["error_code"]) for m in emitted if "ProviderFailures" in m] == [
+        ("imagedescriber", "transient")
+    ]
+
+
+def test_tag_image_failures_are_raised_and_not_cached(h):
+    image = image_of(jpeg_bytes(24, 24, seed=9))
+    h.tagger.fail_next(TransientError("503"), times=2)
+    with pytest.raises(TransientError):
+        h.service.tag_image(image, deadline=Deadline.after(10))
+    assert h.tagger.calls == 2
+    h.service.tag_image(image, deadline=Deadline.after(10))
+    assert h.tagger.calls == 3
+
+
+def test_tag_image_retry_policy_per_call(h):
+    image = image_of(jpeg_bytes(24, 24, seed=10))
+    h.tagger.fail_next(TransientError("503"), times=1)
+    with pytest.raises(TransientError):
+        h.service.tag_image(image, deadline=Deadline.after(10), retry=RetryPolicy(max_attempts=1))
+    assert h.tagger.calls == 1
+
+
+class LocationRecordingTagger(FakeTagger):
+    def __init__(self):
+        super().__init__()
+        self.locations = []
+
+    async def tag(self, image, options=None, *, deadline, s3=None, require_success=True):
+        self.locations.append(s3)
+        return await super().tag(image, options, deadline=deadline, s3=s3)
+
+
+def test_tag_image_passes_the_source_location_to_the_providers(loop):
+    h = Harness(loop, tagger=LocationRecordingTagger())
+    where = S3Location(BUCKET, "x.jpg", "v1")
+    h.service.tag_image(image_of(jpeg_bytes(20, 20, seed=11)), deadline=Deadline.after(10), s3=where)
+    h.service.tag_image(image_of(jpeg_bytes(20, 20, seed=12)), deadline=Deadline.after(10))
+    assert h.tagger.locations == [where, None]

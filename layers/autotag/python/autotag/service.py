@@ -5,8 +5,11 @@ write the object tags, store the record and announce the outcome.
 ``TaggingService.process_object`` is synchronous and thread-safe: a batch handler runs several
 objects at once in threads, while every provider call runs on one background event loop that owns
 the shared HTTP client (an ``httpx.AsyncClient`` must stay on the loop it was first used on).
+``TaggingService.tag_image`` is the tag step alone (cache, single flight, retry, metrics) for images
+that are not stored (the API's inline, URL and S3-without-store sources), on the same loop and
+Tagger: one of each per process.
 
-Outcomes:
+Outcomes of ``process_object``:
 - returns the record: ``tagged``, or ``skipped`` (object deleted, or overwritten since the event);
 - raises :class:`TerminalProcessingError` (the record is stored as ``failed`` and an
   ``Image Tagging Failed`` event is published first; or, when S3 refuses the reference itself,
@@ -348,7 +351,7 @@ class TaggingService:
             self._check_object(info)
             data = self.objects.read(location, etag=info.etag, max_bytes=self.config.limits.max_bytes)
             image = inspect_image(data, limits=self.config.limits)
-            result, cached = self._tag(image, options, deadline, location)
+            result, cached = self._tag(image, options, deadline, s3=location)
         except ObjectGoneError:
             return self._skip(location, etag, "object no longer exists", store=True)
         except InvalidS3ReferenceError as error:
@@ -392,11 +395,40 @@ class TaggingService:
         if content_type not in _GENERIC_CONTENT_TYPES and not content_type.startswith("image/"):
             raise UnsupportedFormatError(f"object content type {content_type!r} is not an image")
 
+    def tag_image(
+        self,
+        image: SourceImage,
+        options: TagOptions | None = None,
+        *,
+        deadline: Deadline,
+        s3: S3Location | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> TagResult:
+        """Tag an image already in hand (the API's inline, URL and unstored S3 sources): the same
+        content-hash cache, single flight, retry and ``ProviderFailures`` metric as
+        :meth:`process_object`, but nothing is stored, written to S3 or announced.
+
+        ``s3`` is where the bytes came from, if anywhere (providers that read S3 themselves use it).
+        ``retry`` replaces the service's whole-step retry policy for this call (a caller with a
+        client waiting may prefer to hand a long Retry-After back rather than sleep through it).
+        Raises the provider errors as they are (:class:`~autotag.pipeline.AllProvidersFailedError`,
+        :class:`~autotag.errors.ProviderTimeoutError` on the deadline, ...).
+        """
+        result, _cached = self._tag(image, options or TagOptions(), deadline, s3=s3, retry=retry)
+        return result
+
     def _tag(
-        self, image: SourceImage, options: TagOptions, deadline: Deadline, location: S3Location
+        self,
+        image: SourceImage,
+        options: TagOptions,
+        deadline: Deadline,
+        *,
+        s3: S3Location | None,
+        retry: RetryPolicy | None = None,
     ) -> tuple[TagResult, bool]:
+        """The result for these bytes and options, and whether it came from the cache."""
         if not self.config.cache.enabled:
-            return self._call_providers(image, options, deadline, location), False
+            return self._call_providers(image, options, deadline, s3, retry), False
         key = cache_key(image.sha256, provider_fingerprint(self.config, options))
         cached = self.store.cached_result(key)
         if cached is not None:
@@ -415,7 +447,7 @@ class TaggingService:
                     "tagging did not finish before the deadline", code="deadline"
                 ) from None
         try:
-            result = self._call_providers(image, options, deadline, location)
+            result = self._call_providers(image, options, deadline, s3, retry)
             if not result.failed:
                 ttl = int(self.config.cache.ttl_days * 86400)
                 self.store.cache_result(key, result, ttl_seconds=ttl)
@@ -429,11 +461,16 @@ class TaggingService:
                 self._inflight.pop(key, None)
 
     def _call_providers(
-        self, image: SourceImage, options: TagOptions, deadline: Deadline, location: S3Location
+        self,
+        image: SourceImage,
+        options: TagOptions,
+        deadline: Deadline,
+        s3: S3Location | None,
+        retry: RetryPolicy | None,
     ) -> TagResult:
         async def attempt() -> TagResult:
             try:
-                result = await self.tagger.tag(image, options, deadline=deadline, s3=location)
+                result = await self.tagger.tag(image, options, deadline=deadline, s3=s3)
             except AllProvidersFailedError as error:
                 record_provider_failures(error.result)
                 raise
@@ -444,14 +481,15 @@ class TaggingService:
             logger.info(
                 "tagging failed transiently; retrying",
                 extra={
-                    "s3_uri": location.uri,
+                    "s3_uri": s3.uri if s3 else None,
+                    "sha256": image.sha256,
                     "error_code": error.code,
                     "attempt": attempt_no,
                     "delay": delay,
                 },
             )
 
-        coro = retry_async(attempt, policy=self._retry, deadline=deadline, on_retry=on_retry)
+        coro = retry_async(attempt, policy=retry or self._retry, deadline=deadline, on_retry=on_retry)
         # A little beyond the deadline: providers stop at it themselves; this only guards a hang.
         return self._loop.run(coro, timeout=deadline.remaining() + 2.0)
 

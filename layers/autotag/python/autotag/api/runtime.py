@@ -1,13 +1,13 @@
-"""What the API routes run on: the shared service (store mode, records), a tagger for images that
-are not stored, the object reader, the URL fetcher and the presigner. Built once per process, on
-first use (never at import); tests install their own with :func:`set_runtime`.
+"""What the API routes run on: the shared service (tagging with its result cache, store mode,
+records), the object reader, the URL fetcher and the presigner. Built once per process, on first
+use (never at import); tests install their own with :func:`set_runtime`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from autotag.api.settings import ApiSettings, get_api_settings
@@ -18,8 +18,8 @@ from autotag.image import S3Location, SourceImage
 from autotag.intake import inspect_image
 from autotag.models import TagOptions, TagResult
 from autotag.objects import ObjectGoneError, ObjectInfo, ObjectStorage
-from autotag.retry import Deadline
-from autotag.service import BackgroundLoop, TagEngine, TaggingService, TerminalProcessingError, build_service
+from autotag.retry import Deadline, RetryPolicy
+from autotag.service import TaggingService, TerminalProcessingError, build_service
 from autotag.settings import RuntimeSettings, get_settings
 from autotag.store.base import ImageRecord, ImageStatus, ImageStore
 
@@ -33,17 +33,21 @@ class ObjectNotFoundError(NotFoundError):
     code = "object_not_found"
 
 
+API_RETRY = RetryPolicy(max_attempts=2, base_delay=0.2, max_delay=1.0, max_retry_after=1.0)
+"""The tag step's retry while a client waits: one quick retry (under a second) of a retryable
+failure, then the error (429 with Retry-After, 502, 504) goes back for the client to act on; a
+known Retry-After over a second is never slept through in the request."""
+
+
 @dataclass
 class ApiRuntime:
     settings: RuntimeSettings
     config: AutotagConfig
     api: ApiSettings
     service: TaggingService
-    tagger: TagEngine
-    """Tags images the API does not store (inline, URL, s3 without store)."""
+    """The process's one pipeline: its Tagger, event loop and result cache serve every route."""
     fetcher: UrlFetcher
     presigner: Presigner
-    loop: BackgroundLoop = field(default_factory=BackgroundLoop)
 
     @property
     def store(self) -> ImageStore:
@@ -56,8 +60,8 @@ class ApiRuntime:
     def tag_image(
         self, image: SourceImage, options: TagOptions, *, deadline: Deadline, s3: S3Location | None = None
     ) -> TagResult:
-        coro = self.tagger.tag(image, options, deadline=deadline, s3=s3)
-        return self.loop.run(coro, timeout=deadline.remaining() + 1.0)
+        """Images the API does not store (inline, URL, s3 without store): cached by content hash."""
+        return self.service.tag_image(image, options, deadline=deadline, s3=s3, retry=API_RETRY)
 
     def fetch_url(self, url: str, *, deadline: Deadline) -> bytes:
         timeout = min(self.api.url_fetch_timeout_seconds, deadline.remaining())
@@ -95,47 +99,27 @@ class ApiRuntime:
     def presign_put(self, bucket: str, key: str, *, content_type: str, expires_in: int) -> str:
         return self.presigner(bucket, key, content_type, expires_in)
 
-    def close(self) -> None:
-        self.loop.close()
-
 
 def default_fetcher(url: str, timeout: float) -> bytes:
     return fetch_image_url(url, max_bytes=get_config().limits.max_bytes, timeout=timeout)
 
 
 def build_runtime(*, fetcher: UrlFetcher | None = None) -> ApiRuntime:
-    """The runtime wired to AWS from the function's settings and config (the service is shared)."""
-    from autotag.credentials import Credentials
-    from autotag.pipeline import Tagger
-    from autotag.providers.base import ProviderContext
-    from autotag.providers.http import make_client
+    """The runtime wired to AWS from the function's settings and config (the service is the
+    process-wide one, :func:`autotag.service.build_service`; ``reset_service()`` closes it)."""
     from autotag.service import aws_clients
 
-    config, settings = get_config(), get_settings()
     s3 = aws_clients().client("s3")
-
-    def presign_get(location: S3Location, seconds: int) -> str:
-        params = {"Bucket": location.bucket, "Key": location.key}
-        if location.version_id:
-            params["VersionId"] = location.version_id
-        return str(s3.generate_presigned_url("get_object", Params=params, ExpiresIn=seconds))
 
     def presign_put(bucket: str, key: str, content_type: str, expires_in: int) -> str:
         params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ContentType": content_type}
         return str(s3.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in))
 
-    context = ProviderContext(
-        http=make_client(),
-        credentials=Credentials(),
-        presign=presign_get,
-        aws_endpoint_url=settings.aws_endpoint_url,
-    )
     return ApiRuntime(
-        settings=settings,
-        config=config,
+        settings=get_settings(),
+        config=get_config(),
         api=get_api_settings(),
         service=build_service(),
-        tagger=Tagger(config, context),
         fetcher=fetcher or default_fetcher,
         presigner=presign_put,
     )
@@ -154,9 +138,8 @@ def get_runtime() -> ApiRuntime:
 
 
 def set_runtime(runtime: ApiRuntime | None) -> None:
-    """Install a runtime (tests), or None to build the default again on next use."""
+    """Install a runtime (tests), or None to build the default again on next use. The service it
+    holds is the shared one: ``autotag.service.reset_service()`` closes that."""
     global _runtime
     with _lock:
-        previous, _runtime = _runtime, runtime
-    if previous is not None and previous is not runtime:
-        previous.close()
+        _runtime = runtime
