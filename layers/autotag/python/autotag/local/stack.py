@@ -347,7 +347,8 @@ class LocalStack:
 
 
 def _short(text: str | None, limit: int = 160) -> str:
-    flat = " ".join((text or "").split())
+    first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    flat = " ".join(first.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
