@@ -167,6 +167,7 @@ class Chaos:
         self.rng = random.Random(plan.seed)
         self.kill_log: list[dict[str, Any]] = []
         self._duplicates_sent = 0
+        self.started = time.time()
         self._lock = threading.Lock()
 
     def say(self, text: str) -> None:
@@ -212,7 +213,7 @@ class Chaos:
         for number in range(1, plan.kills + 1):  # spread over the run, each while a batch is in flight
             self.provider.after_answers(valid * number // (plan.kills + 1), self.kill)
         delays = {o.upload.key: self.rng.choice((0, 0, 2, 5, 10)) for o in objects}
-        started = time.time()
+        started = self.started = time.time()
         deadline = time.monotonic() + plan.timeout
         kinds = Counter(o.kind for o in objects)
         self.say(
@@ -324,7 +325,7 @@ class Chaos:
             report.problems.append(f"the queue did not drain within {plan.timeout:.0f}s")
 
     def account_provider(self, objects: list[ChaosObject], report: ChaosReport) -> None:
-        answered = self.provider.answered
+        answered, answered_at = self.provider.answered, self.provider.answered_at
         killed_keys = {
             key.split("/", 3)[3]
             for i in self.stack.invocations
@@ -344,11 +345,29 @@ class Chaos:
             if obj is not None and obj.upload.key in killed_keys:
                 explained += extra
             else:
-                duplicated_keys.append(obj.upload.key if obj else digest)
+                key = obj.upload.key if obj else digest
+                uri = f"s3://{self.client.bucket}/{key}"
+                duplicated_keys.append(
+                    {
+                        "key": key,
+                        "answered_at": [round(t - self.started, 2) for t in answered_at[digest]],
+                        "invocations": [
+                            {
+                                "start": round(i.started_at - self.started, 2),
+                                "end": round(i.ended_at - self.started, 2),
+                                "error": i.error_type,
+                                "failed_here": uri in i.failed_keys,
+                            }
+                            for i in self.stack.invocations
+                            if uri in i.keys
+                        ],
+                    }
+                )
         images = sum(1 for o in objects if o.kind != "corrupt")
         report.provider = {
             "requests": self.provider.calls,
             "answered_with_tags": sum(answered.values()),
+            "answers_undelivered": sum(self.provider.undelivered.values()),
             "images_answered": len(answered),
             "images_uploaded": len(objects),
             "valid_images": images,
@@ -438,7 +457,8 @@ def print_report(report: ChaosReport, out: TextIO) -> None:
     print(
         f"provider calls: {provider['requests']} requests for {provider['valid_images']} decodable images "
         f"({provider['requests_per_image']} per image, faults and retries included); answered with tags: "
-        f"{provider['answered_with_tags']} for {provider['images_answered']} distinct images",
+        f"{provider['answered_with_tags']} for {provider['images_answered']} distinct images "
+        f"(+{provider['answers_undelivered']} answers whose caller had gone: timed out or killed)",
         file=out,
     )
     print(
@@ -455,6 +475,8 @@ def print_report(report: ChaosReport, out: TextIO) -> None:
         file=out,
     )
     print(f"user tags preserved: {tags['preserved']} of {tags['expected']}", file=out)
+    for duplicate in provider["duplicated_keys"]:
+        print(f"  DUPLICATE {json.dumps(duplicate)}", file=out)
     for line in report.lost[:20]:
         print(f"  LOST {line}", file=out)
     print(f"lost: {counts.get('lost', 0)}", file=out)

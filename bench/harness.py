@@ -17,7 +17,9 @@ import contextlib
 import io
 import json
 import os
+import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -52,16 +54,19 @@ KILLED = frozenset({"Runtime.ExitError", "Sandbox.Timedout"})
 
 
 class CountingDescriber(ImageDescriberServer):
-    """imagedescriber double that counts the calls it answered with tags, per image sha256."""
+    """imagedescriber double that counts, per image sha256, the answers with tags its callers
+    received (``answered``), apart from those whose caller had already gone (``undelivered``: the
+    client timed out, or its process was killed), which a retry legitimately repeats."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("credits", 10**9)
         kwargs.setdefault("api_key", API_KEY)
         super().__init__(**kwargs)
         self.answered: Counter[str] = Counter()
-        """sha256 of the image sent → calls answered with tags."""
         self.answered_at: dict[str, list[float]] = {}
+        self.undelivered: Counter[str] = Counter()
         self._hooks: list[tuple[int, Callable[[], None]]] = []
+        self._current = threading.local()
 
     def after_answers(self, count: int, hook: Callable[[], None]) -> None:
         """Run `hook` on the first request that arrives once `count` calls have been answered with
@@ -76,7 +81,6 @@ class CountingDescriber(ImageDescriberServer):
             return len(self._hooks)
 
     def route(self, request: RecordedRequest) -> Reply:
-        digest = request.image_sha256
         hook = None
         with self._lock:
             if self._hooks and sum(self.answered.values()) >= self._hooks[0][0]:
@@ -85,11 +89,34 @@ class CountingDescriber(ImageDescriberServer):
             hook()
             return Reply(drop=True)
         reply = super().route(request)
-        if digest and reply.status == 200:
-            with self._lock:
+        if request.image_sha256 and reply.status == 200:
+            self._current.success = request.image_sha256
+        return reply
+
+    def _serve(self, handler: Any, body: bytes) -> None:
+        self._current.success = None
+        super()._serve(handler, body)
+        digest = self._current.success
+        if digest is None:
+            return
+        delivered = not _peer_closed(handler.connection)
+        with self._lock:
+            if delivered:
                 self.answered[digest] += 1
                 self.answered_at.setdefault(digest, []).append(time.time())
-        return reply
+            else:
+                self.undelivered[digest] += 1
+
+
+def _peer_closed(connection: socket.socket) -> bool:
+    """True when the client has closed its end (it stopped waiting before the answer was sent).
+    A client that is still there keeps its keep-alive connection open (or already sent the next
+    request), so there is nothing to read, or data rather than end-of-file."""
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 # --- The stack ------------------------------------------------------------------------------------

@@ -1,0 +1,278 @@
+"""``make bench``: every benchmark in sequence, each in a fresh interpreter printing its figures,
+then one summary: bench/results/summary.json and bench/results/summary.md (a Markdown table).
+
+    uv run python -m bench                # the full suite (about 15-20 minutes on 2 cores)
+    uv run python -m bench --quick        # smaller sizes, for a smoke run
+    uv run python -m bench --only coldstart,cost
+    uv run python -m bench --summary-only # rebuild the summary from the existing result files
+
+Each figure is taken side by side with its baseline in the same run and reported as a ratio, so
+that load from other work on the machine hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.common import RESULTS, ROOT, describe_machine, machine, markdown_table, read_result
+
+SUITE: dict[str, tuple[list[str], list[str]]] = {
+    # name: (full arguments, --quick arguments)
+    "batch": (["bench/bench_batch.py", "--repeats", "5"], ["bench/bench_batch.py", "--repeats", "2"]),
+    "intake": (
+        ["-m", "bench.bench_intake", "--repeats", "5"],
+        ["-m", "bench.bench_intake", "--repeats", "2"],
+    ),
+    "coldstart": (
+        ["-m", "bench.bench_coldstart", "--repeats", "15"],
+        ["-m", "bench.bench_coldstart", "--repeats", "4"],
+    ),
+    "throughput": (
+        ["-m", "bench.bench_throughput", "--images", "1000", "--sequential", "200"],
+        ["-m", "bench.bench_throughput", "--images", "100", "--sequential", "40"],
+    ),
+    "cost": (["-m", "bench.bench_cost", "--images", "200"], ["-m", "bench.bench_cost", "--images", "50"]),
+}
+
+
+def run(name: str, quick: bool) -> dict[str, Any]:
+    arguments = SUITE[name][1 if quick else 0]
+    print(f"\n=== {name}: python {' '.join(arguments)}", flush=True)
+    started = time.monotonic()
+    completed = subprocess.run([sys.executable, *arguments], cwd=ROOT, check=False)
+    seconds = round(time.monotonic() - started, 1)
+    print(f"=== {name}: exit {completed.returncode} in {seconds}s", flush=True)
+    return {"exit": completed.returncode, "seconds": seconds}
+
+
+# --- The summary: one row per figure, the baseline beside it ------------------------------------
+
+Row = dict[str, Any]
+
+
+def mmm(values: dict[str, Any], scale: float = 1000.0, suffix: str = "") -> str:
+    """min/median/max of a stats dict (keys min/median/max or min_s/median_s/max_s), scaled."""
+    picked: list[Any] = [values.get(k, values.get(f"{k}_s")) for k in ("min", "median", "max")]
+    return "/".join(f"{float(v) * scale:.0f}" if scale != 1 else str(v) for v in picked) + suffix
+
+
+def _batch() -> list[Row]:
+    batch = read_result("batch")
+    if not batch:
+        return []
+    latency = batch["provider_latency_s"]
+    concurrent, sequential = batch["concurrent"], batch["sequential"]
+    round_trips = (batch.get("provider_round_trips") or {}).get("concurrent_median", "?")
+    return [
+        {
+            "benchmark": "batch concurrency",
+            "figure": f"10-record batch, provider {latency * 1000:.0f} ms (min/median/max s)",
+            "ours": mmm(concurrent, 1),
+            "baseline": f"one after another {mmm(sequential, 1)}",
+            "ratio": f"{sequential['median_s'] / concurrent['median_s']:.1f}x faster",
+            "target": "<= 1.5 provider round trips",
+            "result": f"{concurrent['median_s'] / latency:.2f} round trips wall ({round_trips} beyond the "
+            "emulator-only baseline)",
+            "met": isinstance(round_trips, int | float) and round_trips <= 1.5,
+        }
+    ]
+
+
+def _intake() -> list[Row]:
+    intake = read_result("intake")
+    if not intake:
+        return []
+    rows = []
+    for case in intake["cases"]:
+        ours, naive = case["ours"], case["naive"]
+        rss = case.get("peak_rss_mib") or {}
+        is_jpeg = case["input"]["description"].startswith("JPEG")
+        met = None
+        target = ""
+        if is_jpeg:
+            target = ">= 3x faster than naive"
+            met = case["ratio_naive_over_ours"] >= 3
+            if "24MP" in case["case"]:
+                target += "; peak RSS < 200 MB"
+                met = met and rss.get("ours", 1e9) < 200
+        rows.append(
+            {
+                "benchmark": "intake",
+                "figure": f"{case['case']} (min/median/max ms; out bytes; peak RSS)",
+                "ours": f"{mmm(ours)} ms; "
+                f"{ours['bytes_out'] / case['input']['bytes']:.0%} of input; {rss.get('ours', '-')} MiB",
+                "baseline": f"naive {mmm(naive)} ms; {naive['bytes_out'] / case['input']['bytes']:.0%}; "
+                f"{rss.get('naive', '-')} MiB",
+                "ratio": f"{case['ratio_naive_over_ours']:.2f}x faster",
+                "target": target,
+                "result": "",
+                "met": met,
+            }
+        )
+    return rows
+
+
+def _coldstart() -> list[Row]:
+    cold = read_result("coldstart")
+    if not cold:
+        return []
+    results = cold["results"]
+    floor = results["boto3"]["import_s"]
+    rows = []
+    for name in ("on_upload", "tag_api", "on_event"):
+        result = results[name]
+        summary = result["import_s"]
+        top = ", ".join(f"{p['package']} {p['ms']:.0f}" for p in result["profile"]["packages_by_self_ms"][:5])
+        rows.append(
+            {
+                "benchmark": "cold start proxy",
+                "figure": f"import functions/{name}/handler.py (min/median/max ms)",
+                "ours": mmm(summary),
+                "baseline": f"import boto3 {mmm(floor)}",
+                "ratio": f"{result['ratio_to_boto3_median']:.2f}x",
+                "target": "<= 1.5x",
+                "result": f"self ms by package: {top}",
+                "met": result["met"],
+            }
+        )
+    return rows
+
+
+def _throughput() -> list[Row]:
+    tp = read_result("throughput")
+    if not tp:
+        return []
+    ours, sequential = tp["ours"], tp.get("sequential")
+    overhead = ours["overhead_per_image_s"]
+    seq_text = f"one at a time {sequential['images_per_second_busy']} img/s" if sequential else "-"
+    return [
+        {
+            "benchmark": "throughput",
+            "figure": f"{ours['images']} uploads, provider {tp['provider_latency_s'] * 1000:.0f} ms",
+            "ours": f"{ours['images_per_second']} img/s (upload to last record); "
+            f"{ours['images_per_second_busy']} while busy",
+            "baseline": f"{seq_text}; ceiling {tp['ceiling_images_per_second']:.0f} img/s",
+            "ratio": f"{tp['speedup_vs_sequential']}x vs one at a time; "
+            f"{tp['efficiency_vs_ceiling']} of ceiling",
+            "target": "",
+            "result": f"CPU busy: emulator {ours['cpu_utilization']['emulator']}, "
+            f"on_upload {ours['cpu_utilization']['on_upload']} cores",
+            "met": None,
+        },
+        {
+            "benchmark": "throughput",
+            "figure": "per-image overhead beyond the provider call (p50/p95 ms)",
+            "ours": f"{overhead['p50'] * 1000:.0f}/{overhead['p95'] * 1000:.0f}",
+            "baseline": f"provider call p50 {ours['provider_latency_s']['p50'] * 1000:.0f} ms",
+            "ratio": f"{overhead['p50'] / ours['provider_latency_s']['p50']:.1f}x the provider call",
+            "target": "",
+            "result": f"on_upload CPU {ours['on_upload_cpu_ms_per_image']} ms/image; emulator CPU "
+            f"{ours['emulator_cpu_ms_per_image']} ms/image",
+            "met": None,
+        },
+    ]
+
+
+def _cost() -> list[Row]:
+    cost = read_result("cost")
+    if not cost:
+        return []
+    ours = cost["lambda"]["ours"]
+    cache = cost["cache"]
+    return [
+        {
+            "benchmark": "cost model",
+            "figure": f"Lambda arm64 per 1,000 images ({ours['memory_mb']} MB, measured durations)",
+            "ours": f"${ours['total_usd_per_1000']:.4f} ({ours['billed_ms_per_image']:.0f} billed ms/image)",
+            "baseline": ", ".join(
+                f"{name.split()[0]} ${p['usd_per_1000']:.2f}" for name, p in cost["providers"].items()
+            ),
+            "ratio": ", ".join(
+                f"{p['lambda_share_of_provider']:.1%} of {name.split()[0]}"
+                for name, p in cost["providers"].items()
+            ),
+            "target": "",
+            "result": "",
+            "met": None,
+        },
+        {
+            "benchmark": "cost model",
+            "figure": f"content-hash cache, {cache['images']} images, "
+            f"{cache['duplicate_share']:.0%} duplicate bytes",
+            "ours": f"{cache['provider_calls']} provider calls",
+            "baseline": f"{cache['images']} images",
+            "ratio": f"{cache['calls_saved_share']:.0%} of provider calls saved",
+            "target": "",
+            "result": f"{cache['served_from_cache']} records served from the cache",
+            "met": None,
+        },
+    ]
+
+
+SECTIONS: list[Callable[[], list[Row]]] = [_batch, _intake, _coldstart, _throughput, _cost]
+
+
+def write_summary(runs: dict[str, Any]) -> None:
+    rows = [row for section in SECTIONS for row in section()]
+    info = machine()
+    summary = {
+        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": info,
+        "runs": runs,
+        "rows": rows,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    headers = ["benchmark", "figure", "ours", "baseline (same run)", "ratio", "target", "met", "notes"]
+    table = markdown_table(
+        headers,
+        [
+            [
+                r["benchmark"],
+                r["figure"],
+                r["ours"],
+                r["baseline"],
+                r["ratio"],
+                r["target"],
+                "" if r["met"] is None else ("yes" if r["met"] else "**no**"),
+                r["result"],
+            ]
+            for r in rows
+        ],
+    )
+    text = (
+        f"# Benchmark summary\n\n{summary['written_at']} on {describe_machine(info)}; load average at start "
+        f"{info['load_average_1m_at_start']}. Regenerate with `make bench`.\n\n{table}\n"
+    )
+    (RESULTS / "summary.md").write_text(text, encoding="utf-8")
+    print("\n" + text)
+    print("wrote bench/results/summary.json and bench/results/summary.md")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not the figures)")
+    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(SUITE)}")
+    parser.add_argument("--summary-only", action="store_true")
+    args = parser.parse_args(argv)
+    names = list(SUITE) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SUITE]
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    runs: dict[str, Any] = {}
+    if not args.summary_only:
+        for name in names:
+            runs[name] = run(name, args.quick)
+    write_summary(runs)
+    return 1 if any(r["exit"] for r in runs.values()) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
