@@ -187,13 +187,11 @@ class Chaos:
                 Bucket=self.client.bucket, Key=upload.key, VersionId=upload.version_id
             )
         if obj.duplicated:
+            # The same body the emulator delivered: moto's S3 notifications carry the key, size and
+            # ETag but no versionId (real S3 adds it for versioned buckets), so neither does this.
             body = s3_notification(
                 s3_record(
-                    self.client.bucket,
-                    upload.key,
-                    etag=upload.etag,
-                    version_id=upload.version_id,
-                    size=len(upload.data),
+                    self.client.bucket, upload.key, etag=upload.etag, version_id=None, size=len(upload.data)
                 )
             )
             self.client.sqs.send_message(

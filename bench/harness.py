@@ -14,6 +14,7 @@ notification reaches the tag queue by the bucket's own notification configuratio
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -43,7 +44,13 @@ from autotag.resources import DeploymentConfig, FunctionName  # noqa: E402
 from autotag.store.base import ImageRecord  # noqa: E402
 from autotag.store.dynamodb import DynamoImageStore  # noqa: E402
 
-from tests.support.provider_servers import Faults, ImageDescriberServer, RecordedRequest, Reply  # noqa: E402
+from tests.support.provider_servers import (  # noqa: E402
+    FaultKind,
+    Faults,
+    ImageDescriberServer,
+    RecordedRequest,
+    Reply,
+)
 
 API_KEY = "test-imagedescriber-key"
 KILLED = frozenset({"Runtime.ExitError", "Sandbox.Timedout"})
@@ -54,14 +61,17 @@ KILLED = frozenset({"Runtime.ExitError", "Sandbox.Timedout"})
 
 
 class CountingDescriber(ImageDescriberServer):
-    """imagedescriber double that counts, per image sha256, the answers with tags its callers
-    received (``answered``), apart from those whose caller had already gone (``undelivered``: the
-    client timed out, or its process was killed), which a retry legitimately repeats."""
+    """imagedescriber double that counts, per image sha256, the answers with tags it sent to a
+    caller still waiting (``answered``), apart from those whose caller had gone by the time the
+    answer was ready (``undelivered``: the client timed out, or its process was killed), which a
+    retry legitimately repeats. The latency is spent before that check, so it is applied here
+    rather than by the base server (which waits after deciding the reply)."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, latency: float = 0.0, **kwargs: Any) -> None:
         kwargs.setdefault("credits", 10**9)
         kwargs.setdefault("api_key", API_KEY)
-        super().__init__(**kwargs)
+        super().__init__(latency=0.0, **kwargs)
+        self.answer_latency = latency
         self.answered: Counter[str] = Counter()
         self.answered_at: dict[str, list[float]] = {}
         self.undelivered: Counter[str] = Counter()
@@ -89,23 +99,26 @@ class CountingDescriber(ImageDescriberServer):
             hook()
             return Reply(drop=True)
         reply = super().route(request)
-        if request.image_sha256 and reply.status == 200:
-            self._current.success = request.image_sha256
+        if self.answer_latency and self._stopping.wait(self.answer_latency):
+            return reply
+        digest = request.image_sha256
+        if digest and reply.status == 200:
+            delivered = not _peer_closed(self._current.connection)
+            with self._lock:
+                if delivered:
+                    self.answered[digest] += 1
+                    self.answered_at.setdefault(digest, []).append(time.time())
+                else:
+                    self.undelivered[digest] += 1
         return reply
 
+    def fault_reply(self, kind: FaultKind, request: RecordedRequest) -> Reply:
+        reply = super().fault_reply(kind, request)
+        return dataclasses.replace(reply, delay=reply.delay + self.answer_latency)
+
     def _serve(self, handler: Any, body: bytes) -> None:
-        self._current.success = None
+        self._current.connection = handler.connection
         super()._serve(handler, body)
-        digest = self._current.success
-        if digest is None:
-            return
-        delivered = not _peer_closed(handler.connection)
-        with self._lock:
-            if delivered:
-                self.answered[digest] += 1
-                self.answered_at.setdefault(digest, []).append(time.time())
-            else:
-                self.undelivered[digest] += 1
 
 
 def _peer_closed(connection: socket.socket) -> bool:
