@@ -36,7 +36,6 @@ from autotag.dlq import DeadLetter, DeadLetterQueue
 from autotag.errors import AutotagError, BadInputError, InvalidS3ReferenceError
 from autotag.image import S3Location
 from autotag.models import TagOptions
-from autotag.resources import DETAIL_TYPE_TAG_REQUESTED, EVENT_SOURCE
 from autotag.retry import Deadline
 from autotag.service import TaggingService, TerminalProcessingError
 from autotag.upload import IDEMPOTENCY_KEY_PREFIX as UPLOAD_IDEMPOTENCY_KEY_PREFIX
@@ -321,6 +320,10 @@ def reset_subscriber() -> None:
 
 def tag_image_requested_schema() -> dict[str, Any]:
     """The JSON Schema of the ``Tag Image Requested`` detail (events/schemas/)."""
+    # Imported here: autotag.resources builds the deployment models (~75 ms), which the function's
+    # cold start does not need.
+    from autotag.resources import DETAIL_TYPE_TAG_REQUESTED, EVENT_SOURCE
+
     schema = TagImageRequestedDetail.model_json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
