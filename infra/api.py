@@ -4,11 +4,15 @@ Body size: API Gateway's own ceiling is 10 MB and a synchronous Lambda invocatio
 effective limit is Lambda's. POST /v1/tags additionally has a request validator whose model caps the
 ``image`` (base64 / data URL) and ``url`` fields, so oversized uploads are refused by API Gateway
 with a 400 before a function runs.
+
+Errors API Gateway answers itself (API key, throttling, quota, validator, size, timeout, and the 4XX
+/ 5XX defaults) are reshaped by gateway responses into the function's error shape
+``{"code", "message", "request_id"}`` (:func:`autotag.resources.gateway_errors`).
 """
 
 from __future__ import annotations
 
-from autotag.resources import DeploymentResources
+from autotag.resources import API_MAX_URL_CHARS, DeploymentResources, GatewayError, gateway_errors
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
@@ -20,7 +24,6 @@ from infra import ids
 from infra.function_defaults import retention
 
 STAGE_NAME = "prod"
-MAX_URL_CHARS = 2048
 
 
 class TagApi(Construct):
@@ -96,7 +99,7 @@ class TagApi(Construct):
                     ),
                     "url": apigw.JsonSchema(
                         type=[apigw.JsonSchemaType.STRING, apigw.JsonSchemaType.NULL],
-                        max_length=MAX_URL_CHARS,
+                        max_length=API_MAX_URL_CHARS,
                     ),
                 },
             ),
@@ -118,6 +121,10 @@ class TagApi(Construct):
             request_models={"application/json": tag_request},
         )
 
+        cors_origin = _single_cors_origin(settings.cors_allow_origins)
+        for error in gateway_errors(settings):
+            self._gateway_response(error, cors_origin)
+
         self.api_key = self.api.add_api_key(ids.API_KEY, description="autotag default API key")
         plan = self.api.add_usage_plan(
             ids.USAGE_PLAN,
@@ -135,3 +142,24 @@ class TagApi(Construct):
                 resource_arn=self.api.deployment_stage.stage_arn,
                 web_acl_arn=settings.web_acl_arn,
             )
+
+    def _gateway_response(self, error: GatewayError, cors_origin: str | None) -> None:
+        headers = {"Content-Type": "application/json", **error.headers}
+        if cors_origin is not None:
+            headers["Access-Control-Allow-Origin"] = cors_origin
+        self.api.add_gateway_response(
+            ids.pascal(error.response_type.lower()),
+            type=apigw.ResponseType.of(error.response_type),
+            status_code=None if error.status is None else str(error.status),
+            # Static header values are quoted literals in API Gateway's mapping syntax.
+            response_headers={name: f"'{value}'" for name, value in headers.items()},
+            templates={"application/json": error.template()},
+        )
+
+
+def _single_cors_origin(origins: tuple[str, ...]) -> str | None:
+    """The Access-Control-Allow-Origin of error responses: a static value, so only when one origin
+    (or ``*``) is configured; with several, browsers see API Gateway's errors without CORS headers."""
+    if "*" in origins:
+        return "*"
+    return origins[0] if len(origins) == 1 else None

@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import jsii
 from autotag.resources import DeploymentResources, FunctionName, function_environment
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import ids
@@ -21,6 +23,27 @@ from infra.queues import Queues
 
 ON_EVENT_ASYNC_RETRIES = 2
 LAMBDA_MAX_ASYNC_EVENT_AGE = Duration.hours(6)
+
+
+@jsii.implements(lambda_.IDestination)
+class SendOnlySqsDestination:
+    """An SQS on-failure destination whose grant is what Lambda needs, ``sqs:SendMessage``
+    (aws_lambda_destinations.SqsDestination also grants GetQueueAttributes and GetQueueUrl)."""
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self._queue = queue
+
+    # jsii hands the options struct over positionally; mypy checks the keyword form of IDestination.
+    def bind(
+        self,
+        scope: Construct,
+        fn: lambda_.IFunction,
+        options: Any = None,
+        *,
+        type: lambda_.DestinationType | None = None,
+    ) -> lambda_.DestinationConfig:
+        self._queue.grant(fn, "sqs:SendMessage")
+        return lambda_.DestinationConfig(destination=self._queue.queue_arn)
 
 
 class Functions(Construct):
@@ -78,7 +101,7 @@ class Functions(Construct):
         self.on_event.configure_async_invoke(
             retry_attempts=ON_EVENT_ASYNC_RETRIES,
             max_event_age=LAMBDA_MAX_ASYNC_EVENT_AGE,
-            on_failure=destinations.SqsDestination(queues.event_dlq),
+            on_failure=SendOnlySqsDestination(queues.event_dlq),
         )
 
     @property

@@ -66,16 +66,19 @@ def _acknowledge_function_roles(stack: AutotagStack) -> None:
             f"{unscoped} support no resource-level permissions; every other action is scoped "
             "(checked by tests/infra)",
         )
-        object_suffixes = {"*"}
-        spec = stack.resources.function(name)
-        if spec.presigns_uploads:
-            object_suffixes |= {f"{p}*" for p in config.tagging.filters.include_prefixes}
-        for suffix in sorted(object_suffixes):
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::{nag_arn(stack, bucket, '*')}]",
+            f"{name} works on objects of the images bucket, whose keys are not known in advance; "
+            "the actions are listed one by one (no s3:*)",
+        )
+        prefix = config.api.upload_prefix
+        if stack.resources.function(name).presigns_uploads:
             acknowledge(
                 policy,
-                f"AwsSolutions-IAM5[Resource::{nag_arn(stack, bucket, suffix)}]",
-                f"{name} works on objects of the images bucket, whose keys are not known in advance; "
-                "the actions are listed one by one (no s3:*)",
+                f"AwsSolutions-IAM5[Resource::{nag_arn(stack, bucket, f'{prefix}*')}]",
+                f"{name} presigns PUT URLs for new uploads, whose keys are random ids under {prefix}: "
+                "s3:PutObject only, under that prefix only",
             )
         if name.value != "on_upload":
             for allowed in config.api.allowed_buckets:

@@ -30,6 +30,15 @@ OBJECT_TAGGING_ACTIONS = [
 ]
 REKOGNITION_ACTIONS = ["rekognition:DetectLabels", "rekognition:DetectModerationLabels"]
 """Rekognition's image operations support no resource-level permissions."""
+RECORD_WRITE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+"""DynamoImageStore.put (GetItem, then TransactWriteItems of Puts and Deletes, which IAM authorizes
+as PutItem / DeleteItem per item) and the result cache (GetItem, PutItem)."""
+TAG_INDEX_READ_ACTIONS = ["dynamodb:Query"]
+"""DynamoImageStore.images_with_tag (GET /v1/tags/{tag}/images)."""
+IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+"""Powertools' DynamoDBPersistenceLayer: conditional put, get, update on success, delete on failure."""
+SECRET_READ_ACTIONS = ["secretsmanager:GetSecretValue"]
+"""Powertools parameters.get_secret (autotag.credentials); nothing else is called."""
 
 
 class AutotagStack(Stack):
@@ -105,10 +114,12 @@ class AutotagStack(Stack):
         return arns
 
     def _grant(self, spec: FunctionSpec, function: lambda_.Function) -> None:
-        """What one function may do, and nothing else."""
+        """What one function's code calls, and nothing else (tests/infra checks the action sets)."""
         storage = self.storage
-        storage.table.grant_read_write_data(function)
-        storage.idempotency_table.grant_read_write_data(function)
+        table_actions = RECORD_WRITE_ACTIONS + (TAG_INDEX_READ_ACTIONS if spec.queries_tag_index else [])
+        storage.table.grant(function, *table_actions)
+        if spec.uses_idempotency:
+            storage.idempotency_table.grant(function, *IDEMPOTENCY_ACTIONS)
         self.bus.bus.grant_put_events_to(function)
         # on_upload only ever sees the watched bucket; API and event requests may name allowed buckets.
         include_allowed = spec.name is not FunctionName.ON_UPLOAD
@@ -126,21 +137,22 @@ class AutotagStack(Stack):
                 )
             )
         if spec.presigns_uploads:
-            # Presigned PUT URLs carry the signer's permissions: uploads only where tagging watches.
-            prefixes = self.resources.config.tagging.filters.include_prefixes or ("",)
+            # Presigned PUT URLs carry the signer's permissions: uploads only under the upload prefix
+            # (which the config checks the tagging filters accept).
+            prefix = self.resources.config.api.upload_prefix
             function.add_to_role_policy(
                 iam.PolicyStatement(
-                    actions=["s3:PutObject"],
-                    resources=[self.storage.bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes],
+                    actions=["s3:PutObject"], resources=[self.storage.bucket.arn_for_objects(f"{prefix}*")]
                 )
             )
-        if spec.dead_letter == "tag_dlq":
-            self.queues.tag_dlq.grant_send_messages(function)
-        elif spec.dead_letter == "event_dlq":
-            self.queues.event_dlq.grant_send_messages(function)
+        if spec.dead_letter is not None:
+            # autotag.dlq sends to DLQ_URL: SendMessage only.
+            queue = self.queues.tag_dlq if spec.dead_letter == "tag_dlq" else self.queues.event_dlq
+            queue.grant(function, "sqs:SendMessage")
         if spec.runs_providers:
             for secret in self.secrets.secrets.values():
-                secret.grant_read(function)
+                arn = secret.secret_full_arn or f"{secret.secret_arn}-??????"
+                function.add_to_role_policy(iam.PolicyStatement(actions=SECRET_READ_ACTIONS, resources=[arn]))
             if self.resources.uses_rekognition:
                 function.add_to_role_policy(iam.PolicyStatement(actions=REKOGNITION_ACTIONS, resources=["*"]))
 

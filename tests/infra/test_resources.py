@@ -83,6 +83,21 @@ def test_queue_visibility_is_six_function_timeouts_plus_the_window():
         ),
         ({"monitoring": {"log_retention_days": 31}}, "retention values"),
         ({"provider_call_seconds": {"nope": 1.0}}, "unconfigured providers"),
+        (
+            {"tagging": {"filters": {"include_prefixes": ["photos/"]}}, "api": {"upload_prefix": "uploads/"}},
+            "outside tagging.filters.include_prefixes",
+        ),
+        (
+            {
+                "tagging": {"filters": {"exclude_prefixes": ["uploads/"]}},
+                "api": {"upload_prefix": "uploads/"},
+            },
+            "excluded by tagging.filters.exclude_prefixes",
+        ),
+        # A wildcard would widen tag_api's s3:PutObject grant; a prefix must end in "/".
+        ({"api": {"upload_prefix": "up*/"}}, "api.upload_prefix"),
+        ({"api": {"upload_prefix": "uploads"}}, "api.upload_prefix"),
+        ({"api": {"upload_prefix": "/uploads/"}}, "api.upload_prefix"),
     ],
 )
 def test_invalid_deployment_settings_are_refused(tmp_path, deploy, message):
@@ -179,3 +194,36 @@ def test_rules_and_secrets_follow_the_config():
         ("TagImageRequested", "autotag", "on_event"),
         ("ObjectCreated", "default", "on_event"),
     ]
+
+
+def test_api_settings_reach_tag_api_only():
+    from autotag.api.settings import load_api_settings
+
+    data = load_deployment_config(EXAMPLE_CONFIG).model_dump(mode="json")
+    data["api"].update(max_image_chars=2_000_000, upload_prefix="photos/new/")
+    config = DeploymentConfig.model_validate(data)
+    resources = describe(config)
+    names = {
+        "table_name": "t",
+        "idempotency_table_name": "i",
+        "event_bus_name": "b",
+        "images_bucket": "images",
+    }
+    api_env = function_environment(
+        resources.function(FunctionName.TAG_API), config=config, dlq_url=None, **names
+    )
+    api = load_api_settings(api_env)
+    assert (api.max_image_chars, api.upload_prefix) == (2_000_000, "photos/new/")
+    for name in (FunctionName.ON_UPLOAD, FunctionName.ON_EVENT):
+        env = function_environment(resources.function(name), config=config, dlq_url="q", **names)
+        assert "API_MAX_IMAGE_CHARS" not in env
+        assert "UPLOAD_PREFIX" not in env
+
+
+def test_function_specs_say_what_each_function_touches():
+    resources = describe(load_deployment_config(EXAMPLE_CONFIG))
+    upload, api, event = (resources.function(n) for n in FunctionName)
+    assert (upload.uses_idempotency, api.uses_idempotency, event.uses_idempotency) == (True, False, True)
+    assert (upload.queries_tag_index, api.queries_tag_index, event.queries_tag_index) == (False, True, False)
+    assert (upload.dead_letter, api.dead_letter, event.dead_letter) == ("tag_dlq", None, "event_dlq")
+    assert [s.presigns_uploads for s in (upload, api, event)] == [False, True, False]

@@ -11,12 +11,15 @@ from autotag.resources import (
     EVENT_SOURCE,
     METRICS_NAMESPACE,
     PROVIDER_FAILURE_METRIC,
+    DeploymentConfig,
     FunctionName,
+    load_deployment_config,
 )
 from autotag.settings import load_settings
 from aws_cdk.assertions import Match
 
 from tests.infra.cfn import as_list, refs, render, role_statements, statements
+from tests.infra.conftest import DEFAULT_CONFIG, EXAMPLE_CONFIG, REPO_ROOT
 
 pytestmark = pytest.mark.infra
 
@@ -286,32 +289,126 @@ def test_on_upload_may_read_and_tag_objects_of_the_watched_bucket_only(example):
     assert not _actions_on(found, lambda r: event_dlq_id in refs(r))
 
 
-def test_tag_api_presigns_uploads_only_into_watched_prefixes(example):
-    found = role_statements(example.raw, _role_id(example, FunctionName.TAG_API))
-    puts = [s for s in found if "s3:PutObject" in as_list(s["Action"])]
-    [statement] = puts
-    suffixes = sorted(r["Fn::Join"][1][-1] for r in as_list(statement["Resource"]))
-    assert suffixes == ["/photos/*", "/uploads/*"]
+LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+REKOGNITION = {"rekognition:DetectLabels", "rekognition:DetectModerationLabels"}
+OBJECT_READ_AND_TAG = {
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:GetObjectTagging",
+    "s3:GetObjectVersionTagging",
+    "s3:PutObjectTagging",
+    "s3:PutObjectVersionTagging",
+}
+# DynamoImageStore: GetItem, TransactWriteItems of Put/Delete (authorized per item), cache GetItem/PutItem.
+RECORDS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}
+# Powertools' DynamoDBPersistenceLayer.
+IDEMPOTENCY = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+SEND = {"sqs:SendMessage"}
+PUT_EVENTS = {"events:PutEvents"}
+READ_SECRET = {"secretsmanager:GetSecretValue"}
+
+# What each function's code calls (autotag.upload / autotag.api / autotag.subscriber over
+# autotag.service), by resource: the grants must be exactly these.
+EXPECTED_GRANTS = {
+    FunctionName.ON_UPLOAD: {
+        # Lambda's SQS event source polls with the function's role (aws-cdk-lib grants these).
+        "tag_queue": {
+            "sqs:ReceiveMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueUrl",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+        },
+        "table": RECORDS,
+        "idempotency_table": IDEMPOTENCY,
+        "bus": PUT_EVENTS,
+        "tag_dlq": SEND,
+        "objects": OBJECT_READ_AND_TAG,
+        "secret:imagedescriber": READ_SECRET,
+        "*": XRAY | REKOGNITION,
+        "own_logs": LOGS,
+    },
+    FunctionName.TAG_API: {
+        # GET /v1/tags/{tag}/images queries the index; store mode and the result cache write. No
+        # idempotency, no DLQ.
+        "table": RECORDS | {"dynamodb:Query"},
+        "bus": PUT_EVENTS,
+        "objects": OBJECT_READ_AND_TAG,
+        "upload_prefix": {"s3:PutObject"},
+        "secret:imagedescriber": READ_SECRET,
+        "*": XRAY | REKOGNITION,
+        "own_logs": LOGS,
+    },
+    FunctionName.ON_EVENT: {
+        "table": RECORDS,
+        "idempotency_table": IDEMPOTENCY,
+        "bus": PUT_EVENTS,
+        # DLQ_URL (autotag.dlq) and Lambda's on-failure destination: both SendMessage only.
+        "event_dlq": SEND,
+        "objects": OBJECT_READ_AND_TAG,
+        "secret:imagedescriber": READ_SECRET,
+        "*": XRAY | REKOGNITION,
+        "own_logs": LOGS,
+    },
+}
 
 
-def test_every_function_has_the_same_narrow_data_grants(example):
-    stack = example.stack
-    table_ids = {example.logical_id(stack.storage.table), example.logical_id(stack.storage.idempotency_table)}
-    bus_id = example.logical_id(stack.bus.bus)
-    [secret] = stack.secrets.secrets.values()
-    secret_id = example.logical_id(secret)
+def _grants(synth, name: FunctionName) -> dict[str, set[str]]:
+    """The function role's allowed actions, by what they apply to."""
+    stack = synth.stack
+    function = stack.functions.by_name[name]
+    log_group = next(iter(refs(_function(synth, name)["Properties"]["LoggingConfig"]["LogGroup"])))
+    labels = {
+        synth.logical_id(stack.storage.table): "table",
+        synth.logical_id(stack.storage.idempotency_table): "idempotency_table",
+        synth.logical_id(stack.bus.bus): "bus",
+        synth.logical_id(stack.queues.tag_queue): "tag_queue",
+        synth.logical_id(stack.queues.tag_dlq): "tag_dlq",
+        synth.logical_id(stack.queues.event_dlq): "event_dlq",
+        log_group: "own_logs",
+        **{synth.logical_id(secret): f"secret:{key}" for key, secret in stack.secrets.secrets.items()},
+    }
+    bucket_id = synth.logical_id(stack.storage.bucket)
+    upload_suffix = f"/{synth.config.api.upload_prefix}*"
+    found: dict[str, set[str]] = {}
+    for statement in role_statements(synth.raw, synth.logical_id(function.role)):
+        assert statement["Effect"] == "Allow"
+        for resource in as_list(statement["Resource"]):
+            targets = refs(resource) - {"AWS::Partition", "AWS::NoValue"}
+            if resource == "*":
+                label = "*"
+            elif targets == {bucket_id}:
+                suffix = resource["Fn::Join"][1][-1]
+                label = {"/*": "objects", upload_suffix: "upload_prefix"}[suffix]
+            else:
+                (target,) = targets
+                label = labels[target]
+            found.setdefault(label, set()).update(as_list(statement["Action"]))
+    return found
+
+
+@pytest.mark.parametrize("name", list(FunctionName))
+def test_each_function_is_granted_exactly_what_its_code_calls(example, name):
+    assert _grants(example, name) == EXPECTED_GRANTS[name]
+
+
+def test_without_secrets_or_rekognition_nothing_of_theirs_is_granted(default):
     for name in FunctionName:
-        found = role_statements(example.raw, _role_id(example, name))
-        for table_id in table_ids:
-            assert {"dynamodb:PutItem", "dynamodb:Query"} <= _actions_on(
-                found, lambda r, t=table_id: t in refs(r)
-            )
-        assert _actions_on(found, lambda r: bus_id in refs(r)) == {"events:PutEvents"}
-        assert _actions_on(found, lambda r: secret_id in refs(r)) == {
-            "secretsmanager:GetSecretValue",
-            "secretsmanager:DescribeSecret",
+        expected = {
+            label: actions - REKOGNITION
+            for label, actions in EXPECTED_GRANTS[name].items()
+            if not label.startswith("secret:")
         }
-        assert "rekognition:DetectLabels" in _actions_on(found, lambda r: r == "*")
+        assert _grants(default, name) == expected
+
+
+def test_tag_api_presigns_uploads_only_under_the_upload_prefix(example):
+    found = role_statements(example.raw, _role_id(example, FunctionName.TAG_API))
+    [statement] = [s for s in found if "s3:PutObject" in as_list(s["Action"])]
+    assert as_list(statement["Action"]) == ["s3:PutObject"]
+    suffixes = sorted(r["Fn::Join"][1][-1] for r in as_list(statement["Resource"]))
+    assert suffixes == ["/uploads/*"]
 
 
 def test_rekognition_is_granted_only_when_configured(default):
@@ -359,6 +456,128 @@ def test_tag_requests_are_size_checked_by_api_gateway(example):
     [post] = [m for m in posts if m["HttpMethod"] == "POST"]
     assert "RequestValidatorId" in post
     assert "application/json" in post["RequestModels"]
+
+
+def test_tag_api_environment_carries_the_api_limits_from_the_config(every):
+    from autotag.api.settings import load_api_settings
+
+    for name in FunctionName:
+        variables = _function(every, name)["Properties"]["Environment"]["Variables"]
+        env = {key: render(value) for key, value in variables.items()}
+        if name is not FunctionName.TAG_API:
+            assert not {"API_MAX_IMAGE_CHARS", "UPLOAD_PREFIX"} & set(env), name
+            continue
+        assert env["API_MAX_IMAGE_CHARS"] == str(every.config.api.max_image_chars)
+        assert env["UPLOAD_PREFIX"] == every.config.api.upload_prefix
+        settings = load_api_settings(env)
+        assert settings.max_image_chars == every.config.api.max_image_chars
+        assert settings.upload_prefix == every.config.api.upload_prefix
+        # The function and API Gateway's validator enforce the same inline limit.
+        [model] = every.resources_of("AWS::ApiGateway::Model").values()
+        assert model["Properties"]["Schema"]["properties"]["image"]["maxLength"] == settings.max_image_chars
+
+
+def test_changed_api_limits_reach_the_function(tmp_path, layer_dir):
+    from tests.infra.conftest import synthesize
+
+    data = load_deployment_config(EXAMPLE_CONFIG).model_dump(mode="json")
+    data["api"].update(max_image_chars=1_000_000, upload_prefix="photos/incoming/")
+    synth = synthesize(DeploymentConfig.model_validate(data), tmp_path, layer_dir)
+    env = _function(synth, FunctionName.TAG_API)["Properties"]["Environment"]["Variables"]
+    assert (env["API_MAX_IMAGE_CHARS"], env["UPLOAD_PREFIX"]) == ("1000000", "photos/incoming/")
+    found = role_statements(synth.raw, _role_id(synth, FunctionName.TAG_API))
+    [statement] = [s for s in found if "s3:PutObject" in as_list(s["Action"])]
+    assert [r["Fn::Join"][1][-1] for r in as_list(statement["Resource"])] == ["/photos/incoming/*"]
+    assert synth.nag_violations() == []
+
+
+GATEWAY_TYPES = {
+    "INVALID_API_KEY": (403, "invalid_api_key"),
+    "MISSING_AUTHENTICATION_TOKEN": (403, "forbidden"),
+    "THROTTLED": (429, "throttled"),
+    "QUOTA_EXCEEDED": (429, "quota_exceeded"),
+    "BAD_REQUEST_BODY": (400, "invalid_request"),
+    "BAD_REQUEST_PARAMETERS": (400, "invalid_request"),
+    "REQUEST_TOO_LARGE": (413, "payload_too_large"),
+    "UNSUPPORTED_MEDIA_TYPE": (415, "unsupported_media_type"),
+    "INTEGRATION_TIMEOUT": (504, "deadline"),
+    "DEFAULT_4XX": (None, "request_refused"),
+    "DEFAULT_5XX": (None, "internal_error"),
+}
+
+
+def _gateway_responses(synth) -> dict[str, dict]:
+    found = {}
+    for resource in synth.resources_of("AWS::ApiGateway::GatewayResponse").values():
+        props = resource["Properties"]
+        assert refs(props["RestApiId"]) == {synth.logical_id(synth.stack.api.api)}
+        found[props["ResponseType"]] = props
+    return found
+
+
+def _render_template(template: str, message: str = "Forbidden") -> dict:
+    """What API Gateway sends: the $context references substituted (messageString is quoted)."""
+    assert "#" not in template  # no VTL directives
+    text = template.replace("$context.error.messageString", json.dumps(message))
+    text = text.replace("$context.requestId", "c0ffee00-1234-5678-9abc-def012345678")
+    assert "$" not in text, text
+    return json.loads(text)
+
+
+def test_api_gateway_errors_answer_in_the_api_error_shape(every):
+    from autotag.api.models import ErrorResponse
+
+    responses = _gateway_responses(every)
+    assert set(responses) == set(GATEWAY_TYPES)
+    for response_type, (status, code) in GATEWAY_TYPES.items():
+        props = responses[response_type]
+        # Leaving the defaults' status unset keeps every other 4XX / 5XX status as it is.
+        assert props.get("StatusCode") == (None if status is None else str(status)), response_type
+        assert set(props["ResponseTemplates"]) == {"application/json"}
+        body = _render_template(props["ResponseTemplates"]["application/json"])
+        assert set(body) == {"code", "message", "request_id"}
+        assert body["code"] == code
+        assert body["request_id"] == "c0ffee00-1234-5678-9abc-def012345678"
+        assert body["message"]
+        ErrorResponse.model_validate(body)  # the schema the OpenAPI document gives errors
+        headers = props["ResponseParameters"]
+        assert headers["gatewayresponse.header.Content-Type"] == "'application/json'"
+    throttled = responses["THROTTLED"]["ResponseParameters"]
+    assert throttled["gatewayresponse.header.Retry-After"] == "'1'"
+    limits = _render_template(responses["BAD_REQUEST_BODY"]["ResponseTemplates"]["application/json"])
+    assert str(every.config.api.max_image_chars) in limits["message"]
+    # The defaults pass API Gateway's own message through.
+    default = _render_template(responses["DEFAULT_4XX"]["ResponseTemplates"]["application/json"], 'a "b"')
+    assert default["message"] == 'a "b"'
+
+
+def test_every_gateway_error_code_is_documented():
+    text = (REPO_ROOT / "docs" / "api.md").read_text()
+    table = text[text.index("### Errors") :]
+    for response_type, (status, code) in GATEWAY_TYPES.items():
+        [row] = [line for line in table.splitlines() if f"`{response_type}`" in line]
+        assert f"`{code}`" in row, row
+        shown = str(status) if status else response_type[-3:]
+        assert row.startswith(f"| {shown} |"), row
+
+
+def test_gateway_errors_carry_cors_only_for_a_single_origin(tmp_path, layer_dir):
+    from tests.infra.conftest import synthesize
+
+    data = load_deployment_config(DEFAULT_CONFIG).model_dump(mode="json")
+    data["api"]["cors_allow_origins"] = ["https://app.example.com"]
+    synth = synthesize(DeploymentConfig.model_validate(data), tmp_path, layer_dir)
+    for props in _gateway_responses(synth).values():
+        origin = props["ResponseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
+        assert origin == "'https://app.example.com'"
+
+
+def test_url_limit_agrees_with_the_function():
+    from autotag.api.models import MAX_URL_LENGTH as API_URL_LIMIT
+    from autotag.fetch import MAX_URL_LENGTH as FETCH_URL_LIMIT
+    from autotag.resources import API_MAX_URL_CHARS
+
+    assert API_MAX_URL_CHARS == API_URL_LIMIT == FETCH_URL_LIMIT
 
 
 def test_usage_plan_and_stage_throttle_and_log(example):

@@ -56,6 +56,8 @@ SQS_ESM_MAX_CONCURRENCY = 1000
 SQS_ESM_MAX_BATCH_WITHOUT_WINDOW = 10
 API_GATEWAY_MAX_INTEGRATION_SECONDS = 29
 API_GATEWAY_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+API_MAX_URL_CHARS = 2048
+"""Longest ``url`` of POST /v1/tags (the API Gateway model and autotag.fetch agree)."""
 LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
 S3_MAX_NOTIFICATION_FILTERS = 100
 """Our cap on generated S3 notification configurations; beyond it the suffix filter is left to
@@ -179,6 +181,14 @@ class ApiSettings(_Model):
         le=LAMBDA_SYNC_PAYLOAD_BYTES - 64 * 1024,
         description="Longest base64/data-URL `image` accepted by POST /v1/tags (checked by API Gateway)",
     )
+    upload_prefix: str = Field(
+        default="uploads/",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^/*?$#][^*?$#]*/$",
+        description="Key prefix of presigned uploads (POST /v1/uploads); tag_api may PutObject only "
+        "under it, and the tagging filters must accept it",
+    )
     cors_allow_origins: tuple[str, ...] = Field(default=(), description="Empty: CORS off")
     allowed_buckets: tuple[str, ...] = Field(
         default=(), description="Buckets besides the images bucket that API requests may reference"
@@ -233,6 +243,15 @@ class DeploymentConfig(_Model):
             raise ValueError(f"provider_call_seconds names unconfigured providers: {', '.join(unknown)}")
         if any(v <= 0 for v in self.provider_call_seconds.values()):
             raise ValueError("provider_call_seconds values must be positive")
+        filters = self.tagging.filters
+        prefix = self.api.upload_prefix
+        if filters.include_prefixes and not prefix.startswith(filters.include_prefixes):
+            raise ValueError(
+                f"api.upload_prefix {prefix!r} is outside tagging.filters.include_prefixes: "
+                "uploaded images would never be tagged"
+            )
+        if filters.exclude_prefixes and prefix.startswith(filters.exclude_prefixes):
+            raise ValueError(f"api.upload_prefix {prefix!r} is excluded by tagging.filters.exclude_prefixes")
         visibility = tag_queue_visibility_seconds(self)
         if visibility > SQS_MAX_VISIBILITY_SECONDS:
             raise ValueError(
@@ -338,6 +357,13 @@ class FunctionSpec(_Model):
     reads_objects: bool = True
     writes_object_tags: bool = True
     presigns_uploads: bool = False
+    uses_idempotency: bool = Field(
+        default=True, description="Powertools idempotency records in the idempotency table"
+    )
+    queries_tag_index: bool = Field(default=False, description="Reads the tag index (GET routes)")
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="Variables only this function reads (autotag.api.settings)"
+    )
 
 
 class NotificationFilter(_Model):
@@ -550,6 +576,10 @@ def describe(config: DeploymentConfig, *, bucket_name: str = "<images-bucket>") 
             log_level=fns.tag_api.log_level,
             code_dir="functions/tag_api",
             presigns_uploads=True,
+            # Store mode runs the shared pipeline without idempotency (the client asked for it).
+            uses_idempotency=False,
+            queries_tag_index=True,
+            environment=api_environment(config.api),
         ),
         FunctionName.ON_EVENT: FunctionSpec(
             name=FunctionName.ON_EVENT,
@@ -612,6 +642,99 @@ def describe(config: DeploymentConfig, *, bucket_name: str = "<images-bucket>") 
     )
 
 
+# --- API Gateway's own errors, in the API's error shape ------------------------------------------
+
+
+class GatewayError(_Model):
+    """An error API Gateway answers itself (the function never runs), reshaped by a gateway
+    response into ``{"code", "message", "request_id"}`` like every error of the function."""
+
+    response_type: str = Field(description="API Gateway's gateway response type")
+    status: int | None = Field(
+        description="None for DEFAULT_4XX / DEFAULT_5XX: setting theirs would override every other "
+        "4XX / 5XX status"
+    )
+    code: str
+    message: str | None = Field(description="None: API Gateway's own message")
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    def template(self) -> str:
+        """The application/json response template (VTL): only ``$context`` references, no directives."""
+        message = "$context.error.messageString" if self.message is None else json.dumps(self.message)
+        return f'{{"code":{json.dumps(self.code)},"message":{message},"request_id":"$context.requestId"}}'
+
+
+def gateway_errors(api: ApiSettings) -> tuple[GatewayError, ...]:
+    """The gateway responses the stack sets, with the stable codes documented in docs/api.md."""
+    return (
+        GatewayError(
+            response_type="INVALID_API_KEY",
+            status=403,
+            code="invalid_api_key",
+            message="missing or invalid API key: send it in the x-api-key header",
+        ),
+        GatewayError(
+            response_type="MISSING_AUTHENTICATION_TOKEN",
+            status=403,
+            code="forbidden",
+            message="missing API key, or no such method on this resource",
+        ),
+        GatewayError(
+            response_type="THROTTLED",
+            status=429,
+            code="throttled",
+            message="too many requests for this API key or stage; retry after a pause",
+            headers={"Retry-After": "1"},
+        ),
+        GatewayError(
+            response_type="QUOTA_EXCEEDED",
+            status=429,
+            code="quota_exceeded",
+            message="this API key has used its request quota for the period",
+        ),
+        GatewayError(
+            response_type="BAD_REQUEST_BODY",
+            status=400,
+            code="invalid_request",
+            message=f"request body refused: image is limited to {api.max_image_chars} characters "
+            f"(larger images: POST /v1/uploads) and url to {API_MAX_URL_CHARS}; both must be strings",
+        ),
+        GatewayError(
+            response_type="BAD_REQUEST_PARAMETERS",
+            status=400,
+            code="invalid_request",
+            message="request parameters refused",
+        ),
+        GatewayError(
+            response_type="REQUEST_TOO_LARGE",
+            status=413,
+            code="payload_too_large",
+            message=f"request is larger than API Gateway's {API_GATEWAY_MAX_PAYLOAD_BYTES // 2**20} MB "
+            "limit; upload large images with POST /v1/uploads",
+        ),
+        GatewayError(
+            response_type="UNSUPPORTED_MEDIA_TYPE",
+            status=415,
+            code="unsupported_media_type",
+            message="send the request body as application/json",
+        ),
+        GatewayError(
+            response_type="INTEGRATION_TIMEOUT",
+            status=504,
+            code="deadline",
+            message="the request did not finish within API Gateway's "
+            f"{API_GATEWAY_MAX_INTEGRATION_SECONDS} s",
+        ),
+        GatewayError(response_type="DEFAULT_4XX", status=None, code="request_refused", message=None),
+        GatewayError(response_type="DEFAULT_5XX", status=None, code="internal_error", message=None),
+    )
+
+
+def api_environment(api: ApiSettings) -> dict[str, str]:
+    """The variables :mod:`autotag.api.settings` reads that the deployment config decides."""
+    return {"API_MAX_IMAGE_CHARS": str(api.max_image_chars), "UPLOAD_PREFIX": api.upload_prefix}
+
+
 def runtime_config(config: AutotagConfig, secret_ids: Mapping[str, str]) -> AutotagConfig:
     """The runtime config with each provider's ``secret_id`` pointing at its deployed secret."""
     providers = tuple(
@@ -649,6 +772,7 @@ def function_environment(
         "POWERTOOLS_LOGGER_LOG_EVENT": "false",
         # Responses carry tags and image metadata; keep them out of traces.
         "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+        **spec.environment,
     }
     if dlq_url is not None:
         env["DLQ_URL"] = dlq_url

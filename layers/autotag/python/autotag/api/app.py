@@ -123,7 +123,7 @@ def _check_bucket(location: S3Location, runtime: ApiRuntime) -> None:
     "and the object tagged, exactly as an upload would be.",
     responses={
         **_ok(TagResponse, "The normalized tags"),
-        **error_responses(400, 401, 403, 404, 413, 415, 422, 429, 500, 502, 504),
+        **error_responses(400, 403, 404, 413, 415, 422, 429, 500, 502, 504),
     },
     tags=["tagging"],
     operation_id="tagImage",
@@ -166,7 +166,7 @@ def post_tags(request: Annotated[TagRequest, Body()]) -> TagResponse:
     summary="The stored record of an image",
     responses={
         **_ok(ImageRecordResponse, "The stored record"),
-        **error_responses(400, 401, 403, 404, 429, 500),
+        **error_responses(400, 403, 404, 429, 500),
     },
     tags=["images"],
     operation_id="getImage",
@@ -186,7 +186,7 @@ def get_image(
     summary="Images carrying a tag, best first",
     responses={
         **_ok(TagHitsPage, "One page of images; pass cursor back for the next"),
-        **error_responses(400, 401, 403, 429, 500),
+        **error_responses(400, 403, 429, 500),
     },
     tags=["images"],
     operation_id="listImagesWithTag",
@@ -207,7 +207,7 @@ def get_tag_images(
     "upload path (S3 notification) like any other upload.",
     responses={
         **_ok(UploadResponse, "Where and how to upload"),
-        **error_responses(400, 401, 403, 413, 415, 429, 500),
+        **error_responses(400, 403, 413, 415, 429, 500),
     },
     tags=["uploads"],
     operation_id="createUpload",

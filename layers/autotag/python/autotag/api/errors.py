@@ -83,17 +83,10 @@ class RouteMissingError(NotFoundError):
     code = "route_not_found"
 
 
-class UnauthorizedError(AutotagError):
-    """No or bad API key (answered by API Gateway itself; listed so the shape is documented)."""
-
-    code = "unauthorized"
-
-
 # --- The mapping --------------------------------------------------------------------------------
 
 # Checked in order: the first class the error is an instance of decides the status.
 STATUS_BY_TYPE: tuple[tuple[type[AutotagError], HTTPStatus], ...] = (
-    (UnauthorizedError, HTTPStatus.UNAUTHORIZED),
     (BucketNotAllowedError, HTTPStatus.FORBIDDEN),
     (NotFoundError, HTTPStatus.NOT_FOUND),
     (PayloadTooLargeError, HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
@@ -124,13 +117,13 @@ STATUS_BY_CODE: dict[str, HTTPStatus] = {
 
 DOCUMENTED_STATUSES: dict[int, str] = {
     400: "Invalid request: malformed JSON, schema violation, bad base64, unsafe URL, unknown provider",
-    401: "Missing or invalid API key (answered by API Gateway)",
-    403: "Forbidden: the s3 bucket is not allowed, or the API key may not call this",
+    403: "Forbidden: the s3 bucket is not allowed; or (from API Gateway, code invalid_api_key) a missing "
+    "or invalid API key",
     404: "No such image record, or no such route",
     413: "Request body over the Lambda payload limit, or image over the size/pixel limits",
     415: "Unsupported image format, or a request body that is not JSON",
     422: "Unprocessable image (corrupt, empty), URL that could not be fetched, or content blocked",
-    429: "Throttled (the usage plan or the provider); see Retry-After",
+    429: "Throttled (the provider, or the usage plan: throttled / quota_exceeded); see Retry-After",
     500: "A bug: logged with the request id",
     502: "The provider failed (errors, auth or quota on its side)",
     504: "The provider timed out",
