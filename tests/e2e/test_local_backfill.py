@@ -23,7 +23,7 @@ COUNT = 500
 @pytest.fixture(scope="module")
 def provider() -> Iterator[ImageDescriberServer]:
     with ImageDescriberServer(api_key=API_KEY, tags=("archive", "photo"), credits=10 * COUNT) as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +101,32 @@ def test_backfill_tags_every_existing_object_once_and_a_second_run_enqueues_none
     time.sleep(3)
     assert provider.calls == COUNT, "each object was sent to the provider exactly once"
     print(f"backfill of {COUNT} objects tagged in {elapsed:.1f}s")
+
+
+def test_an_interrupted_backfill_resumes_after_its_checkpoint(stack: RunningStack, tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from autotag.ops.backfill import Checkpoint, checkpoint_path, save_checkpoint
+
+    s3 = stack.client("s3")
+    notifications = s3.get_bucket_notification_configuration(Bucket=stack.bucket)
+    notifications.pop("ResponseMetadata", None)
+    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration={})
+    for i in range(30):
+        s3.put_object(Bucket=stack.bucket, Key=f"resume/{i:04d}.png", Body=png((i, 200, 200), (8, 8)))
+    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration=notifications)
+    url = f"s3://{stack.bucket}/resume/"
+    # What a run stopped after resume/0014.png left behind.
+    identity = f"local stack ({stack.state_path})|{url}|force=False"
+    save_checkpoint(
+        checkpoint_path(tmp_path, identity),
+        Checkpoint(target=identity, last_key="resume/0014.png", enqueued=15, updated_at=datetime.now(UTC)),
+    )
+
+    resumed = stack.cli("backfill", url, "--checkpoint-dir", str(tmp_path))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after resume/0014.png" in resumed.stderr
+    assert "15 enqueued, 0 already tagged (skipped)" in resumed.stdout
+    assert not checkpoint_path(tmp_path, identity).exists()  # done: the next run starts over
+    stack.wait_record("resume/0029.png")
+    assert stack.store().get(stack.bucket, "resume/0014.png") is None

@@ -26,7 +26,7 @@ ALL_FAIL = Faults(error_rate=1.0)
 @pytest.fixture(scope="module")
 def provider() -> Iterator[ImageDescriberServer]:
     with ImageDescriberServer(api_key=API_KEY, tags=("sunset", "beach", "sea"), credits=10_000) as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 @pytest.fixture(scope="module")
