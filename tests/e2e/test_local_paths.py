@@ -100,7 +100,10 @@ def test_api_refuses_requests_without_the_key_like_api_gateway(
 ) -> None:
     response = httpx.post(f"{stack.state.api_url}v1/tags", json={"image": "x"}, headers=headers, timeout=10)
     assert response.status_code == 403
-    assert response.json() == {"message": "Forbidden"}
+    body = response.json()  # API Gateway's answer, reshaped by the stack's gateway response
+    assert body["code"] == "invalid_api_key"
+    assert "x-api-key" in body["message"]
+    assert body["request_id"] == response.headers["x-amzn-RequestId"]
 
 
 def test_api_gateway_validator_refuses_an_oversized_url(stack: RunningStack) -> None:
@@ -111,7 +114,7 @@ def test_api_gateway_validator_refuses_an_oversized_url(stack: RunningStack) -> 
         timeout=10,
     )
     assert response.status_code == 400
-    assert response.json() == {"message": "Invalid request body"}
+    assert response.json()["code"] == "invalid_request"
 
 
 def test_bus_path_tag_image_requested(stack: RunningStack, debug_queue: str) -> None:

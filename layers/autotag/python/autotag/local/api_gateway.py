@@ -5,10 +5,12 @@ It does what the REST API in front of ``tag_api`` (``infra/api.py``) does:
 * the stage in the path (``/prod/v1/tags``; the API URL ends in the stage, as the ``ApiUrl``
   output does) and the resource tree (``/``, ``/{proxy+}``, ``/v1``, ``/v1/{proxy+}``,
   ``/v1/tags``) that sets ``resource`` and ``pathParameters``;
-* the API key check (``x-api-key``; missing or unknown → ``403 {"message":"Forbidden"}`` before the
-  function runs), the usage plan's per-key throttle and quota and the stage throttle (``429``);
+* the API key check (``x-api-key``; missing or unknown → 403 before the function runs), the usage
+  plan's per-key throttle and quota and the stage throttle (429);
 * the request validator of ``POST /v1/tags`` (``image`` / ``url`` must be strings or null within
-  their size limits → ``400 {"message": "Invalid request body"}``);
+  their size limits → 400);
+* the gateway's own errors reshaped by the stack's gateway responses
+  (:func:`autotag.resources.gateway_errors`: ``{"code", "message", "request_id"}``);
 * the proxy event (single- and multi-value query strings and headers, body with
   ``isBase64Encoded`` for binary media types, a requestContext with requestId, stage and
   identity.apiKey), the payload limit, the integration timeout, and the gateway's own answers when
@@ -34,14 +36,33 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from autotag.local.runtime import FunctionPool
 from autotag.local.state import ACCOUNT_ID
-from autotag.resources import API_GATEWAY_MAX_INTEGRATION_SECONDS, API_GATEWAY_MAX_PAYLOAD_BYTES
+from autotag.resources import (
+    API_GATEWAY_MAX_INTEGRATION_SECONDS,
+    API_GATEWAY_MAX_PAYLOAD_BYTES,
+    API_MAX_URL_CHARS,
+    GatewayError,
+)
 
 log = logging.getLogger("autotag.local")
 
 STAGE = "prod"
 """The stage name of the deployed API (infra/api.py STAGE_NAME)."""
-MAX_URL_CHARS = 2048
-"""The request model's ``url`` limit (infra/api.py MAX_URL_CHARS)."""
+# API Gateway's own answers (status, message, error type) before the stack's gateway responses
+# reshape them (autotag.resources.gateway_errors, the same list infra/api.py applies).
+_GATEWAY_DEFAULTS: dict[str, tuple[int, str, str]] = {
+    "INVALID_API_KEY": (403, "Forbidden", "ForbiddenException"),
+    "MISSING_AUTHENTICATION_TOKEN": (
+        403,
+        "Missing Authentication Token",
+        "MissingAuthenticationTokenException",
+    ),
+    "THROTTLED": (429, "Too Many Requests", "TooManyRequestsException"),
+    "QUOTA_EXCEEDED": (429, "Limit Exceeded", "LimitExceededException"),
+    "BAD_REQUEST_BODY": (400, "Invalid request body", "BadRequestException"),
+    "REQUEST_TOO_LARGE": (413, "Request Too Long", "RequestTooLongException"),
+    "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out", "IntegrationTimeout"),
+    "INTEGRATION_FAILURE": (502, "Internal server error", "InternalServerErrorException"),
+}
 
 Response = tuple[int, list[tuple[str, str]], bytes]
 
@@ -60,6 +81,25 @@ class ApiGatewayConfig:
     max_image_chars: int | None = None
     binary_media_types: tuple[str, ...] = field(default=())
     """The deployed API sets none, so every body reaches the function as text."""
+    gateway_errors: tuple[GatewayError, ...] = ()
+    """The stack's gateway responses; without them API Gateway's defaults ({"message": ...})."""
+
+    def gateway_error(self, response_type: str, request_id: str) -> Response:
+        """API Gateway's own answer of this type, reshaped like the stack's gateway responses."""
+        status, message, kind = _GATEWAY_DEFAULTS[response_type]
+        family = "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX"
+        by_type = {e.response_type: e for e in self.gateway_errors}
+        custom = by_type.get(response_type) or by_type.get(family)
+        headers = [
+            ("Content-Type", "application/json"),
+            ("x-amzn-RequestId", request_id),
+            ("x-amzn-ErrorType", kind),
+        ]
+        if custom is None:
+            return status, headers, json.dumps({"message": message}).encode()
+        body = {"code": custom.code, "message": custom.message or message, "request_id": request_id}
+        headers.extend(custom.headers.items())
+        return custom.status or status, headers, json.dumps(body).encode()
 
 
 class _TokenBucket:
@@ -237,10 +277,10 @@ class LocalApiGateway:
                 period = (api_key, _quota_window(self.config.quota_period))
                 used = self._quota_used.get(period, 0)
                 if used >= self.config.quota_limit:
-                    return _gateway_error(429, "Limit Exceeded", "LimitExceededException", str(uuid.uuid4()))
+                    return self.config.gateway_error("QUOTA_EXCEEDED", str(uuid.uuid4()))
                 self._quota_used[period] = used + 1
         if (self._stage_bucket and not self._stage_bucket.take()) or (bucket and not bucket.take()):
-            return _gateway_error(429, "Too Many Requests", "TooManyRequestsException", str(uuid.uuid4()))
+            return self.config.gateway_error("THROTTLED", str(uuid.uuid4()))
         return None
 
     def _invalid_body(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bool:
@@ -256,7 +296,7 @@ class LocalApiGateway:
             return True
         if not isinstance(document, dict):
             return True
-        limits = {"image": self.config.max_image_chars, "url": MAX_URL_CHARS}
+        limits = {"image": self.config.max_image_chars, "url": API_MAX_URL_CHARS}
         for name, limit in limits.items():
             value = document.get(name)
             if value is None:
@@ -273,18 +313,18 @@ class LocalApiGateway:
         stage_prefix = f"/{self.config.stage}"
         if full_path != stage_prefix and not full_path.startswith(stage_prefix + "/"):
             # No such stage: API Gateway answers 403 without naming what is missing.
-            return _gateway_error(403, "Forbidden", "ForbiddenException", str(uuid.uuid4()))
+            return self.config.gateway_error("MISSING_AUTHENTICATION_TOKEN", str(uuid.uuid4()))
         path = full_path[len(stage_prefix) :] or "/"
         api_key = _header(headers, "x-api-key")
         if api_key is None or api_key not in self.config.api_keys:
-            return _gateway_error(403, "Forbidden", "ForbiddenException", str(uuid.uuid4()))
+            return self.config.gateway_error("INVALID_API_KEY", str(uuid.uuid4()))
         refused = self._within_plan(api_key)
         if refused is not None:
             return refused
         if len(body) > API_GATEWAY_MAX_PAYLOAD_BYTES:
-            return _gateway_error(413, "Request Too Long", "RequestTooLongException", str(uuid.uuid4()))
+            return self.config.gateway_error("REQUEST_TOO_LARGE", str(uuid.uuid4()))
         if self._invalid_body(method, path, headers, body):
-            return _gateway_error(400, "Invalid request body", "BadRequestException", str(uuid.uuid4()))
+            return self.config.gateway_error("BAD_REQUEST_BODY", str(uuid.uuid4()))
         event = proxy_event(
             method=method,
             path=path,
@@ -301,11 +341,12 @@ class LocalApiGateway:
         timeout = min(self.function.spec.timeout_seconds, self.config.integration_timeout_seconds)
         invocation = self.function.invoke(event, timeout=timeout)
         if invocation.error_type == "Sandbox.Timedout":
-            return _gateway_error(504, "Endpoint request timed out", "IntegrationTimeout", request_id)
+            return self.config.gateway_error("INTEGRATION_TIMEOUT", request_id)
         if not invocation.ok:
             log.warning("tag_api failed: %s: %s", invocation.error_type, invocation.error_message)
-            return _gateway_error(502, "Internal server error", "InternalServerErrorException", request_id)
-        return _proxy_response(invocation.payload, request_id)
+            return self.config.gateway_error("INTEGRATION_FAILURE", request_id)
+        response = _proxy_response(invocation.payload, request_id)
+        return response or self.config.gateway_error("INTEGRATION_FAILURE", request_id)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         gateway = self
@@ -356,20 +397,11 @@ def _quota_window(period: str) -> str:
     return now.strftime("%Y-%m") if period == "MONTH" else now.strftime("%Y-%m-%d")
 
 
-def _gateway_error(status: int, message: str, kind: str, request_id: str) -> Response:
-    headers = [
-        ("Content-Type", "application/json"),
-        ("x-amzn-RequestId", request_id),
-        ("x-amzn-ErrorType", kind),
-    ]
-    return status, headers, json.dumps({"message": message}).encode()
-
-
-def _proxy_response(payload: Any, request_id: str) -> Response:
-    """The function's proxy response → HTTP; a malformed one is a 502, as API Gateway answers."""
+def _proxy_response(payload: Any, request_id: str) -> Response | None:
+    """The function's proxy response → HTTP; None when malformed (API Gateway answers 502)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("statusCode"), int):
         log.warning("tag_api returned a malformed proxy response")
-        return _gateway_error(502, "Internal server error", "InternalServerErrorException", request_id)
+        return None
     headers: list[tuple[str, str]] = [("x-amzn-RequestId", request_id)]
     single = payload.get("headers") or {}
     multi = payload.get("multiValueHeaders") or {}
@@ -385,7 +417,7 @@ def _proxy_response(payload: Any, request_id: str) -> Response:
         try:
             body = base64.b64decode(raw)
         except (ValueError, TypeError):
-            return _gateway_error(502, "Internal server error", "InternalServerErrorException", request_id)
+            return None
     else:
         body = str(raw).encode("utf-8")
     return payload["statusCode"], headers, body

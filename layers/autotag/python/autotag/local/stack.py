@@ -39,7 +39,7 @@ from autotag.local.state import (
     remove_state,
     write_state,
 )
-from autotag.resources import DeploymentConfig, FunctionName
+from autotag.resources import DeploymentConfig, FunctionName, gateway_errors
 
 DEFAULT_AWS_PORT = 4566
 DEFAULT_API_PORT = 3000
@@ -183,6 +183,7 @@ class LocalStack:
                 stage_rate_limit=api.stage_rate_limit,
                 stage_burst_limit=api.stage_burst_limit,
                 max_image_chars=api.max_image_chars,
+                gateway_errors=gateway_errors(api),
             ),
             host=options.host,
             port=options.api_port,
