@@ -216,7 +216,29 @@ def _cost() -> list[Row]:
     ]
 
 
-SECTIONS: list[Callable[[], list[Row]]] = [_batch, _intake, _coldstart, _throughput, _cost]
+def _chaos() -> list[Row]:
+    chaos = read_result("chaos")
+    if not chaos:
+        return []
+    counts, provider, tags = chaos["counts"], chaos["provider"], chaos["user_tags"]
+    return [
+        {
+            "benchmark": "chaos (make chaos)",
+            "figure": f"{chaos['plan']['uploads']} uploads with provider faults, corrupt/deleted files, "
+            f"duplicate notifications, {chaos['kills']['kill_events']} kills",
+            "ours": f"tagged {counts.get('tagged', 0)}, failed {counts.get('failed', 0)} (DLQ, with reason), "
+            f"skipped {counts.get('skipped', 0)}, lost {counts.get('lost', 0)}",
+            "baseline": f"{provider['requests']} provider requests for {provider['valid_images']} images",
+            "ratio": f"{provider['requests_per_image']} requests per image",
+            "target": "lost 0; duplicate calls 0; user tags all kept",
+            "result": f"duplicate calls {provider['duplicate_calls_unexplained']}; user tags "
+            f"{tags['preserved']}/{tags['expected']}; {round(chaos['seconds'])} s",
+            "met": chaos["ok"],
+        }
+    ]
+
+
+SECTIONS: list[Callable[[], list[Row]]] = [_batch, _intake, _coldstart, _throughput, _cost, _chaos]
 
 
 def write_summary(runs: dict[str, Any]) -> None:
