@@ -11,10 +11,10 @@ from autotag.objects import InMemoryObjectStorage
 from autotag.retry import RetryPolicy
 from autotag.service import BackgroundLoop, TaggingService
 from autotag.store.memory import InMemoryImageStore
-from autotag.upload import UploadProcessor
+from autotag.upload import REPLAY_ATTRIBUTE, UploadProcessor
 
 from tests.support.events import s3_notification, s3_record, sqs_batch, sqs_message
-from tests.support.fakes import FakeTagger
+from tests.support.fakes import FakeTagger, InMemoryIdempotencyStore
 from tests.support.images import jpeg_bytes, truncated_jpeg
 from tests.support.lambda_context import lambda_context
 
@@ -28,7 +28,7 @@ def loop():
     background.close()
 
 
-def make(loop, *, concurrency=10, delay=0.0):
+def make(loop, *, concurrency=10, delay=0.0, persistence=None):
     config = AutotagConfig(processing=ProcessingPolicy(concurrency=concurrency, safety_margin_seconds=1))
     objects, store, dlq, tagger = (
         InMemoryObjectStorage(),
@@ -45,7 +45,7 @@ def make(loop, *, concurrency=10, delay=0.0):
         loop=loop,
         retry_policy=RetryPolicy(max_attempts=1),
     )
-    processor = UploadProcessor(service=service, config=config, dead_letters=dlq, persistence=None)
+    processor = UploadProcessor(service=service, config=config, dead_letters=dlq, persistence=persistence)
     return processor, objects, store, dlq, tagger
 
 
@@ -115,4 +115,37 @@ def test_same_object_twice_in_a_batch_is_processed_once(loop):
     assert response == {"batchItemFailures": []}
     assert tagger.calls == 1
     assert objects.reads == 1
+    processor.close()
+
+
+def replayed(message, replay_id):
+    attribute = {
+        "stringValue": replay_id,
+        "dataType": "String",
+        "stringListValues": [],
+        "binaryListValues": [],
+    }
+    return {**message, "messageAttributes": {REPLAY_ATTRIBUTE: attribute}}
+
+
+def test_duplicates_are_absorbed_but_a_replay_is_processed_again(loop):
+    processor, objects, store, dlq, tagger = make(loop, persistence=InMemoryIdempotencyStore())
+    objects.add(BUCKET, "cat.jpg", jpeg_bytes(32, 32, seed=5), version_id="v1")
+    objects.add(BUCKET, "bad.jpg", truncated_jpeg(), version_id="v1")
+    first = [message_for("cat.jpg"), message_for("bad.jpg")]
+    processor.handle(sqs_batch(*first), lambda_context())
+    processor.handle(sqs_batch(message_for("cat.jpg"), message_for("bad.jpg")), lambda_context())
+    assert tagger.calls == 1  # the duplicate delivery was answered from the idempotency record
+    assert len(dlq.letters) == 1  # and the terminal failure was not dead-lettered twice
+
+    # The cause is fixed and the DLQ message redriven: a replay must not be absorbed.
+    objects.add(BUCKET, "bad.jpg", jpeg_bytes(32, 32, seed=6), version_id="v1")
+    redrive = replayed(message_for("bad.jpg"), "replay-1")
+    response = processor.handle(sqs_batch(redrive), lambda_context())
+    assert response == {"batchItemFailures": []}
+    assert store.get(BUCKET, "bad.jpg").status.value == "tagged"
+    assert tagger.calls == 2
+    # The same replay delivered twice is still one piece of work.
+    processor.handle(sqs_batch(replayed(message_for("bad.jpg"), "replay-1")), lambda_context())
+    assert tagger.calls == 2
     processor.close()

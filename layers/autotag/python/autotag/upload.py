@@ -60,6 +60,20 @@ IDEMPOTENCY_KEY_PREFIX = "autotag.on_upload.object"
 DEFAULT_TIMEOUT_SECONDS = 60.0
 
 
+REPLAY_ATTRIBUTE = "replay_id"
+"""SQS message attribute marking a deliberate replay (``autotag redrive``, ``backfill --force``).
+
+Its value joins the idempotency key, so a replay is processed again even while the object's
+earlier outcome is remembered, and a duplicate delivery of the same replay is still absorbed.
+"""
+
+
+def replay_of(record: SQSRecord) -> str | None:
+    attributes = record.message_attributes
+    # Indexing (not .get) returns the typed attribute.
+    return attributes[REPLAY_ATTRIBUTE].string_value if REPLAY_ATTRIBUTE in attributes else None
+
+
 @dataclass(frozen=True)
 class _Message:
     message_id: str
@@ -84,7 +98,7 @@ class UploadProcessor:
             max_workers=config.processing.concurrency, thread_name_prefix="on-upload"
         )
         self._idempotency = IdempotencyConfig(
-            event_key_jmespath="[bucket, key, version]",
+            event_key_jmespath="[bucket, key, version, replay]",
             raise_on_no_idempotency_key=True,
             expires_after_seconds=idempotency_ttl_seconds,
         )
@@ -187,7 +201,7 @@ class _Batch:
             logger.info("not tagged", extra={"message_id": record.message_id, "object": what, "reason": why})
         message = _Message(record.message_id, record.body, len(parsed.objects))
         results = await asyncio.gather(
-            *(self._object(obj, message) for obj in parsed.objects), return_exceptions=True
+            *(self._object(obj, message, replay_of(record)) for obj in parsed.objects), return_exceptions=True
         )
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
@@ -203,13 +217,14 @@ class _Batch:
         if failures:
             raise failures[0]
 
-    async def _object(self, obj: ObjectCreated, message: _Message) -> dict[str, Any]:
-        key = json.dumps(obj.idempotency_ref, sort_keys=True)
+    async def _object(self, obj: ObjectCreated, message: _Message, replay: str | None) -> dict[str, Any]:
+        ref = {**obj.idempotency_ref, "replay": replay} if replay else obj.idempotency_ref
+        key = json.dumps(ref, sort_keys=True)
         future = self.inflight.get(key)
         if future is None:
             call = functools.partial(
                 self.processor._process_once,
-                object_ref=obj.idempotency_ref,
+                object_ref=ref,
                 obj=obj,
                 message=message,
                 deadline=self.deadline,

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from autotag.config import ObjectFilters
 from autotag.errors import BadInputError
 from autotag.ops.target import Target
 from autotag.store.base import ImageStore
+from autotag.upload import REPLAY_ATTRIBUTE
 
 BACKFILL_CONFIGURATION_ID = "autotag-backfill"
 """``configurationId`` of the notifications a backfill sends (S3 puts the notification's id there)."""
@@ -156,6 +158,15 @@ class Backfill:
     on_start: Callable[[int | None, BackfillReport], None] | None = None
     count_first: bool = True
     report: BackfillReport = field(default_factory=BackfillReport)
+    _run_id: str = field(default_factory=lambda: uuid.uuid4().hex, init=False)
+
+    @property
+    def _attributes(self) -> dict[str, dict[str, str]]:
+        attributes = {"origin": {"DataType": "String", "StringValue": "backfill"}}
+        if self.force:
+            # Forced: tag again even objects whose outcome the upload path still remembers.
+            attributes[REPLAY_ATTRIBUTE] = {"DataType": "String", "StringValue": self._run_id}
+        return attributes
 
     def run(self) -> BackfillReport:
         bucket, prefix = parse_s3_url(self.url)
@@ -226,7 +237,7 @@ class Backfill:
             {
                 "Id": str(index),
                 "MessageBody": body,
-                "MessageAttributes": {"origin": {"DataType": "String", "StringValue": "backfill"}},
+                "MessageAttributes": self._attributes,
             }
             for index, (_, body) in enumerate(pending)
         ]

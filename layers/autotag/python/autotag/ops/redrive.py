@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from autotag.dlq import DeadLetter, message_attributes
+from autotag.upload import REPLAY_ATTRIBUTE
 
 NO_CODE = "retries_exhausted"
 """The code shown for messages SQS moved to the DLQ itself (no reason attached)."""
@@ -72,6 +74,8 @@ def to_queue(sqs: Any, queue_url: str) -> Callable[[dict[str, Any]], None]:
             if name not in _DLQ_ATTRIBUTES and name not in ("bucket", "key", "source_message_id")
         }
         attributes["redriven_at"] = {"DataType": "String", "StringValue": str(int(time.time()))}
+        # A replay, not a duplicate: it must get past the idempotency record of the failed attempt.
+        attributes[REPLAY_ATTRIBUTE] = {"DataType": "String", "StringValue": uuid.uuid4().hex}
         sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"], MessageAttributes=attributes)
 
     return send
