@@ -12,7 +12,7 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from autotag.errors import AutotagError
 
@@ -50,22 +50,40 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _configure_logging(verbose: bool) -> None:
+def _configure_logging(verbose: bool) -> Callable[[], None]:
+    """Returns what puts the package logger back as it was (see :func:`main`)."""
     # The package logs through Powertools loggers named "autotag..."; the CLI reports failures
     # itself, so their records only reach the terminal when asked for.
     package_logger = logging.getLogger("autotag")
+    handlers, propagate, level = list(package_logger.handlers), package_logger.propagate, package_logger.level
+
+    def restore() -> None:
+        package_logger.handlers[:] = handlers
+        package_logger.propagate = propagate
+        package_logger.setLevel(level)
+
     if verbose:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
         package_logger.setLevel(logging.INFO)
     elif not package_logger.handlers:
         package_logger.addHandler(logging.NullHandler())
     package_logger.propagate = verbose
+    return restore
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
+    restore_logging = _configure_logging(args.verbose)
+    try:
+        return _run(args)
+    finally:
+        # In-process callers (tests, embedding) get the package logger back: a NullHandler left
+        # first on "autotag" would stand where a later Powertools Logger expects its own handler.
+        restore_logging()
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         status: int = args.handler(args)
     except AutotagError as error:
