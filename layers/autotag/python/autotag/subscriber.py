@@ -164,7 +164,9 @@ class BusSubscriber:
         self.allowed_buckets = allowed_buckets
         self.filters = filters
         self._idempotency = IdempotencyConfig(
-            event_key_jmespath="[bucket, key, version]",
+            # The same expression as on_upload's (autotag.upload), so an object announced on both
+            # S3 paths hashes to one record; ``replay`` is absent here (null), as in a first delivery.
+            event_key_jmespath="[bucket, key, version, replay]",
             raise_on_no_idempotency_key=True,
             expires_after_seconds=idempotency_ttl_seconds,
         )
