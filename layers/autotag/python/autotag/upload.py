@@ -71,7 +71,8 @@ earlier outcome is remembered, and a duplicate delivery of the same replay is st
 def replay_of(record: SQSRecord) -> str | None:
     attributes = record.message_attributes
     # Indexing (not .get) returns the typed attribute.
-    return attributes[REPLAY_ATTRIBUTE].string_value if REPLAY_ATTRIBUTE in attributes else None
+    attribute = attributes[REPLAY_ATTRIBUTE] if REPLAY_ATTRIBUTE in attributes else None  # noqa: SIM401
+    return attribute.string_value if attribute is not None else None
 
 
 @dataclass(frozen=True)
