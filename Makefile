@@ -7,6 +7,8 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
+# The layer build and cdk.json's app command call uv by name: make the bootstrapped one findable.
+export PATH := $(dir $(UV)):$(PATH)
 CDK := npx --no-install cdk
 CDK_CONFIG := $(if $(CONFIG),-c config=$(CONFIG))
 export CDK_DISABLE_CLI_TELEMETRY := true
