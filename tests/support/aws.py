@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import httpx
+from autotag.local import s3_events
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 REGION = "us-east-1"
@@ -20,6 +21,8 @@ class Emulator:
 
     @classmethod
     def start(cls) -> Emulator:
+        # S3 notifications with a sequencer and versionId, as real S3 sends them (in this process).
+        s3_events.install()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         host, port = server.get_host_and_port()

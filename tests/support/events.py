@@ -3,7 +3,9 @@ the samples in ``events/``. Keys are URL-encoded the way S3 encodes them (spaces
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,14 @@ from urllib.parse import quote_plus
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 REGION = "us-east-1"
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:autotag-tag-queue"
+
+
+_sequence = itertools.count(time.time_ns())
+
+
+def next_sequencer() -> str:
+    """A sequencer newer than every one before (S3 gives each PUT of a key a larger one)."""
+    return f"{next(_sequence):018X}"
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -31,10 +41,15 @@ def s3_record(
     version_id: str | None = None,
     size: int = 1024,
     event_name: str = "ObjectCreated:Put",
-    sequencer: str = "0055AED6DCD90281E5",
+    sequencer: str | None = "",
 ) -> dict[str, Any]:
-    """One S3 event notification record (structure version 2.1) for `key` (given decoded)."""
-    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": size, "sequencer": sequencer}
+    """One S3 event notification record (structure version 2.1) for `key` (given decoded).
+
+    Each call is a new event (a fresh, larger ``sequencer``) unless ``sequencer`` is given; None
+    leaves it out, as some emitters do. Reuse the record itself for a duplicate delivery."""
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": size}
+    if sequencer is not None:
+        obj["sequencer"] = sequencer or next_sequencer()
     if etag is not None:
         obj["eTag"] = etag
     if version_id is not None:

@@ -72,7 +72,8 @@ def test_merge_keeps_user_tags_and_adds_ours_best_first():
 
 def test_retag_replaces_only_our_previous_tags():
     current = {"owner": "alice", "autotag:dog": "0.90", "autotag:cat": "0.80", "autotag:sofa": "0.70"}
-    plan = plan_tag_set(current, labels(("dog", 0.6)), POLICY)
+    owned = {"autotag:dog": "0.90", "autotag:cat": "0.80", "autotag:sofa": "0.70"}
+    plan = plan_tag_set(current, labels(("dog", 0.6)), POLICY, owned=owned)
     assert plan.tag_set == {"owner": "alice", "autotag:dog": "0.60"}
     assert plan.write.removed == ("autotag:cat", "autotag:sofa")
 

@@ -9,6 +9,7 @@ from autotag.events import IMAGE_TAGGED, IMAGE_TAGGING_FAILED, InMemoryPublisher
 from autotag.image import S3Location
 from autotag.models import TagOptions
 from autotag.objects import InMemoryObjectStorage
+from autotag.ordering import EventOrder
 from autotag.retry import Deadline, RetryPolicy
 from autotag.service import (
     BackgroundLoop,
@@ -20,7 +21,14 @@ from autotag.service import (
 from autotag.store.base import ImageStatus
 from autotag.store.memory import InMemoryImageStore
 
-from tests.support.events import load_event, load_schema, s3_notification, s3_record, s3_test_event
+from tests.support.events import (
+    load_event,
+    load_schema,
+    next_sequencer,
+    s3_notification,
+    s3_record,
+    s3_test_event,
+)
 from tests.support.fakes import FakeTagger
 from tests.support.images import jpeg_bytes, truncated_jpeg
 
@@ -52,9 +60,18 @@ class Harness:
             retry_policy=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.01),
         )
 
-    def process(self, key, *, version_id="v1", etag=None, options=None, seconds=30.0):
+    def process(
+        self, key, *, version_id="v1", etag=None, options=None, seconds=30.0, sequencer=None, request=False
+    ):
+        """An S3 event (each call a new PUT, unless `sequencer` is given), or with `request` a Tag
+        Image Requested / store-mode request."""
+        order = None if request else EventOrder(sequencer=sequencer or next_sequencer())
         return self.service.process_object(
-            S3Location(BUCKET, key, version_id), options=options, deadline=Deadline.after(seconds), etag=etag
+            S3Location(BUCKET, key, version_id),
+            options=options,
+            deadline=Deadline.after(seconds),
+            etag=etag,
+            order=order,
         )
 
 
@@ -291,14 +308,26 @@ def test_sample_put_notification_decodes_the_key():
     assert obj.key == "uploads/2025/Summer Holiday/chat noir \u2013 été 😺.jpg"
     assert obj.version_id == "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
     assert obj.etag == "9b2cf535f27731c974343645a3985328"
-    assert obj.idempotency_ref == {"bucket": obj.bucket, "key": obj.key, "version": obj.version_id}
+    assert obj.sequencer == "0055AED6DCD90281E5"
+    assert obj.event_ref == {"bucket": obj.bucket, "key": obj.key, "event": "seq:" + "0" * 46 + obj.sequencer}
 
 
-def test_unversioned_idempotency_uses_the_etag():
-    parsed = parse_s3_notification(s3_notification(s3_record("b", "a+b.jpg", etag="e1")), ObjectFilters())
-    (obj,) = parsed.objects
-    assert obj.key == "a+b.jpg"
-    assert obj.idempotency_ref["version"] == "etag:e1"
+def test_each_put_is_its_own_event_and_the_etag_is_only_a_fallback():
+    same_bytes = [s3_record("b", "a+b.jpg", etag="e1") for _ in range(2)]
+    first, second = (
+        parse_s3_notification(s3_notification(r), ObjectFilters()).objects[0] for r in same_bytes
+    )
+    assert first.key == "a+b.jpg"
+    assert first.event_ref != second.event_ref  # the same bytes uploaded twice: two events
+    unsequenced = s3_record("b", "a.jpg", etag="e1", sequencer=None)
+    (obj,) = parse_s3_notification(s3_notification(unsequenced), ObjectFilters()).objects
+    assert obj.event_ref["event"] == "etag:e1"
+
+
+def test_a_malformed_sequencer_is_an_invalid_event():
+    with pytest.raises(BadInputError) as caught:
+        parse_s3_notification(s3_notification(s3_record("b", "a.jpg", sequencer="not-hex")), ObjectFilters())
+    assert caught.value.code == "invalid_event"
 
 
 def test_test_event_is_ignored():

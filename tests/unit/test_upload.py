@@ -13,8 +13,8 @@ from autotag.service import BackgroundLoop, TaggingService
 from autotag.store.memory import InMemoryImageStore
 from autotag.upload import REPLAY_ATTRIBUTE, UploadProcessor
 
-from tests.support.events import s3_notification, s3_record, sqs_batch, sqs_message
-from tests.support.fakes import FakeTagger, InMemoryIdempotencyStore
+from tests.support.events import next_sequencer, s3_notification, s3_record, sqs_batch, sqs_message
+from tests.support.fakes import FakeTagger
 from tests.support.images import jpeg_bytes, truncated_jpeg
 from tests.support.lambda_context import lambda_context
 
@@ -28,7 +28,7 @@ def loop():
     background.close()
 
 
-def make(loop, *, concurrency=10, delay=0.0, persistence=None):
+def make(loop, *, concurrency=10, delay=0.0):
     config = AutotagConfig(processing=ProcessingPolicy(concurrency=concurrency, safety_margin_seconds=1))
     objects, store, dlq, tagger = (
         InMemoryObjectStorage(),
@@ -45,12 +45,15 @@ def make(loop, *, concurrency=10, delay=0.0, persistence=None):
         loop=loop,
         retry_policy=RetryPolicy(max_attempts=1),
     )
-    processor = UploadProcessor(service=service, config=config, dead_letters=dlq, persistence=persistence)
+    processor = UploadProcessor(service=service, config=config, dead_letters=dlq)
     return processor, objects, store, dlq, tagger
 
 
-def message_for(key, version="v1"):
-    return sqs_message(s3_notification(s3_record(BUCKET, key, etag="etag", version_id=version)))
+def message_for(key, version="v1", *, sequencer=""):
+    """A new S3 event for `key` (a fresh sequencer), unless `sequencer` names the event."""
+    return sqs_message(
+        s3_notification(s3_record(BUCKET, key, etag="etag", version_id=version, sequencer=sequencer))
+    )
 
 
 def test_batch_runs_concurrently_within_the_bound(loop):
@@ -109,9 +112,9 @@ def test_multi_record_dead_letter_carries_only_the_failed_record(loop):
 def test_same_object_twice_in_a_batch_is_processed_once(loop):
     processor, objects, _, _, tagger = make(loop, delay=0.1)
     objects.add(BUCKET, "twice.jpg", jpeg_bytes(16, 16), version_id="v1")
-    response = processor.handle(
-        sqs_batch(message_for("twice.jpg"), message_for("twice.jpg")), lambda_context()
-    )
+    event = next_sequencer()
+    twice = [message_for("twice.jpg", sequencer=event) for _ in range(2)]
+    response = processor.handle(sqs_batch(*twice), lambda_context())
     assert response == {"batchItemFailures": []}
     assert tagger.calls == 1
     assert objects.reads == 1
@@ -129,23 +132,53 @@ def replayed(message, replay_id):
 
 
 def test_duplicates_are_absorbed_but_a_replay_is_processed_again(loop):
-    processor, objects, store, dlq, tagger = make(loop, persistence=InMemoryIdempotencyStore())
+    processor, objects, store, _dlq, tagger = make(loop)
     objects.add(BUCKET, "cat.jpg", jpeg_bytes(32, 32, seed=5), version_id="v1")
-    objects.add(BUCKET, "bad.jpg", truncated_jpeg(), version_id="v1")
-    first = [message_for("cat.jpg"), message_for("bad.jpg")]
-    processor.handle(sqs_batch(*first), lambda_context())
-    processor.handle(sqs_batch(message_for("cat.jpg"), message_for("bad.jpg")), lambda_context())
-    assert tagger.calls == 1  # the duplicate delivery was answered from the idempotency record
-    assert len(dlq.letters) == 1  # and the terminal failure was not dead-lettered twice
+    cat = message_for("cat.jpg")
+    processor.handle(sqs_batch(cat), lambda_context())
+    processor.handle(sqs_batch({**cat, "messageId": "another-delivery"}), lambda_context())
+    assert tagger.calls == 1  # the duplicate delivery: the record already reflects its sequencer
+    assert store.claims_taken == 1  # refused by the conditional claim itself, no further work
 
-    # The cause is fixed and the DLQ message redriven: a replay must not be absorbed.
-    objects.add(BUCKET, "bad.jpg", jpeg_bytes(32, 32, seed=6), version_id="v1")
-    redrive = replayed(message_for("bad.jpg"), "replay-1")
-    response = processor.handle(sqs_batch(redrive), lambda_context())
+    # A deliberate replay of the same event (autotag redrive, backfill --force) is tagged again.
+    response = processor.handle(sqs_batch(replayed(cat, "replay-1")), lambda_context())
     assert response == {"batchItemFailures": []}
+    assert store.claims_taken == 2
+    processor.close()
+
+
+def test_a_terminal_failure_moved_back_from_the_dlq_is_processed_again(loop):
+    """Redrive by any tool: the record stays failed for that event, so the same message (no marker,
+    as ``aws sqs start-message-move-task`` moves it) is processed again."""
+    processor, objects, store, dlq, tagger = make(loop)
+    objects.add(BUCKET, "bad.jpg", truncated_jpeg(), version_id="v1")
+    bad = message_for("bad.jpg")
+    processor.handle(sqs_batch(bad), lambda_context())
+    assert store.get(BUCKET, "bad.jpg").status.value == "failed"
+    (letter,) = dlq.letters
+
+    objects.add(BUCKET, "bad.jpg", jpeg_bytes(32, 32, seed=6), version_id="v1")  # the cause is fixed
+    moved = sqs_message(letter.body, receive_count=1)
+    assert processor.handle(sqs_batch(moved), lambda_context()) == {"batchItemFailures": []}
     assert store.get(BUCKET, "bad.jpg").status.value == "tagged"
-    assert tagger.calls == 2
-    # The same replay delivered twice is still one piece of work.
-    processor.handle(sqs_batch(replayed(message_for("bad.jpg"), "replay-1")), lambda_context())
-    assert tagger.calls == 2
+    assert tagger.calls == 1
+    # ...and a duplicate delivery of that now successful event is processed once.
+    processor.handle(sqs_batch(sqs_message(letter.body)), lambda_context())
+    assert tagger.calls == 1
+    assert len(dlq.letters) == 1
+    processor.close()
+
+
+def test_an_older_event_never_overwrites_a_newer_record(loop):
+    processor, objects, store, _dlq, tagger = make(loop)
+    objects.add(BUCKET, "aba.jpg", jpeg_bytes(32, 32, seed=7), version_id="v1", etag="a")
+    first = message_for("aba.jpg", "v1")
+    objects.add(BUCKET, "aba.jpg", jpeg_bytes(32, 32, seed=8), version_id="v2", etag="b")
+    second = message_for("aba.jpg", "v2")
+    processor.handle(sqs_batch(second), lambda_context())
+    assert store.get(BUCKET, "aba.jpg").version_id == "v2"
+    # v1's notification arrives late (S3 does not deliver in order): acknowledged, nothing changes.
+    assert processor.handle(sqs_batch(first), lambda_context()) == {"batchItemFailures": []}
+    assert store.get(BUCKET, "aba.jpg").version_id == "v2"
+    assert tagger.calls == 1
     processor.close()

@@ -142,6 +142,12 @@ class NotFoundError(AutotagError):
     code = "not_found"
 
 
+class ObjectNotFoundError(NotFoundError):
+    """A request names an S3 object (or version) that does not exist."""
+
+    code = "object_not_found"
+
+
 class ConfigError(AutotagError):
     code = "invalid_config"
 

@@ -107,6 +107,15 @@ def merge_results(results: Sequence[TagResult]) -> TagResult:
     )
 
 
+def check_options(config: AutotagConfig, options: TagOptions) -> None:
+    """Refuse, before any work, request options this deployment cannot run: a provider it does not
+    configure is the request's error (:class:`UnknownProviderError`), not the image's."""
+    for key in options.providers or ():
+        if config.provider(key) is None:
+            configured = ", ".join(p.key for p in config.providers)
+            raise UnknownProviderError(f"provider {key!r} is not configured (configured: {configured})")
+
+
 class Tagger:
     """Runs the configured providers. One per process; provider instances are reused."""
 

@@ -1,12 +1,15 @@
 """S3 object tags: merge autotag's labels into an object's tag set without touching the user's.
 
 Policy (``autotag.config.S3TagPolicy``):
-- A tag whose key starts with ``key_prefix`` is autotag's; every other tag is the user's and is kept
-  as it is, always.
+- autotag owns only the tags it recorded writing (the image record's ``s3_tags.written``: key and
+  value) that are still on the object as written. Every other tag is the user's and is kept as it
+  is, always, even one whose key starts with ``key_prefix``.
 - autotag writes one object tag per label: key ``{prefix}{label}``, value the confidence with two
   decimals (empty when the provider gives none), best labels first, at most ``max_tags`` and never
   more than the slots the user's tags leave free (S3 allows 10 tags per object).
-- A re-tag replaces every autotag tag written before (stale ones are removed).
+- A re-tag replaces the tags autotag owns (ones no longer wanted are removed). A tag autotag would
+  write is *dropped* when the user already has a tag with that key (the user's stays), or when the
+  user's tags leave no free slot; every removed and dropped tag is reported (``S3TagWrite``).
 - Keys and values are cut to S3's lengths (128 / 256 characters) and to the characters S3 accepts:
   Unicode letters and digits, spaces and ``+ - = . _ : / @`` (S3 tags are UTF-8; the AWS tag pattern
   is ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]``). Any other character becomes a space, runs of spaces collapse.
@@ -24,7 +27,7 @@ from autotag.config import S3_MAX_OBJECT_TAGS, S3TagPolicy
 from autotag.image import S3Location
 from autotag.models import Tag
 from autotag.objects import ObjectGoneError, ObjectStorage
-from autotag.store.base import S3TagWrite
+from autotag.store.base import DroppedTag, DroppedTagReason, S3TagWrite
 
 MAX_KEY_CHARS = 128
 MAX_VALUE_CHARS = 256
@@ -39,10 +42,6 @@ def sanitize(text: str, max_chars: int) -> str:
     """Text made S3-tag-legal: illegal characters become spaces, whitespace collapses, cut to length."""
     cleaned = "".join(c if _allowed(c) else " " for c in unicodedata.normalize("NFC", text))
     return " ".join(cleaned.split())[:max_chars].rstrip()
-
-
-def is_autotag_key(key: str, policy: S3TagPolicy) -> bool:
-    return key.startswith(policy.key_prefix)
 
 
 def confidence_value(confidence: float | None) -> str:
@@ -76,19 +75,37 @@ class TagSetPlan:
     changed: bool
 
 
-def plan_tag_set(current: Mapping[str, str], tags: Sequence[Tag], policy: S3TagPolicy) -> TagSetPlan:
-    """The merge, as a pure function of the object's current tag set and the labels."""
-    user = {k: v for k, v in current.items() if not is_autotag_key(k, policy)}
-    previous = {k: v for k, v in current.items() if is_autotag_key(k, policy)}
+def plan_tag_set(
+    current: Mapping[str, str],
+    tags: Sequence[Tag],
+    policy: S3TagPolicy,
+    *,
+    owned: Mapping[str, str] | None = None,
+) -> TagSetPlan:
+    """The merge, as a pure function of the object's current tag set, the labels and the tags
+    autotag recorded writing before (``owned``: key -> value)."""
+    owned = owned or {}
+    ours_before = {k: v for k, v in current.items() if k in owned and owned[k] == v}
+    user = {k: v for k, v in current.items() if k not in ours_before}
+    candidates = desired_tags(tags, policy, slots=policy.max_tags)
+    dropped: list[DroppedTag] = []
+    free = [(k, v) for k, v in candidates.items() if k not in user]
+    dropped.extend(
+        DroppedTag(key=k, value=v, reason=DroppedTagReason.USER_TAG)
+        for k, v in candidates.items()
+        if k in user
+    )
     slots = max(0, S3_MAX_OBJECT_TAGS - len(user))
-    ours = desired_tags(tags, policy, slots=slots)
-    candidates = len(desired_tags(tags, policy, slots=S3_MAX_OBJECT_TAGS))
+    ours = dict(free[:slots])
+    dropped.extend(DroppedTag(key=k, value=v, reason=DroppedTagReason.TAG_LIMIT) for k, v in free[slots:])
     reason = None
-    if candidates and slots == 0:
+    if free and slots == 0:
         reason = f"no free tag slots: {len(user)} user tags (S3 allows {S3_MAX_OBJECT_TAGS})"
-    elif len(ours) < candidates:
-        reason = f"{len(ours)} of {candidates} tags written: {len(user)} user tags leave {slots} free slots"
-    elif not ours and tags:
+    elif len(ours) < len(free):
+        reason = f"{len(ours)} of {len(free)} tags written: {len(user)} user tags leave {slots} free slots"
+    elif any(d.reason is DroppedTagReason.USER_TAG for d in dropped):
+        reason = "the user's own tags with the same keys were kept"
+    elif not candidates and tags:
         reason = (
             f"no tag qualifies (below the minimum confidence {policy.min_confidence} "
             "or no S3-legal characters in the name)"
@@ -100,7 +117,8 @@ def plan_tag_set(current: Mapping[str, str], tags: Sequence[Tag], policy: S3TagP
         tag_set=tag_set,
         write=S3TagWrite(
             written=ours,
-            removed=tuple(sorted(set(previous) - set(ours))),
+            removed=tuple(sorted(set(ours_before) - set(ours))),
+            dropped=tuple(dropped),
             user_tags_kept=len(user),
             reason=reason,
         ),
@@ -114,12 +132,20 @@ class ObjectTagWriter:
     def __init__(self, objects: ObjectStorage) -> None:
         self._objects = objects
 
-    def apply(self, location: S3Location, tags: Sequence[Tag], policy: S3TagPolicy) -> S3TagWrite:
+    def apply(
+        self,
+        location: S3Location,
+        tags: Sequence[Tag],
+        policy: S3TagPolicy,
+        *,
+        owned: Mapping[str, str] | None = None,
+    ) -> S3TagWrite:
+        """``owned``: the tags autotag recorded writing on this object before (the record's)."""
         if not policy.enabled:
             return S3TagWrite(reason="S3 object tagging is disabled")
         try:
             current = self._objects.get_tags(location)
-            plan = plan_tag_set(current, tags, policy)
+            plan = plan_tag_set(current, tags, policy, owned=owned)
             if plan.changed:
                 self._objects.put_tags(location, plan.tag_set)
         except ObjectGoneError:

@@ -41,6 +41,7 @@ from autotag.errors import (
     BadInputError,
     ImageTooLargeError,
     InvalidS3ReferenceError,
+    ObjectNotFoundError,
     ProviderTimeoutError,
     TransientError,
     UnsupportedFormatError,
@@ -51,7 +52,8 @@ from autotag.intake import inspect_image
 from autotag.models import TagOptions, TagResult
 from autotag.objects import ObjectGoneError, ObjectInfo, ObjectStorage
 from autotag.observability import record_provider_failures
-from autotag.pipeline import AllProvidersFailedError
+from autotag.ordering import Claim, ClaimLostError, Disposition, EventOrder, Refusal, normalize_sequencer
+from autotag.pipeline import AllProvidersFailedError, check_options
 from autotag.retry import Deadline, RetryPolicy, retry_async
 from autotag.s3tags import ObjectTagWriter
 from autotag.settings import RuntimeSettings, get_settings
@@ -65,6 +67,27 @@ CACHE_FORMAT = 1
 """Bump to invalidate every cached result (e.g. when the normalized model changes meaning)."""
 
 _GENERIC_CONTENT_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+CLAIM_MARGIN_SECONDS = 5.0
+"""A claim outlives the processing deadline by this much (then another delivery may take over)."""
+
+
+@dataclass(frozen=True)
+class ObjectOutcome:
+    """What one event did: the record it wrote (or the one that already reflected it), and whether
+    it was processed, a duplicate, or stale (older than what the record reflects; nothing stored)."""
+
+    record: ImageRecord
+    disposition: Disposition
+
+
+def _describes(record: ImageRecord | None, info: ObjectInfo, location: S3Location) -> bool:
+    """Whether `record` is about the object HEAD just described (same version and bytes)."""
+    return (
+        record is not None
+        and record.version_id == location.version_id
+        and record.etag is not None
+        and record.etag == info.etag
+    )
 
 
 # --- Errors ----------------------------------------------------------------------------------
@@ -219,15 +242,23 @@ class ObjectCreated:
     size: int | None
     event_name: str
     raw: dict[str, Any] = field(compare=False, repr=False)
+    sequencer: str | None = None
+    """S3's order of this event among the key's events (None from emitters that leave it out)."""
 
     @property
     def location(self) -> S3Location:
         return S3Location(self.bucket, self.key, self.version_id)
 
     @property
-    def idempotency_ref(self) -> dict[str, str]:
-        """What identifies this object version: versionId, else the ETag (unversioned buckets)."""
-        return {"bucket": self.bucket, "key": self.key, "version": self.version_id or f"etag:{self.etag}"}
+    def event_ref(self) -> dict[str, str]:
+        """What identifies this event: the key and S3's sequencer (each PUT has its own), else the
+        versionId or ETag (notifications without a sequencer)."""
+        event = (
+            f"seq:{normalize_sequencer(self.sequencer)}"
+            if self.sequencer
+            else self.version_id or f"etag:{self.etag}"
+        )
+        return {"bucket": self.bucket, "key": self.key, "event": event}
 
 
 @dataclass(frozen=True)
@@ -269,6 +300,11 @@ def parse_s3_notification(body: str | dict[str, Any], filters: ObjectFilters) ->
         if not filters.accepts(key):
             ignored.append((f"s3://{bucket}/{key}", "excluded by the object filters"))
             continue
+        sequencer = record.s3.object.sequencer or None
+        try:
+            normalize_sequencer(sequencer)
+        except BadInputError as error:
+            raise BadInputError(str(error), code="invalid_event") from None
         objects.append(
             ObjectCreated(
                 bucket=bucket,
@@ -278,6 +314,7 @@ def parse_s3_notification(body: str | dict[str, Any], filters: ObjectFilters) ->
                 size=record.s3.object.size,
                 event_name=record.eventName,
                 raw=raw,
+                sequencer=sequencer,
             )
         )
     return ParsedNotification(objects=objects, ignored=ignored)
@@ -320,32 +357,120 @@ class TaggingService:
         options: TagOptions | None = None,
         deadline: Deadline,
         etag: str | None = None,
+        order: EventOrder | None = None,
     ) -> ImageRecord:
+        """Tag one S3 object end to end; the record (see :meth:`handle_event` for the rest)."""
+        return self.handle_event(location, options=options, deadline=deadline, etag=etag, order=order).record
+
+    def handle_event(
+        self,
+        location: S3Location,
+        *,
+        options: TagOptions | None = None,
+        deadline: Deadline,
+        etag: str | None = None,
+        order: EventOrder | None = None,
+    ) -> ObjectOutcome:
         """Tag one S3 object end to end; see the module docstring for outcomes and errors.
+
+        ``order`` is the S3 event's place among the key's events (:mod:`autotag.ordering`): a
+        duplicate or an older event does no work and changes nothing. None means a request (Tag
+        Image Requested, the API's store mode): it must name an object (version) that exists
+        (else :class:`~autotag.errors.ObjectNotFoundError`, nothing stored) and options this
+        deployment can run (else :class:`~autotag.errors.UnknownProviderError`, nothing stored).
 
         ``etag`` is the ETag the trigger saw (unversioned buckets): if the object has been
         overwritten since, the newer object's own notification covers it and this one is skipped.
         """
         options = options or TagOptions()
+        check_options(self.config, options)  # a bad request never touches the record
         if deadline.expired:
             raise TransientError("no time left to process the object", code="deadline")
+        claimed = self.store.claim(
+            location.bucket,
+            location.key,
+            order or EventOrder(),
+            lease_seconds=deadline.remaining() + CLAIM_MARGIN_SECONDS,
+        )
+        if isinstance(claimed, Refusal):
+            claimed.raise_if_busy()
+            assert claimed.disposition is not None
+            logger.info(
+                "event already reflected by the record",
+                extra={
+                    "s3_uri": location.uri,
+                    "disposition": claimed.disposition.value,
+                    "reason": claimed.reason,
+                },
+            )
+            record = claimed.record
+            if claimed.disposition is not Disposition.DUPLICATE or record is None:
+                record = self._skip(location, etag, claimed.reason)
+            return ObjectOutcome(record, claimed.disposition)
+        try:
+            return self._process_claimed(location, options, deadline, etag, claimed, request=order is None)
+        except ClaimLostError:
+            logger.warning("record taken over while processing", extra={"s3_uri": location.uri})
+            return ObjectOutcome(self._skip(location, etag, "superseded while processing"), Disposition.STALE)
+        except TerminalProcessingError as error:
+            if error.record is None:  # stored failures end the claim themselves
+                self._release(claimed)
+            raise
+        except BaseException:
+            self._release(claimed)
+            raise
+
+    def _release(self, claim: Claim) -> None:
+        try:
+            self.store.release(claim)
+        except Exception:  # it expires anyway
+            logger.debug("claim not released", exc_info=True)
+
+    def _process_claimed(
+        self,
+        location: S3Location,
+        options: TagOptions,
+        deadline: Deadline,
+        etag: str | None,
+        claim: Claim,
+        *,
+        request: bool,
+    ) -> ObjectOutcome:
+        previous = claim.previous
         try:
             info = self.objects.head(location)
         except InvalidS3ReferenceError as error:
             self._refused(location, error)
         if info is None:
-            return self._skip(location, etag, "object no longer exists", store=True)
+            return self._gone(location, etag, claim, request=request)
         if etag and info.etag and etag != info.etag and not location.version_id:
-            return self._skip(location, etag, "object was overwritten after this event", store=False)
+            self._release(claim)
+            return ObjectOutcome(
+                self._skip(location, etag, "object was overwritten after this event"), Disposition.STALE
+            )
         location = S3Location(location.bucket, location.key, location.version_id or info.version_id)
+        same_object = _describes(previous, info, location)
+        if (
+            previous is not None
+            and same_object
+            and previous.status is ImageStatus.TAGGED
+            and not request
+            and claim.order.sequencer is None
+            and not claim.order.replay
+        ):
+            # An unordered notification (backfill) for the object the record already describes.
+            self._release(claim)
+            return ObjectOutcome(previous, Disposition.DUPLICATE)
         base = {
             "bucket": location.bucket,
             "key": location.key,
             "version_id": location.version_id,
             "etag": info.etag,
+            "sequencer": claim.order.sequencer or (previous.sequencer if previous else None),
             "size": info.size,
             "content_type": info.content_type,
         }
+        owned = previous.s3_tags.written if previous is not None and previous.s3_tags else {}
         image: SourceImage | None = None
         try:
             self._check_object(info)
@@ -353,15 +478,17 @@ class TaggingService:
             image = inspect_image(data, limits=self.config.limits)
             result, cached = self._tag(image, options, deadline, s3=location)
         except ObjectGoneError:
-            return self._skip(location, etag, "object no longer exists", store=True)
+            return self._gone(location, etag, claim, request=request)
         except InvalidS3ReferenceError as error:
             self._refused(location, error)
         except AutotagError as error:
             if error.retryable:
                 raise
-            self._fail(base, error, image)
+            # The tags autotag wrote before are still on the object: the record keeps owning them.
+            kept = previous.s3_tags if previous is not None and same_object else None
+            self._fail({**base, "s3_tags": kept}, error, image, claim)
         width, height = image.upright_size
-        s3_tags = self._tag_writer.apply(location, result.tags, self.config.s3_tags)
+        s3_tags = self._tag_writer.apply(location, result.tags, self.config.s3_tags, owned=owned)
         record = ImageRecord.from_result(
             result,
             **base,
@@ -372,7 +499,7 @@ class TaggingService:
             s3_tags=s3_tags,
             cached=cached,
         )
-        self.store.put(record)
+        self.store.put(record, claim=claim)
         self.publisher.publish(ImageTaggedDetail.from_record(record))
         logger.info(
             "image tagged",
@@ -381,9 +508,25 @@ class TaggingService:
                 "tag_count": len(record.tags),
                 "cached": cached,
                 "s3_tags_written": len(s3_tags.written),
+                "s3_tags_removed": len(s3_tags.removed),
+                "s3_tags_dropped": len(s3_tags.dropped),
             },
         )
-        return record
+        return ObjectOutcome(record, Disposition.PROCESSED)
+
+    def _gone(self, location: S3Location, etag: str | None, claim: Claim, *, request: bool) -> ObjectOutcome:
+        """The object (version) does not exist. A request names it: a request error, the record of
+        what does exist untouched. An S3 event (the newest for the key): recorded as skipped."""
+        if request:
+            raise ObjectNotFoundError(
+                f"{location.uri}"
+                + (f" version {location.version_id!r}" if location.version_id else "")
+                + " does not exist"
+            )
+        record = self._skip(location, etag, "object no longer exists")
+        record = record.model_copy(update={"sequencer": claim.order.sequencer})
+        self.store.put(record, claim=claim)
+        return ObjectOutcome(record, Disposition.PROCESSED)
 
     def _check_object(self, info: ObjectInfo) -> None:
         limit = self.config.limits.max_bytes
@@ -493,8 +636,10 @@ class TaggingService:
         # A little beyond the deadline: providers stop at it themselves; this only guards a hang.
         return self._loop.run(coro, timeout=deadline.remaining() + 2.0)
 
-    def _skip(self, location: S3Location, etag: str | None, reason: str, *, store: bool) -> ImageRecord:
-        record = ImageRecord(
+    def _skip(self, location: S3Location, etag: str | None, reason: str) -> ImageRecord:
+        """A ``skipped`` record (the caller stores it, or not)."""
+        logger.info("object skipped", extra={"s3_uri": location.uri, "reason": reason})
+        return ImageRecord(
             bucket=location.bucket,
             key=location.key,
             version_id=location.version_id,
@@ -502,10 +647,6 @@ class TaggingService:
             status=ImageStatus.SKIPPED,
             error=reason,
         )
-        if store:
-            self.store.put(record)
-        logger.info("object skipped", extra={"s3_uri": location.uri, "reason": reason})
-        return record
 
     def _refused(self, location: S3Location, error: InvalidS3ReferenceError) -> NoReturn:
         logger.warning(
@@ -514,7 +655,9 @@ class TaggingService:
         )
         raise TerminalProcessingError(None, error) from error
 
-    def _fail(self, base: dict[str, Any], error: AutotagError, image: SourceImage | None) -> NoReturn:
+    def _fail(
+        self, base: dict[str, Any], error: AutotagError, image: SourceImage | None, claim: Claim
+    ) -> NoReturn:
         providers = getattr(error, "result", None)
         record = ImageRecord(
             **base,
@@ -526,7 +669,7 @@ class TaggingService:
             error_code=error.code,
             error=str(error),
         )
-        self.store.put(record)
+        self.store.put(record, claim=claim)
         self.publisher.publish(ImageTaggingFailedDetail.from_record(record))
         logger.warning(
             "image cannot be tagged",

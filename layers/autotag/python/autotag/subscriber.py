@@ -33,12 +33,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from autotag.api.models import S3_BUCKET_PATTERN
 from autotag.config import ObjectFilters
 from autotag.dlq import DeadLetter, DeadLetterQueue
-from autotag.errors import AutotagError, BadInputError, InvalidS3ReferenceError
+from autotag.errors import (
+    AutotagError,
+    BadInputError,
+    InvalidS3ReferenceError,
+    ObjectNotFoundError,
+    UnknownProviderError,
+)
 from autotag.image import S3Location
 from autotag.models import TagOptions
+from autotag.ordering import EventOrder, normalize_sequencer
 from autotag.retry import Deadline
 from autotag.service import TaggingService, TerminalProcessingError
-from autotag.upload import IDEMPOTENCY_KEY_PREFIX as UPLOAD_IDEMPOTENCY_KEY_PREFIX
 
 logger = Logger(service="autotag", child=True)
 
@@ -81,6 +87,7 @@ class Request:
     options: TagOptions
     etag: str | None
     kind: Literal["tag_image_requested", "s3_object_created"]
+    sequencer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,7 @@ def to_request(event: BusEvent) -> Request:
         options=TagOptions(),
         etag=(obj.etag or None),
         kind="s3_object_created",
+        sequencer=obj.sequencer or None,
     )
 
 
@@ -143,10 +151,12 @@ def to_request(event: BusEvent) -> Request:
 class BusSubscriber:
     """Handles one bus event at a time (EventBridge invokes the function asynchronously, per event).
 
-    Idempotency (Powertools, the table the upload path uses): an S3 Object Created event is keyed on
-    the object version exactly as ``on_upload`` keys it, so an object announced both by an S3
-    notification and by EventBridge is tagged once; a Tag Image Requested event is keyed on its
-    event id, so a redelivered event is not run twice while a new request re-tags the object.
+    Duplicates: an S3 Object Created event is ordered by its ``sequencer`` against the image record,
+    exactly as ``on_upload`` orders S3 notifications (:mod:`autotag.ordering`), so an object
+    announced both by an S3 notification and by EventBridge is tagged once. A Tag Image Requested
+    event is keyed on its event id (Powertools idempotency), so a redelivered event is not run twice
+    while a new request re-tags the object. A request naming an unknown provider, or an object or
+    version that does not exist, goes to the DLQ with its reason and leaves the record as it is.
     """
 
     def __init__(
@@ -164,27 +174,21 @@ class BusSubscriber:
         self.allowed_buckets = allowed_buckets
         self.filters = filters
         self._idempotency = IdempotencyConfig(
-            # The same expression as on_upload's (autotag.upload), so an object announced on both
-            # S3 paths hashes to one record; ``replay`` is absent here (null), as in a first delivery.
-            event_key_jmespath="[bucket, key, version, replay]",
+            event_key_jmespath="[bucket, key, event]",
             raise_on_no_idempotency_key=True,
             expires_after_seconds=idempotency_ttl_seconds,
         )
-        self._once: dict[str, Callable[..., dict[str, Any]]] = {
-            kind: idempotent_function(
+        self._request_once: Callable[..., dict[str, Any]] = (
+            idempotent_function(
                 self._process,
                 data_keyword_argument="ref",
                 persistence_store=persistence,
                 config=self._idempotency,
-                key_prefix=prefix,
+                key_prefix=REQUEST_IDEMPOTENCY_KEY_PREFIX,
             )
             if persistence is not None
             else self._process
-            for kind, prefix in (
-                ("s3_object_created", UPLOAD_IDEMPOTENCY_KEY_PREFIX),
-                ("tag_image_requested", REQUEST_IDEMPOTENCY_KEY_PREFIX),
-            )
-        }
+        )
 
     def handle(self, event: object, *, deadline: Deadline, context: LambdaContext | None = None) -> Outcome:
         if context is not None:
@@ -202,15 +206,11 @@ class BusSubscriber:
             location = self._existing_key(request.location)
         except InvalidS3ReferenceError as error:
             return self._dead_letter(event, error, request.location)
-        version = (
-            f"event:{parsed.id}"
-            if request.kind == "tag_image_requested"
-            else location.version_id or f"etag:{request.etag}"
-        )
-        ref = {"bucket": location.bucket, "key": location.key, "version": version}
-        result = self._once[request.kind](
-            ref=ref, event=event, request=request, location=location, deadline=deadline
-        )
+        process = self._process
+        if request.kind == "tag_image_requested":
+            process = self._request_once
+        ref = {"bucket": location.bucket, "key": location.key, "event": f"event:{parsed.id}"}
+        result = process(ref=ref, event=event, request=request, location=location, deadline=deadline)
         # A duplicate gets the stored outcome back; for objects that may be on_upload's (same key).
         return Outcome(
             status=str(result.get("status", "tagged")),
@@ -229,17 +229,22 @@ class BusSubscriber:
         location: S3Location,
         deadline: Deadline,
     ) -> dict[str, Any]:
+        order = EventOrder(sequencer=request.sequencer) if request.kind == "s3_object_created" else None
         try:
             record = self.service.process_object(
-                location, options=request.options, deadline=deadline, etag=request.etag
+                location, options=request.options, deadline=deadline, etag=request.etag, order=order
             )
         except TerminalProcessingError as error:
             # Stored as failed and announced by the service (unless S3 refused the reference
             # itself); keep the event with the reason.
             return self._dead_letter(event, error.cause, location).as_dict()
+        except (UnknownProviderError, ObjectNotFoundError) as error:
+            # The request's own error: nothing was stored; the requester learns why from the DLQ.
+            return self._dead_letter(event, error, location).as_dict()
         return Outcome(record.status.value, record.bucket, record.key, record.error_code).as_dict()
 
     def _check(self, request: Request) -> None:
+        normalize_sequencer(request.sequencer)  # a malformed one is the event's error
         if request.location.bucket not in self.allowed_buckets:
             raise BucketNotAllowedError(f"bucket {request.location.bucket!r} is not one this deployment tags")
 

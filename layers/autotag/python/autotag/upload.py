@@ -6,14 +6,18 @@ synchronous ``idempotent_function`` in a bounded thread pool (``processing.concu
 the provider calls inside share one background event loop (see :mod:`autotag.service`). A batch of
 N objects therefore takes about one provider round trip, not N.
 
-Per object:
-- tagged / skipped → processed (the idempotency record keeps the outcome: a duplicate delivery of
-  the same bucket + key + versionId (or ETag) makes no second provider call);
+Per object (each S3 event is its own piece of work, ordered by S3's ``sequencer``; the rules are
+in :mod:`autotag.ordering`, enforced by a conditional write on the image record itself, so there is
+no separate idempotency record to read or write):
+- tagged / skipped → processed; a duplicate delivery of the same event is acknowledged with no
+  provider call, and an event older than the one the record reflects changes nothing;
 - terminal failure → recorded failed + announced by the service, the message sent to the DLQ with
-  its reason here, then processed (cached as done: a redelivery does not re-send it);
-- retryable failure → raised, so Powertools deletes the in-progress idempotency record and the
-  message is reported as a batch item failure (SQS redelivers it, then moves it to the DLQ after
-  ``maxReceiveCount``).
+  its reason here, then processed. The record stays ``failed`` for that event, so the message
+  moved back from the DLQ (``aws sqs start-message-move-task``, ``autotag redrive``, the console)
+  is processed again;
+- retryable failure (including ``object_busy``: another event for the key is in flight) → raised,
+  so the message is reported as a batch item failure (SQS redelivers it, then moves it to the DLQ
+  after ``maxReceiveCount``).
 """
 
 from __future__ import annotations
@@ -34,13 +38,12 @@ from aws_lambda_powertools.utilities.batch import (
     async_process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from autotag.config import AutotagConfig, get_config
 from autotag.dlq import DeadLetter, DeadLetterQueue
 from autotag.errors import AutotagError, BadInputError
+from autotag.ordering import Disposition, EventOrder
 from autotag.retry import Deadline
 from autotag.service import (
     ObjectCreated,
@@ -55,17 +58,12 @@ from autotag.settings import get_settings
 
 logger = Logger(service="autotag", child=True)
 
-IDEMPOTENCY_KEY_PREFIX = "autotag.on_upload.object"
-"""Stable across function renames and versions (Powertools defaults to the function name)."""
 DEFAULT_TIMEOUT_SECONDS = 60.0
 
 
 REPLAY_ATTRIBUTE = "replay_id"
-"""SQS message attribute marking a deliberate replay (``autotag redrive``, ``backfill --force``).
-
-Its value joins the idempotency key, so a replay is processed again even while the object's
-earlier outcome is remembered, and a duplicate delivery of the same replay is still absorbed.
-"""
+"""SQS message attribute marking a deliberate replay (``autotag redrive``, ``backfill --force``):
+the object is tagged again even though the record already reflects the event."""
 
 
 def replay_of(record: SQSRecord) -> str | None:
@@ -89,8 +87,6 @@ class UploadProcessor:
         service: TaggingService,
         config: AutotagConfig,
         dead_letters: DeadLetterQueue | None,
-        persistence: BasePersistenceLayer | None,
-        idempotency_ttl_seconds: int = 3600,
     ) -> None:
         self.service = service
         self.config = config
@@ -98,29 +94,11 @@ class UploadProcessor:
         self._pool = ThreadPoolExecutor(
             max_workers=config.processing.concurrency, thread_name_prefix="on-upload"
         )
-        self._idempotency = IdempotencyConfig(
-            event_key_jmespath="[bucket, key, version, replay]",
-            raise_on_no_idempotency_key=True,
-            expires_after_seconds=idempotency_ttl_seconds,
-        )
-        # Decorated here, not at import: the persistence layer holds a boto3 client.
-        self._process_once = (
-            idempotent_function(
-                self._process_object,
-                data_keyword_argument="object_ref",
-                persistence_store=persistence,
-                config=self._idempotency,
-                key_prefix=IDEMPOTENCY_KEY_PREFIX,
-            )
-            if persistence is not None
-            else self._process_object
-        )
 
     def handle(
         self, event: dict[str, Any], context: LambdaContext, metrics: Metrics | None = None
     ) -> dict[str, Any]:
         """Process one SQS batch; returns the partial batch response (``batchItemFailures``)."""
-        self._idempotency.register_lambda_context(context)
         remaining = context.get_remaining_time_in_millis() / 1000 if context else DEFAULT_TIMEOUT_SECONDS
         deadline = Deadline.after(max(0.0, remaining - self.config.processing.safety_margin_seconds))
         batch = _Batch(self, deadline, context.aws_request_id if context else "local", metrics)
@@ -132,23 +110,26 @@ class UploadProcessor:
         )
         return dict(response)
 
-    # Runs in a pool thread, inside the idempotency wrapper.
+    # Runs in a pool thread.
     def _process_object(
-        self,
-        *,
-        object_ref: dict[str, str],
-        obj: ObjectCreated,
-        message: _Message,
-        deadline: Deadline,
-        request_id: str,
+        self, *, obj: ObjectCreated, replay: bool, message: _Message, deadline: Deadline
     ) -> dict[str, Any]:
-        outcome: dict[str, Any] = {"request_id": request_id}
         try:
-            record = self.service.process_object(obj.location, deadline=deadline, etag=obj.etag)
+            outcome = self.service.handle_event(
+                obj.location,
+                deadline=deadline,
+                etag=obj.etag,
+                order=EventOrder(sequencer=obj.sequencer, replay=replay),
+            )
         except TerminalProcessingError as error:
             self._dead_letter(message, obj, error)
-            return {**outcome, "status": "failed", "error_code": error.code}
-        return {**outcome, "status": record.status.value, "cached": record.cached}
+            return {"disposition": "processed", "status": "failed", "error_code": error.code}
+        record = outcome.record
+        return {
+            "disposition": outcome.disposition.value,
+            "status": record.status.value,
+            "cached": record.cached,
+        }
 
     def _dead_letter(self, message: _Message, obj: ObjectCreated | None, error: AutotagError) -> None:
         if self.dead_letters is None:
@@ -219,17 +200,15 @@ class _Batch:
             raise failures[0]
 
     async def _object(self, obj: ObjectCreated, message: _Message, replay: str | None) -> dict[str, Any]:
-        ref = {**obj.idempotency_ref, "replay": replay} if replay else obj.idempotency_ref
-        key = json.dumps(ref, sort_keys=True)
+        key = json.dumps({**obj.event_ref, "replay": replay}, sort_keys=True)
         future = self.inflight.get(key)
         if future is None:
             call = functools.partial(
-                self.processor._process_once,
-                object_ref=ref,
+                self.processor._process_object,
                 obj=obj,
+                replay=replay is not None,
                 message=message,
                 deadline=self.deadline,
-                request_id=self.request_id,
             )
             future = asyncio.get_running_loop().run_in_executor(self.processor._pool, call)
             self.inflight[key] = future
@@ -240,8 +219,12 @@ class _Batch:
         return await future
 
     def _count_outcome(self, outcome: dict[str, Any]) -> None:
-        if outcome.get("request_id") != self.request_id:
-            self.count("DuplicateDeliveries")  # answered from the idempotency record
+        disposition = outcome.get("disposition")
+        if disposition == Disposition.DUPLICATE.value:
+            self.count("DuplicateDeliveries")  # the record already reflects this event
+            return
+        if disposition == Disposition.STALE.value:
+            self.count("StaleEvents")  # older than what the record reflects: nothing changed
             return
         status = outcome.get("status")
         self.count({"tagged": "ImagesTagged", "failed": "ImagesFailed"}.get(str(status), "ImagesSkipped"))
@@ -252,8 +235,6 @@ class _Batch:
 @lru_cache(maxsize=1)
 def get_upload_processor() -> UploadProcessor:
     """Built on first use from the function's settings and config, then reused while warm."""
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
     from autotag.dlq import SqsDeadLetterQueue
 
     settings, config, clients = get_settings(), get_config(), aws_clients()
@@ -263,10 +244,6 @@ def get_upload_processor() -> UploadProcessor:
         dead_letters=SqsDeadLetterQueue(clients.client("sqs"), settings.dlq_url)
         if settings.dlq_url
         else None,
-        persistence=DynamoDBPersistenceLayer(
-            table_name=settings.idempotency_table_name, boto3_client=clients.client("dynamodb")
-        ),
-        idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
     )
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from autotag.local import s3_events
 from autotag.local.state import LocalStackError
 
 READY_TIMEOUT_SECONDS = 30.0
@@ -246,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     _item_level_transaction_backups()
+    s3_events.install()
     try:
         server = make_server(
             args.host,

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from autotag.models import Classification, ProviderStatus, Tag, TagResult
+
+if TYPE_CHECKING:
+    from autotag.ordering import Claim, EventOrder, Refusal
 
 T = TypeVar("T")
 
@@ -20,13 +23,34 @@ class ImageStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+class DroppedTagReason(StrEnum):
+    TAG_LIMIT = "tag_limit"
+    """S3 allows 10 tags per object; the user's tags came first and left no slot for this one."""
+    USER_TAG = "user_tag"
+    """The object has a tag with this key that autotag did not write: the user's, kept as it is."""
+
+
+class DroppedTag(BaseModel):
+    """An object tag autotag would have written and did not."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    value: str
+    reason: DroppedTagReason
+
+
 class S3TagWrite(BaseModel):
-    """What autotag wrote to the object's S3 tags, or why it wrote nothing."""
+    """What autotag wrote to the object's S3 tags, or why it wrote nothing.
+
+    autotag owns exactly the tags it records in ``written`` (key and value): a later run removes or
+    replaces only those; every other tag on the object, whatever its key, is the user's."""
 
     model_config = ConfigDict(frozen=True)
 
     written: dict[str, str] = Field(default_factory=dict)
-    removed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = Field(default=(), description="autotag's earlier tags this run removed")
+    dropped: tuple[DroppedTag, ...] = Field(default=(), description="Tags not written, and why")
     user_tags_kept: int = 0
     reason: str | None = Field(default=None, description="Why fewer (or no) tags were written")
 
@@ -40,6 +64,9 @@ class ImageRecord(BaseModel):
     key: str
     version_id: str | None = None
     etag: str | None = None
+    sequencer: str | None = Field(
+        default=None, description="S3's sequencer of the event this record reflects (orders events per key)"
+    )
     sha256: str | None = None
     size: int | None = None
     content_type: str | None = None
@@ -91,8 +118,20 @@ class Page(BaseModel, Generic[T]):
 class ImageStore(Protocol):
     def get(self, bucket: str, key: str) -> ImageRecord | None: ...
 
-    def put(self, record: ImageRecord) -> None:
-        """Write the record and replace its tag-index items atomically (no stale items left)."""
+    def put(self, record: ImageRecord, *, claim: Claim | None = None) -> None:
+        """Write the record and replace its tag-index items atomically (no stale items left).
+
+        With ``claim``: only while the claim is still held (else :class:`~autotag.ordering.ClaimLostError`),
+        and the claim ends with the write."""
+        ...
+
+    def claim(self, bucket: str, key: str, order: EventOrder, *, lease_seconds: float) -> Claim | Refusal:
+        """Take the image's record for one event, by the rules of :func:`autotag.ordering.decide`
+        (one conditional write)."""
+        ...
+
+    def release(self, claim: Claim) -> None:
+        """Give a claim up without writing a record (best effort; it expires anyway)."""
         ...
 
     def images_with_tag(self, tag: str, *, limit: int = 50, cursor: str | None = None) -> Page[TagHit]:

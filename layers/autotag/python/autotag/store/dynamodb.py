@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from autotag.errors import TransientError
 from autotag.models import TagResult
+from autotag.ordering import Claim, ClaimLostError, EventOrder, Refusal, decide, normalize_sequencer
 from autotag.store.base import ImageRecord, ImageStatus, Page, TagHit
 from autotag.store.keys import (
     META_SK,
@@ -95,10 +97,7 @@ class DynamoImageStore:
     # --- Image records -------------------------------------------------------------------------
 
     def get(self, bucket: str, key: str) -> ImageRecord | None:
-        item = self._get_image_item(bucket, key)
-        if item is None:
-            return None
-        return ImageRecord.model_validate_json(item["record"])
+        return _record_of(self._get_image_item(bucket, key))
 
     def _get_image_item(self, bucket: str, key: str) -> dict[str, Any] | None:
         response = self._client.get_item(
@@ -109,7 +108,104 @@ class DynamoImageStore:
         item = response.get("Item")
         return None if item is None else _plain(item)
 
-    def put(self, record: ImageRecord) -> None:
+    # --- Claims (autotag.ordering) --------------------------------------------------------------
+
+    def claim(self, bucket: str, key: str, order: EventOrder, *, lease_seconds: float) -> Claim | Refusal:
+        """One conditional UpdateItem on the record item: the rules of :func:`autotag.ordering.decide`
+        as a condition expression; a refusal is classified from the item DynamoDB returns."""
+        now = self._clock()
+        until = now + lease_seconds
+        claim_token = uuid.uuid4().hex
+        values: dict[str, Any] = {":now": _number(now), ":until": _number(until), ":token": claim_token}
+        condition = "(attribute_not_exists(claim_until) OR claim_until < :now)"
+        sequencer = order.normalized
+        if sequencer is not None:
+            values[":seq"] = sequencer
+            if order.replay:
+                condition += " AND (attribute_not_exists(sequencer) OR sequencer <= :seq)"
+            else:
+                values[":failed"] = ImageStatus.FAILED.value
+                condition += (
+                    " AND (attribute_not_exists(sequencer) OR sequencer < :seq"
+                    " OR (sequencer = :seq AND #status = :failed))"
+                )
+            update = "SET claim_token = :token, claim_until = :until, claim_sequencer = :seq"
+        else:
+            update = "SET claim_token = :token, claim_until = :until REMOVE claim_sequencer"
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": _item({"pk": image_pk(bucket, key), "sk": META_SK}),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": {k: _serializer.serialize(v) for k, v in values.items()},
+            "ReturnValues": "ALL_OLD",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if ":failed" in values:
+            request["ExpressionAttributeNames"] = {"#status": "status"}
+        try:
+            response = self._client.update_item(**request)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            old = _plain(error.response.get("Item") or {}) or self._get_image_item(bucket, key)
+            return self._refusal(order, old, now)
+        old = _plain(response.get("Attributes") or {}) or None
+        return Claim(
+            bucket=bucket,
+            key=key,
+            order=order,
+            until=until,
+            previous=_record_of(old),
+            token=claim_token,
+            snapshot=old,
+        )
+
+    def _refusal(self, order: EventOrder, old: dict[str, Any] | None, now: float) -> Refusal:
+        old = old or {}
+        until = old.get("claim_until")
+        refusal = decide(
+            order,
+            record=_record_of(old),
+            stored_sequencer=old.get("sequencer"),
+            claim_until=None if until is None else float(until),
+            claim_sequencer=old.get("claim_sequencer"),
+            now=now,
+        )
+        # The condition failed, so decide() refuses too unless the item changed in between: then
+        # the event is retried as busy (the next attempt sees the item as it now is).
+        return refusal or Refusal(None, "the record changed while being claimed", _record_of(old), 1.0)
+
+    def release(self, claim: Claim) -> None:
+        key = _item({"pk": image_pk(claim.bucket, claim.key), "sk": META_SK})
+        values = {":token": {"S": claim.token}}
+        try:
+            if claim.snapshot:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="REMOVE claim_token, claim_until, claim_sequencer",
+                    ConditionExpression="claim_token = :token",
+                    ExpressionAttributeValues=values,
+                )
+            else:  # the claim created the item: remove it again
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key=key,
+                    ConditionExpression="claim_token = :token AND attribute_not_exists(#record)",
+                    ExpressionAttributeNames={"#record": "record"},
+                    ExpressionAttributeValues=values,
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    # --- Writes ----------------------------------------------------------------------------------
+
+    def put(self, record: ImageRecord, *, claim: Claim | None = None) -> None:
+        if claim is not None:
+            self._put_claimed(record, claim)
+            return
         for attempt in range(_PUT_ATTEMPTS):
             current = self._get_image_item(record.bucket, record.key)
             try:
@@ -123,13 +219,33 @@ class DynamoImageStore:
                 self._sleep(random.uniform(0, _CONFLICT_BACKOFF * 2**attempt))
         raise TransientError(f"image record {record.bucket}/{record.key} kept changing while being written")
 
-    def _put_actions(self, record: ImageRecord, current: dict[str, Any] | None) -> list[dict[str, Any]]:
+    def _put_claimed(self, record: ImageRecord, claim: Claim) -> None:
+        """No read: the claim returned the item as it was, and nobody else writes while it is held."""
+        current = claim.snapshot or None
+        for attempt in range(_PUT_ATTEMPTS):
+            try:
+                self._client.transact_write_items(
+                    TransactItems=self._put_actions(record, current, claim_token=claim.token)
+                )
+                return
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                current = self._get_image_item(record.bucket, record.key)
+                if current is None or current.get("claim_token") != claim.token:
+                    raise ClaimLostError(f"{record.bucket}/{record.key}") from None
+                self._sleep(random.uniform(0, _CONFLICT_BACKOFF * 2**attempt))
+        raise TransientError(f"image record {record.bucket}/{record.key} kept changing while being written")
+
+    def _put_actions(
+        self, record: ImageRecord, current: dict[str, Any] | None, *, claim_token: str | None = None
+    ) -> list[dict[str, Any]]:
         pk = image_pk(record.bucket, record.key)
         tags = record.tags if record.status is ImageStatus.TAGGED else ()
         entries = index_entries(record.bucket, record.key, tags)
         new_keys = {(e.pk, e.sk) for e in entries}
         old_keys = {(k["pk"], k["sk"]) for k in (current or {}).get("index_keys", [])}
-        revision = int(current["revision"]) if current else 0
+        revision = int(current.get("revision", 0)) if current else 0
         updated_at = record.updated_at.isoformat()
         image_item = {
             "pk": pk,
@@ -138,6 +254,8 @@ class DynamoImageStore:
             "bucket": record.bucket,
             "key": record.key,
             "version_id": record.version_id,
+            "etag": record.etag,
+            "sequencer": normalize_sequencer(record.sequencer),
             "sha256": record.sha256,
             "status": record.status.value,
             "updated_at": updated_at,
@@ -147,8 +265,14 @@ class DynamoImageStore:
             "revision": revision + 1,
         }
         put_image: dict[str, Any] = {"TableName": self._table, "Item": _item(image_item)}
-        if current is None:
+        if claim_token is not None:
+            # The claim's attributes are not in the new item: the write ends the claim.
+            put_image["ConditionExpression"] = "claim_token = :token"
+            put_image["ExpressionAttributeValues"] = {":token": {"S": claim_token}}
+        elif current is None:
             put_image["ConditionExpression"] = "attribute_not_exists(pk)"
+        elif "revision" not in current:  # only a claim so far
+            put_image["ConditionExpression"] = "attribute_not_exists(revision)"
         else:
             put_image["ConditionExpression"] = "revision = :revision"
             put_image["ExpressionAttributeValues"] = {":revision": {"N": str(revision)}}
@@ -227,6 +351,13 @@ class DynamoImageStore:
             TTL_ATTRIBUTE: int(self._clock() + ttl_seconds),
         }
         self._client.put_item(TableName=self._table, Item=_item(item))
+
+
+def _record_of(item: dict[str, Any] | None) -> ImageRecord | None:
+    """The record an image item holds (None for an item that is only a claim so far)."""
+    if not item or "record" not in item:
+        return None
+    return ImageRecord.model_validate_json(item["record"])
 
 
 def _hit(item: dict[str, Any]) -> TagHit:

@@ -8,8 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from autotag.models import TagResult
+from autotag.ordering import Claim, ClaimLostError, EventOrder, Refusal, decide, normalize_sequencer
 from autotag.store.base import ImageRecord, ImageStatus, Page, TagHit
 from autotag.store.keys import check_limit, decode_cursor, encode_cursor, index_entries, tag_pk
+
+
+@dataclass(frozen=True)
+class _Lease:
+    token: str
+    until: float
+    sequencer: str | None
 
 
 @dataclass(frozen=True)
@@ -28,16 +36,50 @@ class InMemoryImageStore:
         self.index: dict[str, dict[str, TagHit]] = {}
         self._index_keys: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self._cache: dict[str, _CacheEntry] = {}
+        self.leases: dict[tuple[str, str], _Lease] = {}
+        self.claims_taken = 0
 
     def get(self, bucket: str, key: str) -> ImageRecord | None:
         with self._lock:
             return self.records.get((bucket, key))
 
-    def put(self, record: ImageRecord) -> None:
+    def claim(self, bucket: str, key: str, order: EventOrder, *, lease_seconds: float) -> Claim | Refusal:
+        image = (bucket, key)
+        now = self._clock()
+        with self._lock:
+            record = self.records.get(image)
+            lease = self.leases.get(image)
+            refusal = decide(
+                order,
+                record=record,
+                stored_sequencer=normalize_sequencer(record.sequencer) if record else None,
+                claim_until=lease.until if lease else None,
+                claim_sequencer=lease.sequencer if lease else None,
+                now=now,
+            )
+            if refusal is not None:
+                return refusal
+            claim = Claim(bucket=bucket, key=key, order=order, until=now + lease_seconds, previous=record)
+            self.leases[image] = _Lease(claim.token, claim.until, order.normalized)
+            self.claims_taken += 1
+            return claim
+
+    def release(self, claim: Claim) -> None:
+        with self._lock:
+            lease = self.leases.get((claim.bucket, claim.key))
+            if lease is not None and lease.token == claim.token:
+                del self.leases[(claim.bucket, claim.key)]
+
+    def put(self, record: ImageRecord, *, claim: Claim | None = None) -> None:
         image = (record.bucket, record.key)
         tags = record.tags if record.status is ImageStatus.TAGGED else ()
         entries = index_entries(record.bucket, record.key, tags)
         with self._lock:
+            if claim is not None:
+                lease = self.leases.get(image)
+                if lease is None or lease.token != claim.token:
+                    raise ClaimLostError(f"{record.bucket}/{record.key}")
+                del self.leases[image]
             for pk, sk in self._index_keys.pop(image, []):
                 partition = self.index.get(pk, {})
                 partition.pop(sk, None)
