@@ -13,6 +13,7 @@ from autotag.store.dynamodb import DynamoImageStore
 from jsonschema import Draft202012Validator
 
 from tests.support.api_stack import EVENTS_DIR, ApiStack, api_stack, load_event
+from tests.support.events import next_sequencer
 from tests.support.images import jpeg_bytes, truncated_jpeg
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No application metrics")]
@@ -39,10 +40,10 @@ def tag_requested(stack: ApiStack, key: str, **detail: Any) -> dict[str, Any]:
     return event
 
 
-def object_created(stack: ApiStack, key: str, etag: str) -> dict[str, Any]:
+def object_created(stack: ApiStack, key: str, etag: str, sequencer: str | None = None) -> dict[str, Any]:
     event = copy.deepcopy(load_event("eventbridge_s3_object_created.json"))
     event["detail"]["bucket"]["name"] = stack.bucket
-    event["detail"]["object"].update(key=key, etag=etag)
+    event["detail"]["object"].update(key=key, etag=etag, sequencer=sequencer or next_sequencer())
     event["resources"] = [f"arn:aws:s3:::{stack.bucket}"]
     return event
 
@@ -56,7 +57,7 @@ def object_tags(stack: ApiStack, key: str) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in response["TagSet"]}
 
 
-IDENTITY = {"key", "version_id", "etag", "updated_at", "tagged_at", "providers"}
+IDENTITY = {"key", "version_id", "etag", "sequencer", "updated_at", "tagged_at", "providers"}
 
 
 def comparable_record(stack: ApiStack, key: str) -> dict[str, Any]:
@@ -151,8 +152,9 @@ def test_the_same_request_delivered_twice_runs_once(stack):
 def test_an_object_announced_by_both_s3_paths_is_tagged_once(stack):
     etag = put_same_image(stack, "both/cat.jpg")["both/cat.jpg"]
     calls = stack.provider.calls
-    assert stack.on_upload("both/cat.jpg", etag) == {"batchItemFailures": []}
-    assert stack.on_event(object_created(stack, "both/cat.jpg", etag))["status"] == "tagged"
+    put = next_sequencer()  # one PUT, announced to the queue and to EventBridge
+    assert stack.on_upload("both/cat.jpg", etag, sequencer=put) == {"batchItemFailures": []}
+    assert stack.on_event(object_created(stack, "both/cat.jpg", etag, put))["status"] == "tagged"
     assert stack.provider.calls == calls + 1
 
 

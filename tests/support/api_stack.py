@@ -147,13 +147,15 @@ class ApiStack:
 
         return handler(event, lambda_context("autotag-on-event", timeout_seconds=60))
 
-    def on_upload(self, key: str, etag: str, version_id: str | None = None) -> dict[str, Any]:
-        """Invoke the real on_upload handler with the SQS batch an upload of `key` produces."""
+    def on_upload(
+        self, key: str, etag: str, version_id: str | None = None, *, sequencer: str = ""
+    ) -> dict[str, Any]:
+        """Invoke the real on_upload handler with the SQS batch an upload of `key` produces (a new
+        event, unless `sequencer` names one)."""
         from functions.on_upload.handler import handler
 
-        batch = sqs_batch(
-            sqs_message(s3_notification(s3_record(self.bucket, key, etag=etag, version_id=version_id)))
-        )
+        record = s3_record(self.bucket, key, etag=etag, version_id=version_id, sequencer=sequencer)
+        batch = sqs_batch(sqs_message(s3_notification(record)))
         return handler(batch, lambda_context("autotag-on-upload", timeout_seconds=60))
 
     def dead_letters(self, *, wait: float = 2.0) -> list[dict[str, Any]]:

@@ -162,6 +162,9 @@ class _Batch:
         self.request_id = request_id
         self.metrics = metrics
         self.inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.last_of_key: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
+        """Several events for one key in a batch run one after the other (else all but one would
+        find the key claimed and go back to the queue)."""
 
     def count(self, name: str) -> None:
         if self.metrics is not None:
@@ -210,13 +213,20 @@ class _Batch:
                 message=message,
                 deadline=self.deadline,
             )
-            future = asyncio.get_running_loop().run_in_executor(self.processor._pool, call)
-            self.inflight[key] = future
+            future = asyncio.ensure_future(self._after(self.last_of_key.get((obj.bucket, obj.key)), call))
+            self.inflight[key] = self.last_of_key[(obj.bucket, obj.key)] = future
             outcome = await future
             self._count_outcome(outcome)
             return outcome
         self.count("DuplicateDeliveries")
         return await future
+
+    async def _after(
+        self, previous: asyncio.Future[dict[str, Any]] | None, call: functools.partial[dict[str, Any]]
+    ) -> dict[str, Any]:
+        if previous is not None:
+            await asyncio.wait([previous])  # its outcome is its own message's
+        return await asyncio.get_running_loop().run_in_executor(self.processor._pool, call)
 
     def _count_outcome(self, outcome: dict[str, Any]) -> None:
         disposition = outcome.get("disposition")
