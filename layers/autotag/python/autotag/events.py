@@ -46,6 +46,15 @@ class EventProviderStatus(_Detail):
     error_code: str | None = None
 
 
+class EventDroppedTag(_Detail):
+    key: str
+    value: str
+    reason: Literal["tag_limit", "user_tag"] = Field(
+        description="tag_limit: the user's tags left no free slot (S3 allows 10 per object); "
+        "user_tag: the object has a tag with this key autotag did not write, kept as it is"
+    )
+
+
 class EventClassification(_Detail):
     label: str
     confidence: float | None = None
@@ -78,6 +87,13 @@ class ImageTaggedDetail(ImageRef):
     providers: list[EventProviderStatus]
     cached: bool = Field(description="The result came from the content-hash cache (no provider call)")
     s3_tags_written: list[str] = Field(description="Object tag keys autotag wrote on the object")
+    s3_tags_removed: list[str] = Field(
+        default_factory=list,
+        description="Object tag keys autotag had written before and removed now (never a user's tag)",
+    )
+    s3_tags_dropped: list[EventDroppedTag] = Field(
+        default_factory=list, description="Object tags autotag did not write, and why"
+    )
     s3_tags_note: str | None = Field(default=None, description="Why fewer or no object tags were written")
     tagged_at: datetime
 
@@ -116,6 +132,11 @@ class ImageTaggedDetail(ImageRef):
             providers=_providers(record),
             cached=record.cached,
             s3_tags_written=sorted(record.s3_tags.written) if record.s3_tags else [],
+            s3_tags_removed=list(record.s3_tags.removed) if record.s3_tags else [],
+            s3_tags_dropped=[
+                EventDroppedTag(key=d.key, value=d.value, reason=d.reason.value)
+                for d in (record.s3_tags.dropped if record.s3_tags else ())
+            ],
             s3_tags_note=record.s3_tags.reason if record.s3_tags else None,
             tagged_at=record.updated_at,
         )

@@ -225,7 +225,8 @@ def run_search(args: argparse.Namespace) -> int:
 def format_record(record: ImageRecord) -> str:
     lines = [
         f"image     s3://{record.bucket}/{record.key}"
-        + (f"  (version {record.version_id})" if record.version_id else ""),
+        + (f"  (version {record.version_id})" if record.version_id else "")
+        + (f"  (event {record.sequencer})" if record.sequencer else ""),
         f"status    {record.status.value}"
         + (f"  {record.error_code}: {record.error}" if record.error_code else ""),
     ]
@@ -252,6 +253,14 @@ def format_record(record: ImageRecord) -> str:
         written = ", ".join(f"{k}={v}" for k, v in sorted(record.s3_tags.written.items())) or "none"
         note = f"  ({record.s3_tags.reason})" if record.s3_tags.reason else ""
         lines.append(f"s3 tags   {written}; user tags kept: {record.s3_tags.user_tags_kept}{note}")
+        if record.s3_tags.removed:
+            lines.append(f"removed   {', '.join(record.s3_tags.removed)} (written by autotag before)")
+        for dropped in record.s3_tags.dropped:
+            why = {
+                "tag_limit": "no free slot (S3 allows 10 tags per object)",
+                "user_tag": "the object's own tag with this key was kept",
+            }[dropped.reason.value]
+            lines.append(f"dropped   {dropped.key}={dropped.value}: {why}")
     lines.append(
         f"updated   {record.updated_at.isoformat(timespec='seconds')}"
         + ("  (cached result)" if record.cached else "")
