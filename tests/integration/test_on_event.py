@@ -281,3 +281,39 @@ def test_a_url_encoded_key_with_a_refused_version_id_goes_to_the_dlq(stack):
     assert (result["status"], result["error_code"]) == ("dead_lettered", "invalid_s3_reference")
     (letter,) = stack.dead_letters()
     assert letter["MessageAttributes"]["key"]["StringValue"] == "versions/a+cat.jpg"
+
+
+def test_a_bad_request_never_damages_a_good_record(stack):
+    key = "good/dog.jpg"
+    versioning = stack.s3().put_bucket_versioning
+    versioning(Bucket=stack.bucket, VersioningConfiguration={"Status": "Enabled"})
+    try:
+        first = stack.put_image(key, jpeg_bytes(64, 48, seed=91))
+        assert stack.on_event(tag_requested(stack, key))["status"] == "tagged"
+        good = store(stack).get(stack.bucket, key)
+        stack.drain_events(wait=0.5, expect=99)
+        calls = stack.provider.calls
+
+        unknown = tag_requested(stack, key, options={"providers": ["nope"]})
+        unknown["id"] = "req-unknown-provider"
+        assert stack.on_event(unknown)["error_code"] == "unknown_provider"
+        stack.put_image(key, jpeg_bytes(64, 48, seed=92))
+        stack.s3().delete_object(Bucket=stack.bucket, Key=key, VersionId=first["VersionId"])
+        gone = tag_requested(stack, key, version_id=first["VersionId"])
+        gone["id"] = "req-gone-version"
+        assert stack.on_event(gone)["error_code"] == "object_not_found"
+
+        letters = stack.dead_letters(wait=1.0)
+        reasons = {m["MessageAttributes"]["error_code"]["StringValue"]: m for m in letters}
+        assert set(reasons) == {"unknown_provider", "object_not_found"}
+        assert (
+            "'nope' is not configured"
+            in reasons["unknown_provider"]["MessageAttributes"]["error_reason"]["StringValue"]
+        )
+        assert store(stack).get(stack.bucket, key) == good
+        assert stack.provider.calls == calls
+        assert [
+            e for e in stack.drain_events(wait=0.5, expect=99) if e["detail-type"] == "Image Tagging Failed"
+        ] == []
+    finally:
+        versioning(Bucket=stack.bucket, VersioningConfiguration={"Status": "Suspended"})

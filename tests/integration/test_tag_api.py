@@ -568,3 +568,34 @@ def test_an_upload_tagged_by_on_event_fills_the_cache_for_the_api(cached):
     assert reply.status == 200, reply.body
     assert [t["name"] for t in reply.json["tags"]] == ["cat", "pet", "whiskers", "indoor"]
     assert cached.provider.calls == calls
+
+
+def test_a_bad_store_request_never_damages_a_good_record(stack, openapi):
+    key = "good/cat.jpg"
+    versioning = stack.s3().put_bucket_versioning
+    versioning(Bucket=stack.bucket, VersioningConfiguration={"Status": "Enabled"})
+    try:
+        first = stack.put_image(key, jpeg_bytes(64, 48, seed=81))
+        assert (
+            stack.call("POST", TAGS, {"s3": {"bucket": stack.bucket, "key": key}, "store": True}).status
+            == 200
+        )
+        good = stack.call("GET", stack.image_path(stack.bucket, key)).json["image"]
+        stack.drain_events(wait=0.5, expect=99)
+
+        unknown = {
+            "s3": {"bucket": stack.bucket, "key": key},
+            "store": True,
+            "options": {"providers": ["nope"]},
+        }
+        expect_error(openapi, stack.call("POST", TAGS, unknown), 400, "unknown_provider")
+        # A version that no longer exists (deleted for good): not found, and the record is left alone.
+        stack.put_image(key, jpeg_bytes(64, 48, seed=82))
+        stack.s3().delete_object(Bucket=stack.bucket, Key=key, VersionId=first["VersionId"])
+        gone = {"s3": {"bucket": stack.bucket, "key": key, "version_id": first["VersionId"]}, "store": True}
+        expect_error(openapi, stack.call("POST", TAGS, gone), 404, "object_not_found")
+
+        assert stack.call("GET", stack.image_path(stack.bucket, key)).json["image"] == good
+        assert stack.drain_events(wait=0.5, expect=99) == []  # no Image Tagging Failed
+    finally:
+        versioning(Bucket=stack.bucket, VersioningConfiguration={"Status": "Suspended"})

@@ -178,3 +178,67 @@ class ImageStoreContract:
         assert store.cached_result("h2") is None
         clock.now += 61
         assert store.cached_result("h1") is None
+
+    # --- Claims: the ordering rules of autotag.ordering, the same in every store -------------------
+
+    def test_event_ordering_by_sequencer(self, store, clock):
+        from autotag.ordering import Claim, Disposition, EventOrder, Refusal
+
+        def claim(sequencer, *, replay=False):
+            return store.claim("b", "k.jpg", EventOrder(sequencer=sequencer, replay=replay), lease_seconds=60)
+
+        first = claim("0A")
+        assert isinstance(first, Claim)
+        assert first.previous is None
+        # While it is held: the same event is busy (retry later), an older one is stale.
+        busy = claim("0A")
+        assert isinstance(busy, Refusal)
+        assert busy.disposition is None
+        assert busy.retry_after is not None
+        assert claim("09").disposition is Disposition.STALE
+        store.put(record("b", "k.jpg", ("dog", 0.9), sequencer="0A"), claim=first)
+        assert store.get("b", "k.jpg").sequencer == "0A"
+
+        duplicate = claim("0a")  # the same hex value, compared as S3 documents
+        assert isinstance(duplicate, Refusal)
+        assert duplicate.disposition is Disposition.DUPLICATE
+        assert duplicate.record == store.get("b", "k.jpg")
+        # Shorter sequencers are left-padded before comparing: 9 < 0A.
+        assert claim("9").disposition is Disposition.STALE
+        replay = claim("0A", replay=True)
+        assert isinstance(replay, Claim)
+        assert replay.previous == store.get("b", "k.jpg")
+        store.release(replay)
+        newer = claim("000B")
+        assert isinstance(newer, Claim)
+        store.put(
+            record("b", "k.jpg", ("cat", 0.8), sequencer="000B", status=ImageStatus.FAILED), claim=newer
+        )
+        # A failed record does not absorb its event: a redrive (or a duplicate) is processed again.
+        again = claim("0B")
+        assert isinstance(again, Claim)
+        store.release(again)
+        assert [t.name for t in store.get("b", "k.jpg").tags] == ["cat"]
+
+    def test_an_expired_claim_is_taken_over_and_the_late_writer_loses(self, store, clock):
+        from autotag.ordering import Claim, ClaimLostError, EventOrder
+
+        slow = store.claim("b", "late.jpg", EventOrder(sequencer="01"), lease_seconds=10)
+        assert isinstance(slow, Claim)
+        clock.now += 11
+        fast = store.claim("b", "late.jpg", EventOrder(sequencer="01"), lease_seconds=10)
+        assert isinstance(fast, Claim)
+        store.put(record("b", "late.jpg", ("dog", 0.9), sequencer="01"), claim=fast)
+        with pytest.raises(ClaimLostError):
+            store.put(record("b", "late.jpg", ("cat", 0.9), sequencer="01"), claim=slow)
+        assert [t.name for t in store.get("b", "late.jpg").tags] == ["dog"]
+
+    def test_a_released_first_claim_leaves_no_record(self, store):
+        from autotag.ordering import Claim, EventOrder
+
+        claim = store.claim("b", "never.jpg", EventOrder(), lease_seconds=10)
+        assert isinstance(claim, Claim)
+        assert store.get("b", "never.jpg") is None
+        store.release(claim)
+        assert store.get("b", "never.jpg") is None
+        assert isinstance(store.claim("b", "never.jpg", EventOrder(sequencer="05"), lease_seconds=10), Claim)

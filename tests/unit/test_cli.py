@@ -220,3 +220,29 @@ def test_documented_schema_is_current():
 
 def test_command_modules_are_a_plain_list():
     assert COMMAND_MODULES[:3] == ["autotag.cli.tag", "autotag.cli.providers", "autotag.cli.config"]
+
+
+def test_show_reports_removed_and_dropped_object_tags():
+    from autotag.cli.ops import format_record
+    from autotag.store.base import DroppedTag, DroppedTagReason, ImageRecord, ImageStatus, S3TagWrite
+
+    record = ImageRecord(
+        bucket="b",
+        key="k.jpg",
+        status=ImageStatus.TAGGED,
+        sequencer="0055AED6DCD90281E5",
+        s3_tags=S3TagWrite(
+            written={"autotag:dog": "0.90"},
+            removed=("autotag:cat",),
+            dropped=(
+                DroppedTag(key="autotag:pet", value="0.80", reason=DroppedTagReason.TAG_LIMIT),
+                DroppedTag(key="autotag:fav", value="", reason=DroppedTagReason.USER_TAG),
+            ),
+            user_tags_kept=9,
+        ),
+    )
+    text = format_record(record)
+    assert "(event 0055AED6DCD90281E5)" in text
+    assert "removed   autotag:cat (written by autotag before)" in text
+    assert "dropped   autotag:pet=0.80: no free slot (S3 allows 10 tags per object)" in text
+    assert "dropped   autotag:fav=: the object's own tag with this key was kept" in text

@@ -59,3 +59,23 @@ def test_dead_letter_attributes_are_sqs_safe_and_bounded():
     assert attributes["error_reason"]["StringValue"].startswith("bad?")
     assert len(attributes["error_reason"]["StringValue"]) == 1024
     assert attributes["key"]["StringValue"] == "a?b"
+
+
+def test_tagged_detail_reports_removed_and_dropped_object_tags():
+    from autotag.store.base import DroppedTag, DroppedTagReason
+
+    record = ImageRecord(
+        bucket="b",
+        key="k.jpg",
+        status=ImageStatus.TAGGED,
+        tags=(Tag(name="dog", confidence=0.9, provider="fake"),),
+        s3_tags=S3TagWrite(
+            written={"autotag:dog": "0.90"},
+            removed=("autotag:cat",),
+            dropped=(DroppedTag(key="autotag:pet", value="0.80", reason=DroppedTagReason.TAG_LIMIT),),
+        ),
+    )
+    detail = json.loads(ImageTaggedDetail.from_record(record).model_dump_json())
+    jsonschema.validate(detail, load_schema("image_tagged"))
+    assert detail["s3_tags_removed"] == ["autotag:cat"]
+    assert detail["s3_tags_dropped"] == [{"key": "autotag:pet", "value": "0.80", "reason": "tag_limit"}]

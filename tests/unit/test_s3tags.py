@@ -170,3 +170,34 @@ def test_writer_records_a_refusal():
     write = ObjectTagWriter(objects).apply(LOCATION, labels(("dog", 0.9)), POLICY)
     assert write.written == {}
     assert write.reason == "S3 refused the tag write: AccessDenied"
+
+
+def test_a_users_tag_under_our_prefix_is_the_users():
+    """autotag owns only what it recorded writing: a prefixed tag it never wrote stays, and a label
+    that would take its key is dropped (reported), not written over it."""
+    current = {"autotag:favourite": "yes", "autotag:dog": "mine", "autotag:pet": "0.80"}
+    plan = plan_tag_set(current, labels(("dog", 0.9), ("pet", 0.7)), POLICY, owned={"autotag:pet": "0.80"})
+    assert plan.tag_set == {"autotag:favourite": "yes", "autotag:dog": "mine", "autotag:pet": "0.70"}
+    assert plan.write.written == {"autotag:pet": "0.70"}
+    assert [(d.key, d.value, d.reason.value) for d in plan.write.dropped] == [
+        ("autotag:dog", "0.90", "user_tag")
+    ]
+    assert plan.write.removed == ()
+    assert plan.write.user_tags_kept == 2
+
+
+def test_a_tag_we_wrote_and_the_user_changed_is_the_users_now():
+    current = {"autotag:dog": "definitely"}
+    plan = plan_tag_set(current, labels(("cat", 0.9)), POLICY, owned={"autotag:dog": "0.90"})
+    assert plan.tag_set == {"autotag:dog": "definitely", "autotag:cat": "0.90"}
+    assert plan.write.removed == ()
+
+
+def test_tags_beyond_the_free_slots_are_reported_as_dropped():
+    current = {f"user{i}": "v" for i in range(9)}
+    plan = plan_tag_set(current, labels(("a", 0.9), ("b", 0.8), ("c", 0.7)), POLICY)
+    assert list(plan.write.written) == ["autotag:a"]
+    assert [(d.key, d.reason.value) for d in plan.write.dropped] == [
+        ("autotag:b", "tag_limit"),
+        ("autotag:c", "tag_limit"),
+    ]

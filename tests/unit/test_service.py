@@ -478,3 +478,51 @@ def test_tag_image_passes_the_source_location_to_the_providers(loop):
     h.service.tag_image(image_of(jpeg_bytes(20, 20, seed=11)), deadline=Deadline.after(10), s3=where)
     h.service.tag_image(image_of(jpeg_bytes(20, 20, seed=12)), deadline=Deadline.after(10))
     assert h.tagger.locations == [where, None]
+
+
+# --- Requests never damage a good record; events are ordered ------------------------------------
+
+
+def test_a_bad_request_leaves_the_record_and_announces_nothing(h):
+    from autotag.errors import ObjectNotFoundError, UnknownProviderError
+
+    h.objects.add(BUCKET, "good.jpg", jpeg_bytes(32, 32), version_id="v2")
+    good = h.process("good.jpg", version_id="v2")
+    events = list(h.publisher.events)
+    with pytest.raises(UnknownProviderError):
+        h.process("good.jpg", version_id="v2", request=True, options=TagOptions(providers=["nope"]))
+    with pytest.raises(ObjectNotFoundError):
+        h.process("good.jpg", version_id="v1", request=True)  # a version that no longer exists
+    assert h.store.get(BUCKET, "good.jpg") == good
+    assert h.publisher.events == events
+    assert h.tagger.calls == 1
+    assert h.store.leases == {}  # every claim given back
+
+
+def test_an_event_meeting_a_claimed_record_is_retried_later(h):
+    from autotag.ordering import EventOrder, ObjectBusyError
+
+    h.objects.add(BUCKET, "busy.jpg", jpeg_bytes(32, 32), version_id="v1")
+    held = h.store.claim(BUCKET, "busy.jpg", EventOrder(sequencer=next_sequencer()), lease_seconds=30)
+    with pytest.raises(ObjectBusyError) as caught:
+        h.process("busy.jpg")
+    assert caught.value.retryable
+    assert caught.value.code == "object_busy"
+    h.store.release(held)
+    assert h.process("busy.jpg").status is ImageStatus.TAGGED
+
+
+def test_a_failed_retag_keeps_owning_the_tags_still_on_the_object(h):
+    obj = h.objects.add(BUCKET, "keep.jpg", jpeg_bytes(32, 32), version_id="v1")
+    h.process("keep.jpg")
+    ours = dict(obj.tags)
+    h.tagger.fail_next(QuotaError("no credits"))
+    h.service.config = AutotagConfig(lang="de")  # no cache answer
+    with pytest.raises(TerminalProcessingError):
+        h.process("keep.jpg", request=True)
+    assert h.store.get(BUCKET, "keep.jpg").s3_tags.written == ours
+    h.tagger.labels = (("cat", 0.9),)
+    h.service.config = AutotagConfig(lang="it")
+    record = h.process("keep.jpg", request=True)
+    assert obj.tags == {"autotag:cat": "0.90"}
+    assert set(record.s3_tags.removed) == set(ours)
