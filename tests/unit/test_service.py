@@ -505,10 +505,11 @@ def test_an_event_meeting_a_claimed_record_is_retried_later(h):
     h.objects.add(BUCKET, "busy.jpg", jpeg_bytes(32, 32), version_id="v1")
     held = h.store.claim(BUCKET, "busy.jpg", EventOrder(sequencer=next_sequencer()), lease_seconds=30)
     with pytest.raises(ObjectBusyError) as caught:
-        h.process("busy.jpg")
+        h.process("busy.jpg", seconds=1.0)  # waits half its time at most, then goes back to the queue
     assert caught.value.retryable
     assert caught.value.code == "object_busy"
-    h.store.release(held)
+    # A holder that finishes soon is waited for.
+    threading.Timer(0.3, h.store.release, args=(held,)).start()
     assert h.process("busy.jpg").status is ImageStatus.TAGGED
 
 

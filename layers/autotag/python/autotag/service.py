@@ -26,6 +26,7 @@ import concurrent.futures
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -69,6 +70,10 @@ CACHE_FORMAT = 1
 _GENERIC_CONTENT_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 CLAIM_MARGIN_SECONDS = 5.0
 """A claim outlives the processing deadline by this much (then another delivery may take over)."""
+BUSY_WAIT_SECONDS = 10.0
+"""How long an event waits, at most, for another event of the same key to finish (then it is
+retried later: ``object_busy``)."""
+BUSY_FIRST_PAUSE_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -386,12 +391,7 @@ class TaggingService:
         check_options(self.config, options)  # a bad request never touches the record
         if deadline.expired:
             raise TransientError("no time left to process the object", code="deadline")
-        claimed = self.store.claim(
-            location.bucket,
-            location.key,
-            order or EventOrder(),
-            lease_seconds=deadline.remaining() + CLAIM_MARGIN_SECONDS,
-        )
+        claimed = self._claim(location, order or EventOrder(), deadline)
         if isinstance(claimed, Refusal):
             claimed.raise_if_busy()
             assert claimed.disposition is not None
@@ -419,6 +419,24 @@ class TaggingService:
         except BaseException:
             self._release(claimed)
             raise
+
+    def _claim(self, location: S3Location, order: EventOrder, deadline: Deadline) -> Claim | Refusal:
+        """Claim the record; while another event holds it, wait a little for it to finish (most
+        take well under a second) rather than send this one back to the queue at once."""
+        waited, pause = 0.0, BUSY_FIRST_PAUSE_SECONDS
+        while True:
+            claimed = self.store.claim(
+                location.bucket,
+                location.key,
+                order,
+                lease_seconds=deadline.remaining() + CLAIM_MARGIN_SECONDS,
+            )
+            budget = min(BUSY_WAIT_SECONDS - waited, deadline.remaining() / 2)
+            if not isinstance(claimed, Refusal) or claimed.disposition is not None or budget < pause:
+                return claimed
+            time.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, 2.0)
 
     def _release(self, claim: Claim) -> None:
         try:
