@@ -7,18 +7,32 @@ the SQS poller drives the real ``on_upload`` handler in its worker processes) wh
   and lets 2 % hang past the client's timeout;
 - 3 % of the files are corrupt (JPEG name and content type, garbage bytes);
 - 1 % are deleted (that version, permanently) right after upload, before they are processed;
-- 10 % of the S3 notifications are delivered twice (the same body sent to the tag queue again,
-  some at once, some up to 10 s later);
-- 10 % of the objects carry user tags from the upload;
+- 10 % of the S3 notifications are delivered twice (the very body S3 sent, read from a second
+  "tap" queue on the bucket's notifications, sent to the tag queue again, some at once, some up to
+  10 s later);
+- 5 % of the images are uploaded again with the same bytes, and 3 % are overwritten A -> B -> A
+  (each PUT its own S3 event; S3 drops the object's tags on every overwrite);
+- for every object uploaded more than once, the first PUT's notification is delivered again after
+  the later ones (out of order: an older event must never overwrite a newer record);
+- 10 % of the objects carry user tags from the upload, one of them under autotag's own prefix
+  (``autotag:favourite``, a tag autotag never wrote: it must be kept);
 - the ``on_upload`` workers are SIGKILLed mid-batch a few times (at the moment a provider call is
   in flight); the runtime starts fresh workers, and the killed batch comes back after the
   queue's visibility timeout.
 
+When the queue has drained, every DLQ message is moved back to the tag queue the way
+``aws sqs start-message-move-task`` does (the emulator lacks that API: receive, send with body and
+attributes unchanged, delete), and the run waits for the queue to drain again: every moved message
+must be processed again (not swallowed).
+
 At the end every object is one of: tagged, failed (record with the reason, and a DLQ letter), or
 skipped (deleted before processing). Anything else is lost. It prints ``lost: 0`` or fails (exit
-status 1), with provider calls vs images, duplicate provider calls for the same object version
-(calls answered with tags, per image hash; must be 0 apart from calls whose answer died with a
-killed worker, which are counted separately), and user tags preserved (must be all).
+status 1), with provider calls vs images, duplicate provider calls for the same image (calls
+answered with tags, per image hash; must be 0 apart from calls whose answer died with a killed
+worker, which are counted separately; the same bytes uploaded again are answered by the cache),
+stale records (a record that does not describe the current object, or a tagged record whose tags
+are not on the current object: must be 0), redriven messages swallowed (must be 0) and user tags
+kept (must be all).
 
     uv run python -m bench.chaos [--uploads 1000] [--seed 7] [--timeout 900]
 
@@ -29,15 +43,20 @@ Writes bench/results/chaos.json; the stack's own output goes to bench/results/ch
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import tempfile
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+from autotag.store.base import ImageRecord
+from botocore.exceptions import ClientError
 
 from bench.common import RESULTS, ROOT, machine, write_result
 from bench.harness import (
@@ -51,7 +70,6 @@ from bench.harness import (
     distinct_jpegs,
     running_stack,
 )
-from tests.support.events import s3_notification, s3_record
 
 
 @dataclass(frozen=True)
@@ -64,7 +82,13 @@ class ChaosPlan:
     corrupt_rate: float = 0.03
     delete_rate: float = 0.01
     duplicate_rate: float = 0.10
+    reupload_rate: float = 0.05
+    """Images uploaded a second time with the same bytes."""
+    aba_rate: float = 0.03
+    """Images overwritten with other bytes, then with the first bytes again."""
     user_tag_rate: float = 0.10
+    redrive: bool = True
+    """Move the DLQ back to the tag queue once the queue has drained (StartMessageMoveTask)."""
     kills: int = 4
     on_upload_timeout: int = 10
     """Seconds; the tag queue's visibility timeout is 6x this (AWS's guidance)."""
@@ -83,6 +107,11 @@ class ChaosObject:
     sha256: str | None = None
     outcome: str = "lost"
     reason: str | None = None
+    then: list[bytes] = field(default_factory=list, repr=False)
+    """Bytes PUT to the same key after the first upload, in order (same bytes; or B then A)."""
+    overwrite: str | None = None  # "same_bytes" | "a_b_a"
+    puts: list[Upload] = field(default_factory=list, repr=False)
+    """Every PUT made to the key, in order."""
 
 
 @dataclass
@@ -94,6 +123,8 @@ class ChaosReport:
     failure_reasons: dict[str, int] = field(default_factory=dict)
     provider: dict[str, Any] = field(default_factory=dict)
     user_tags: dict[str, Any] = field(default_factory=dict)
+    ordering: dict[str, Any] = field(default_factory=dict)
+    redrive: dict[str, Any] = field(default_factory=dict)
     kills: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     settled: bool = False
@@ -116,6 +147,8 @@ class ChaosReport:
             "failure_reasons": self.failure_reasons,
             "provider": self.provider,
             "user_tags": self.user_tags,
+            "ordering": self.ordering,
+            "redrive": self.redrive,
             "kills": self.kills,
         }
 
@@ -137,20 +170,32 @@ def plan_objects(plan: ChaosPlan, rng: random.Random) -> list[ChaosObject]:
     deleted = set(indexes[n_corrupt : n_corrupt + n_deleted])
     duplicated = set(rng.sample(range(count), round(count * plan.duplicate_rate)))
     tagged_by_user = set(rng.sample(range(count), round(count * plan.user_tag_rate)))
+    plain = indexes[n_corrupt + n_deleted :]
+    n_same, n_aba = round(count * plan.reupload_rate), round(count * plan.aba_rate)
+    same_bytes = set(plain[:n_same])
+    a_b_a = set(plain[n_same : n_same + n_aba])
     images = iter(distinct_jpegs(count - n_corrupt, start=20_000, size=(320, 240)))
+    others = iter(distinct_jpegs(n_aba, start=60_000, size=(320, 240)))
     objects = []
     for index in range(count):
         kind = "corrupt" if index in corrupt else "deleted" if index in deleted else "image"
         data = corrupt_bytes(rng) if kind == "corrupt" else next(images)
-        user_tags = {"owner": "team-a", "project": f"p{index % 7}"} if index in tagged_by_user else {}
-        objects.append(
-            ChaosObject(
-                upload=Upload(key=f"chaos/obj-{index:05d}.jpg", data=data, user_tags=user_tags),
-                kind=kind,
-                duplicated=index in duplicated,
-                sha256=hashlib.sha256(data).hexdigest(),
-            )
+        user_tags = (
+            {"owner": "team-a", "project": f"p{index % 7}", "autotag:favourite": "yes"}
+            if index in tagged_by_user
+            else {}
         )
+        obj = ChaosObject(
+            upload=Upload(key=f"chaos/obj-{index:05d}.jpg", data=data, user_tags=user_tags),
+            kind=kind,
+            duplicated=index in duplicated,
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+        if index in same_bytes:
+            obj.overwrite, obj.then = "same_bytes", [data]
+        elif index in a_b_a:
+            obj.overwrite, obj.then = "a_b_a", [next(others), data]
+        objects.append(obj)
     return objects
 
 
@@ -167,6 +212,10 @@ class Chaos:
         self.rng = random.Random(plan.seed)
         self.kill_log: list[dict[str, Any]] = []
         self._duplicates_sent = 0
+        self._out_of_order_sent = 0
+        self.tap_url: str | None = None
+        self.tap_bodies: dict[tuple[str, str | None], str] = {}
+        self.redriven: dict[str, Any] = {}
         self.started = time.time()
         self._lock = threading.Lock()
 
@@ -180,25 +229,64 @@ class Chaos:
         self.kill_log.append({"at": time.time(), "pids": pids})
         self.say(f"  killed on_upload workers {pids} mid-batch")
 
-    def after_upload(self, obj: ChaosObject, delay: int) -> None:
+    def after_upload(self, obj: ChaosObject) -> None:
         upload = obj.upload
+        obj.puts.append(dataclasses.replace(upload))
         if obj.kind == "deleted":
             self.client.s3.delete_object(
                 Bucket=self.client.bucket, Key=upload.key, VersionId=upload.version_id
             )
-        if obj.duplicated:
-            # The same body the emulator delivered: moto's S3 notifications carry the key, size and
-            # ETag but no versionId (real S3 adds it for versioned buckets), so neither does this.
-            body = s3_notification(
-                s3_record(
-                    self.client.bucket, upload.key, etag=upload.etag, version_id=None, size=len(upload.data)
-                )
-            )
-            self.client.sqs.send_message(
-                QueueUrl=self.queue_url, MessageBody=json.dumps(body), DelaySeconds=delay
-            )
-            with self._lock:
+
+    def install_tap(self) -> None:
+        """A second queue on the bucket's notifications: what S3 sent, body for body (the tag queue's
+        own messages are the functions' to consume)."""
+        s3, sqs, bucket = self.client.s3, self.client.sqs, self.client.bucket
+        self.tap_url = sqs.create_queue(QueueName=f"chaos-tap-{self.plan.seed}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.tap_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        configuration = s3.get_bucket_notification_configuration(Bucket=bucket)
+        configuration.pop("ResponseMetadata", None)
+        configuration.setdefault("QueueConfigurations", []).append(
+            {"Id": "chaos-tap", "QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}
+        )
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=configuration)
+
+    def collect_tap(self, expected: int, timeout: float = 60.0) -> None:
+        assert self.tap_url is not None
+        end = time.monotonic() + timeout
+        while len(self.tap_bodies) < expected and time.monotonic() < end:
+            for message in self.client.drain(self.tap_url):
+                body = json.loads(message["Body"])
+                for record in body.get("Records", []):
+                    obj = record["s3"]["object"]
+                    key = _unquote(obj["key"])
+                    self.tap_bodies[(key, obj.get("versionId"))] = message["Body"]
+            time.sleep(0.2)
+
+    def overwrite(self, obj: ChaosObject) -> None:
+        """The follow-up PUTs to the same key (same user tags, as `aws s3 cp --tagging` would)."""
+        for data in obj.then:
+            time.sleep(self.rng.uniform(0.0, 1.0))
+            upload = Upload(key=obj.upload.key, data=data, user_tags=obj.upload.user_tags)
+            obj.puts.append(self.client.put(upload))
+
+    def redeliver(self, objects: list[ChaosObject]) -> None:
+        """Duplicates (the first PUT's body again) and, for keys PUT more than once, the first PUT's
+        body after the later ones (out of order)."""
+        for obj in objects:
+            first = obj.puts[0]
+            body = self.tap_bodies.get((first.key, first.version_id))
+            if body is None:
+                continue
+            if obj.duplicated:
+                delay = self.rng.choice((0, 0, 2, 5, 10))
+                self.client.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body, DelaySeconds=delay)
                 self._duplicates_sent += 1
+            if len(obj.puts) > 1:
+                delay = self.rng.choice((1, 3, 6))
+                self.client.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body, DelaySeconds=delay)
+                self._out_of_order_sent += 1
 
     # -- the run
 
@@ -210,7 +298,7 @@ class Chaos:
         valid = sum(1 for o in objects if o.kind == "image")
         for number in range(1, plan.kills + 1):  # spread over the run, each while a batch is in flight
             self.provider.after_answers(valid * number // (plan.kills + 1), self.kill)
-        delays = {o.upload.key: self.rng.choice((0, 0, 2, 5, 10)) for o in objects}
+        self.install_tap()
         started = self.started = time.time()
         deadline = time.monotonic() + plan.timeout
         kinds = Counter(o.kind for o in objects)
@@ -218,18 +306,66 @@ class Chaos:
             f"chaos: {plan.uploads} uploads ({valid} images, {kinds['corrupt']} corrupt, "
             f"{kinds['deleted']} deleted before processing, "
             f"{sum(o.duplicated for o in objects)} notifications sent twice, "
+            f"{sum(o.overwrite == 'same_bytes' for o in objects)} same-bytes re-uploads, "
+            f"{sum(o.overwrite == 'a_b_a' for o in objects)} A-B-A overwrites, "
             f"{sum(bool(o.upload.user_tags) for o in objects)} with user tags); provider faults "
             f"{plan.error_rate:.0%} HTTP 500, {plan.throttle_rate:.0%} 429, {plan.hang_rate:.0%} timeouts; "
             f"{plan.kills} kills"
         )
-        self.client.put_all(
-            [o.upload for o in objects], after=lambda u: self.after_upload(by_key[u.key], delays[u.key])
-        )
+        self.client.put_all([o.upload for o in objects], after=lambda u: self.after_upload(by_key[u.key]))
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(self.overwrite, [o for o in objects if o.then]))
+        self.collect_tap(sum(len(o.puts) for o in objects))
+        self.redeliver(objects)
         self.say(f"  uploaded in {time.time() - started:.1f}s; waiting for the queue to drain")
         report.settled = self.wait_settled(deadline)
+        if plan.redrive:
+            report.redrive = self.redrive_by_move(objects, deadline)
+            report.settled = report.settled and report.redrive["settled"]
         report.seconds = time.time() - started
         self.account(objects, report)
         return report
+
+    def redrive_by_move(self, objects: list[ChaosObject], deadline: float) -> dict[str, Any]:
+        """Every DLQ message back to the tag queue, as StartMessageMoveTask moves it; each must be
+        processed again (its key's record rewritten), not swallowed as a duplicate."""
+        keys = [o.upload.key for o in objects]
+        before = {k: (r.updated_at if r else None) for k, r in self.client.records(keys).items()}
+        letters = self.client.drain(self.dlq_url)
+        moved_keys: list[str] = []
+        for message in letters:
+            attributes = {
+                k: v.get("StringValue", "") for k, v in message.get("MessageAttributes", {}).items()
+            }
+            extra = (
+                {"MessageAttributes": message["MessageAttributes"]}
+                if message.get("MessageAttributes")
+                else {}
+            )
+            self.client.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message["Body"], **extra)
+            moved_keys.extend(_letter_keys(message["Body"], attributes))
+        self.say(f"  redrive: moved {len(letters)} DLQ message(s) back to the tag queue; waiting again")
+        self.redriven = {k: before.get(k) for k in moved_keys}
+        return {"moved": len(letters), "keys": len(self.redriven), "settled": self.wait_settled(deadline)}
+
+    def account_redrive(
+        self,
+        records: dict[str, ImageRecord | None],
+        letters: dict[str, list[dict[str, str]]],
+        report: ChaosReport,
+    ) -> None:
+        """A moved message was processed again when its key's record was written again, or (no
+        record to write: S3 refused the reference, or the retries ran out again) its letter is back."""
+        processed, swallowed = 0, []
+        for key, before in self.redriven.items():
+            record = records.get(key)
+            if (record is not None and record.updated_at != before) or (record is None and key in letters):
+                processed += 1
+            else:
+                swallowed.append(key)
+        report.redrive.update(
+            processed_again=processed, swallowed=len(swallowed), swallowed_keys=sorted(swallowed)[:20]
+        )
 
     def wait_settled(self, deadline: float) -> bool:
         """Until the tag queue is empty (nothing visible, in flight or delayed) on three checks in a
@@ -297,6 +433,9 @@ class Chaos:
 
         self.account_provider(objects, report)
         self.account_user_tags(objects, report)
+        self.account_ordering(objects, records, report)
+        if self.plan.redrive:
+            self.account_redrive(records, letters, report)
         invocations = self.stack.invocations
         report.kills = {
             "kill_events": len(self.kill_log),
@@ -306,6 +445,7 @@ class Chaos:
             "workers_now": len(self.stack.upload_worker_pids()),
         }
         report.counts["duplicate_notifications_sent"] = self._duplicates_sent
+        report.counts["out_of_order_notifications_sent"] = self._out_of_order_sent
 
         if report.counts["lost"]:
             report.problems.append(f"lost: {report.counts['lost']}")
@@ -317,6 +457,14 @@ class Chaos:
             report.problems.append(
                 f"user tags preserved on {report.user_tags['preserved']} of {report.user_tags['expected']}"
             )
+        if report.ordering["stale_records"]:
+            report.problems.append(f"stale records: {report.ordering['stale_records']}")
+        if report.ordering["tags_missing"]:
+            report.problems.append(
+                f"tagged records whose tags are not on the object: {report.ordering['tags_missing']}"
+            )
+        if report.redrive.get("swallowed"):
+            report.problems.append(f"redriven messages swallowed: {report.redrive['swallowed']}")
         if len(self.kill_log) < plan.kills:
             report.problems.append(f"only {len(self.kill_log)} of {plan.kills} kills happened")
         if not report.settled:
@@ -376,6 +524,47 @@ class Chaos:
             "duplicated_keys": duplicated_keys[:20],
         }
 
+    def account_ordering(
+        self, objects: list[ChaosObject], records: dict[str, ImageRecord | None], report: ChaosReport
+    ) -> None:
+        """Every record describes the current object (version and bytes), and a tagged record's
+        object tags are on the current object (S3 drops them on each overwrite)."""
+
+        def check(obj: ChaosObject) -> str | None:
+            key = obj.upload.key
+            try:
+                head = self.client.s3.head_object(Bucket=self.client.bucket, Key=key)
+            except ClientError:  # deleted: nothing current to describe
+                return "deleted"
+            record = records.get(key)
+            if record is None:
+                return "no_record"  # counted as lost (or failed by the queue) elsewhere
+            if record.version_id != head.get("VersionId") or record.etag != head["ETag"].strip('"'):
+                return "stale"
+            if record.status.value == "tagged" and record.s3_tags and record.s3_tags.written:
+                tags = self.client.s3.get_object_tagging(Bucket=self.client.bucket, Key=key)["TagSet"]
+                present = {t["Key"]: t["Value"] for t in tags}
+                if any(present.get(k) != v for k, v in record.s3_tags.written.items()):
+                    return "tags_missing"
+            return None
+
+        with ThreadPoolExecutor(4) as pool:
+            verdicts = list(pool.map(check, objects))
+        stale = [o.upload.key for o, v in zip(objects, verdicts, strict=True) if v == "stale"]
+        missing = [o.upload.key for o, v in zip(objects, verdicts, strict=True) if v == "tags_missing"]
+        overwritten = [o for o in objects if len(o.puts) > 1]
+        report.ordering = {
+            "same_bytes_reuploads": sum(1 for o in objects if o.overwrite == "same_bytes"),
+            "a_b_a_overwrites": sum(1 for o in objects if o.overwrite == "a_b_a"),
+            "overwritten_tagged": sum(1 for o in overwritten if o.outcome == "tagged"),
+            "overwritten": len(overwritten),
+            "records_checked": sum(1 for v in verdicts if v not in ("deleted", "no_record")),
+            "stale_records": len(stale),
+            "tags_missing": len(missing),
+            "stale_keys": stale[:20],
+            "tags_missing_keys": missing[:20],
+        }
+
     def account_user_tags(self, objects: list[ChaosObject], report: ChaosReport) -> None:
         expected = preserved = 0
         broken = []
@@ -398,6 +587,12 @@ class Chaos:
             "also_tagged_by_autotag": autotag_written,
             "broken": broken[:20],
         }
+
+
+def _unquote(key: str) -> str:
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(key)
 
 
 def _letter_keys(body: str, attributes: dict[str, str]) -> list[str]:
@@ -472,11 +667,34 @@ def print_report(report: ChaosReport, out: TextIO) -> None:
         f"{kills['workers_now']}",
         file=out,
     )
-    print(f"user tags preserved: {tags['preserved']} of {tags['expected']}", file=out)
+    ordering, redrive = report.ordering, report.redrive
+    print(
+        f"overwrites: {ordering['same_bytes_reuploads']} same-bytes re-uploads, "
+        f"{ordering['a_b_a_overwrites']} A-B-A; {ordering['overwritten_tagged']} of "
+        f"{ordering['overwritten']} overwritten keys tagged; out-of-order notifications sent: "
+        f"{counts.get('out_of_order_notifications_sent', 0)}",
+        file=out,
+    )
+    print(
+        f"stale records: {ordering['stale_records']} (records describing another object than the "
+        f"current one, of {ordering['records_checked']} checked); tagged records whose tags are not on "
+        f"the object: {ordering['tags_missing']}",
+        file=out,
+    )
+    if redrive:
+        print(
+            f"redrive by message move: {redrive['moved']} moved, {redrive['processed_again']} of "
+            f"{redrive['keys']} keys processed again, swallowed: {redrive['swallowed']}",
+            file=out,
+        )
+    share = 100.0 * tags["preserved"] / tags["expected"] if tags["expected"] else 100.0
+    print(f"user tags kept: {tags['preserved']} of {tags['expected']} ({share:.0f} %)", file=out)
     for duplicate in provider["duplicated_keys"]:
         print(f"  DUPLICATE {json.dumps(duplicate)}", file=out)
     for line in report.lost[:20]:
         print(f"  LOST {line}", file=out)
+    for key in ordering["stale_keys"]:
+        print(f"  STALE {key}", file=out)
     print(f"lost: {counts.get('lost', 0)}", file=out)
     if report.problems:
         print("FAILED: " + "; ".join(report.problems), file=out)
