@@ -655,7 +655,7 @@ def print_report(report: ChaosReport, out: TextIO) -> None:
         file=out,
     )
     print(
-        f"duplicate provider calls for the same version: {provider['duplicate_calls_unexplained']} "
+        f"duplicate provider calls for the same image: {provider['duplicate_calls_unexplained']} "
         f"(plus {provider['duplicate_calls_after_kill']} re-calls whose first answer died with a killed "
         "worker)",
         file=out,

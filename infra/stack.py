@@ -30,9 +30,10 @@ OBJECT_TAGGING_ACTIONS = [
 ]
 REKOGNITION_ACTIONS = ["rekognition:DetectLabels", "rekognition:DetectModerationLabels"]
 """Rekognition's image operations support no resource-level permissions."""
-RECORD_WRITE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
-"""DynamoImageStore.put (GetItem, then TransactWriteItems of Puts and Deletes, which IAM authorizes
-as PutItem / DeleteItem per item) and the result cache (GetItem, PutItem)."""
+RECORD_WRITE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+"""DynamoImageStore: the claim (conditional UpdateItem; released by UpdateItem or DeleteItem), put
+(TransactWriteItems of Puts and Deletes, which IAM authorizes as PutItem / DeleteItem per item), get
+and the result cache (GetItem, PutItem)."""
 TAG_INDEX_READ_ACTIONS = ["dynamodb:Query"]
 """DynamoImageStore.images_with_tag (GET /v1/tags/{tag}/images)."""
 IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]

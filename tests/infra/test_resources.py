@@ -223,7 +223,7 @@ def test_api_settings_reach_tag_api_only():
 def test_function_specs_say_what_each_function_touches():
     resources = describe(load_deployment_config(EXAMPLE_CONFIG))
     upload, api, event = (resources.function(n) for n in FunctionName)
-    assert (upload.uses_idempotency, api.uses_idempotency, event.uses_idempotency) == (True, False, True)
+    assert (upload.uses_idempotency, api.uses_idempotency, event.uses_idempotency) == (False, False, True)
     assert (upload.queries_tag_index, api.queries_tag_index, event.queries_tag_index) == (False, True, False)
     assert (upload.dead_letter, api.dead_letter, event.dead_letter) == ("tag_dlq", None, "event_dlq")
     assert [s.presigns_uploads for s in (upload, api, event)] == [False, True, False]

@@ -300,8 +300,9 @@ OBJECT_READ_AND_TAG = {
     "s3:PutObjectTagging",
     "s3:PutObjectVersionTagging",
 }
-# DynamoImageStore: GetItem, TransactWriteItems of Put/Delete (authorized per item), cache GetItem/PutItem.
-RECORDS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}
+# DynamoImageStore: the claim (UpdateItem), TransactWriteItems of Put/Delete (authorized per item),
+# release (UpdateItem / DeleteItem), GetItem, cache GetItem/PutItem.
+RECORDS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 # Powertools' DynamoDBPersistenceLayer.
 IDEMPOTENCY = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 SEND = {"sqs:SendMessage"}
@@ -321,7 +322,6 @@ EXPECTED_GRANTS = {
             "sqs:GetQueueAttributes",
         },
         "table": RECORDS,
-        "idempotency_table": IDEMPOTENCY,
         "bus": PUT_EVENTS,
         "tag_dlq": SEND,
         "objects": OBJECT_READ_AND_TAG,

@@ -567,6 +567,8 @@ def describe(config: DeploymentConfig, *, bucket_name: str = "<images-bucket>") 
             log_level=fns.on_upload.log_level,
             code_dir="functions/on_upload",
             dead_letter="tag_dlq",
+            # S3 events are ordered by the image record itself (autotag.ordering): no idempotency table.
+            uses_idempotency=False,
         ),
         FunctionName.TAG_API: FunctionSpec(
             name=FunctionName.TAG_API,
