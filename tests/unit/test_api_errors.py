@@ -26,6 +26,7 @@ from autotag.errors import (
     DecompressionBombError,
     EmptyImageError,
     ImageTooLargeError,
+    ObjectNotFoundError,
     ProviderBadInputError,
     ProviderResponseError,
     ProviderTimeoutError,
@@ -38,6 +39,7 @@ from autotag.errors import (
 )
 from autotag.fetch import FetchError, FetchTimeoutError
 from autotag.models import ProviderOutcome, ProviderStatus, TagResult
+from autotag.ordering import ObjectBusyError
 from autotag.pipeline import AllProvidersFailedError
 
 
@@ -62,6 +64,8 @@ from autotag.pipeline import AllProvidersFailedError
         (ContentBlockedError("nsfw"), 422, "content_blocked"),
         (ProviderBadInputError("format"), 422, "bad_input"),
         (ThrottledError("slow down", retry_after=2.2), 429, "throttled"),
+        (ObjectBusyError("another event is being processed", retry_after=4.0), 429, "object_busy"),
+        (ObjectNotFoundError("no such version"), 404, "object_not_found"),
         (ProviderTimeoutError("timeout"), 504, "provider_timeout"),
         (TransientError("500"), 502, "transient"),
         (ProviderResponseError("garbage"), 502, "bad_provider_response"),
