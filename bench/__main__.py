@@ -221,17 +221,24 @@ def _chaos() -> list[Row]:
     if not chaos:
         return []
     counts, provider, tags = chaos["counts"], chaos["provider"], chaos["user_tags"]
+    ordering, redrive = chaos.get("ordering") or {}, chaos.get("redrive") or {}
+    extra = (
+        f"; stale records {ordering['stale_records']}; redriven swallowed {redrive.get('swallowed', 0)}"
+        if ordering
+        else ""
+    )
     return [
         {
             "benchmark": "chaos (make chaos)",
             "figure": f"{chaos['plan']['uploads']} uploads with provider faults, corrupt/deleted files, "
-            f"duplicate notifications, {chaos['kills']['kill_events']} kills",
+            "duplicate and out-of-order notifications, same-bytes re-uploads, A-B-A overwrites, "
+            f"redrive by message move, {chaos['kills']['kill_events']} kills",
             "ours": f"tagged {counts.get('tagged', 0)}, failed {counts.get('failed', 0)} (DLQ, with reason), "
             f"skipped {counts.get('skipped', 0)}, lost {counts.get('lost', 0)}",
             "baseline": f"{provider['requests']} provider requests for {provider['valid_images']} images",
             "ratio": f"{provider['requests_per_image']} requests per image",
-            "target": "lost 0; duplicate calls 0; user tags all kept",
-            "result": f"duplicate calls {provider['duplicate_calls_unexplained']}; user tags "
+            "target": "lost 0; duplicate calls 0; stale records 0; redriven swallowed 0; user tags all kept",
+            "result": f"duplicate calls {provider['duplicate_calls_unexplained']}{extra}; user tags "
             f"{tags['preserved']}/{tags['expected']}; {round(chaos['seconds'])} s",
             "met": chaos["ok"],
         }
