@@ -279,3 +279,22 @@ def test_a_url_encoded_key_with_a_refused_version_id_goes_to_the_dlq(stack):
     assert (result["status"], result["error_code"]) == ("dead_lettered", "invalid_s3_reference")
     (letter,) = stack.dead_letters()
     assert letter["MessageAttributes"]["key"]["StringValue"] == "versions/a+cat.jpg"
+
+
+def test_a_request_for_a_key_that_never_existed_goes_to_the_dlq_with_the_reason(stack):
+    calls = stack.provider.calls
+    result = stack.on_event(tag_requested(stack, "never/there.jpg"))
+    assert result == {
+        "status": "dead_lettered",
+        "bucket": stack.bucket,
+        "key": "never/there.jpg",
+        "error_code": "object_not_found",
+    }
+    (letter,) = stack.dead_letters()
+    attributes = {k: v["StringValue"] for k, v in letter["MessageAttributes"].items()}
+    assert attributes["error_code"] == "object_not_found"
+    assert f"s3://{stack.bucket}/never/there.jpg does not exist" in attributes["error_reason"]
+    assert attributes["key"] == "never/there.jpg"
+    assert store(stack).get(stack.bucket, "never/there.jpg") is None  # no silent "skipped" record
+    assert stack.provider.calls == calls
+    assert stack.drain_events(wait=0.5, expect=10) == []

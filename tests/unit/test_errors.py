@@ -16,6 +16,7 @@ from autotag.errors import (
     InvalidImageError,
     InvalidS3ReferenceError,
     NotFoundError,
+    ObjectNotFoundError,
     ProviderBadInputError,
     ProviderError,
     ProviderResponseError,
@@ -45,6 +46,7 @@ TERMINAL = [
     UnsafeUrlError,
     InvalidS3ReferenceError,
     NotFoundError,
+    ObjectNotFoundError,
     ConfigError,
     UnknownProviderError,
 ]

@@ -142,6 +142,12 @@ class NotFoundError(AutotagError):
     code = "not_found"
 
 
+class ObjectNotFoundError(NotFoundError):
+    """The S3 object a request names does not exist (never did, or no longer does)."""
+
+    code = "object_not_found"
+
+
 class ConfigError(AutotagError):
     code = "invalid_config"
 

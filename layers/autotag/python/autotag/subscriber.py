@@ -3,9 +3,9 @@ S3 ``Object Created`` events delivered by EventBridge (source ``aws.s3``) run th
 pipeline as an upload (:class:`autotag.service.TaggingService`).
 
 Failure handling (see docs/api.md, "Event bus"):
-- malformed events, disallowed buckets and terminal image failures are sent to the function's DLQ
-  (``DLQ_URL``) with the reason as message attributes, and the invocation succeeds: retrying
-  cannot help, and a Lambda retry would only repeat the failure;
+- malformed events, disallowed buckets, requests for objects that do not exist and terminal image
+  failures are sent to the function's DLQ (``DLQ_URL``) with the reason as message attributes, and
+  the invocation succeeds: retrying cannot help, and a Lambda retry would only repeat the failure;
 - transient failures raise, so Lambda's asynchronous retries run, and after them the function's
   on-failure DLQ (set by the stack) keeps the event.
 """
@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from autotag.api.models import S3_BUCKET_PATTERN
 from autotag.config import ObjectFilters
 from autotag.dlq import DeadLetter, DeadLetterQueue
-from autotag.errors import AutotagError, BadInputError, InvalidS3ReferenceError
+from autotag.errors import AutotagError, BadInputError, InvalidS3ReferenceError, ObjectNotFoundError
 from autotag.image import S3Location
 from autotag.models import TagOptions
 from autotag.retry import Deadline
@@ -202,6 +202,12 @@ class BusSubscriber:
             location = self._existing_key(request.location)
         except InvalidS3ReferenceError as error:
             return self._dead_letter(event, error, request.location)
+        if location is None:
+            if request.kind == "tag_image_requested":
+                # The requester named an object (version) that does not exist: tell them, with the
+                # reason, rather than store a record for something S3 does not hold.
+                return self._dead_letter(event, _not_found(request.location), request.location)
+            location = request.location  # deleted since S3 announced it: recorded as skipped
         version = (
             f"event:{parsed.id}"
             if request.kind == "tag_image_requested"
@@ -243,13 +249,16 @@ class BusSubscriber:
         if request.location.bucket not in self.allowed_buckets:
             raise BucketNotAllowedError(f"bucket {request.location.bucket!r} is not one this deployment tags")
 
-    def _existing_key(self, location: S3Location) -> S3Location:
-        """S3 URL-encodes keys in some event shapes: use the decoded key when only it exists."""
-        decoded = unquote_plus(location.key)
-        if decoded == location.key or self.service.objects.head(location) is not None:
+    def _existing_key(self, location: S3Location) -> S3Location | None:
+        """The location S3 holds, or None when it holds neither the key nor (S3 URL-encodes keys in
+        some event shapes) its decoded form."""
+        if self.service.objects.head(location) is not None:
             return location
+        decoded = unquote_plus(location.key)
+        if decoded == location.key:
+            return None
         candidate = S3Location(location.bucket, decoded, location.version_id)
-        return candidate if self.service.objects.head(candidate) is not None else location
+        return candidate if self.service.objects.head(candidate) is not None else None
 
     def _dead_letter(self, event: object, error: AutotagError, location: S3Location | None) -> Outcome:
         bucket, key = (location.bucket, location.key) if location else _where(event)
@@ -270,6 +279,11 @@ class BusSubscriber:
             "event sent to the DLQ", extra={"error_code": error.code, "reason": str(error), "bucket": bucket}
         )
         return Outcome("dead_lettered", bucket, key, error.code)
+
+
+def _not_found(location: S3Location) -> ObjectNotFoundError:
+    version = f" (version {location.version_id})" if location.version_id else ""
+    return ObjectNotFoundError(f"{location.uri}{version} does not exist; nothing was tagged or recorded")
 
 
 def _where(event: object) -> tuple[str | None, str | None]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from autotag.api.settings import ApiSettings, get_api_settings
 from autotag.config import AutotagConfig, get_config
-from autotag.errors import NotFoundError, TransientError
+from autotag.errors import ObjectNotFoundError, TransientError
 from autotag.fetch import fetch_image_url
 from autotag.image import S3Location, SourceImage
 from autotag.intake import inspect_image
@@ -27,10 +27,6 @@ UrlFetcher = Callable[[str, float], bytes]
 """(url, timeout seconds) -> the image bytes; SSRF-safe (autotag.fetch)."""
 Presigner = Callable[[str, str, str, int], str]
 """(bucket, key, content type, expires in seconds) -> a presigned PUT URL."""
-
-
-class ObjectNotFoundError(NotFoundError):
-    code = "object_not_found"
 
 
 API_RETRY = RetryPolicy(max_attempts=2, base_delay=0.2, max_delay=1.0, max_retry_after=1.0)
