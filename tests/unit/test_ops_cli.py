@@ -50,29 +50,37 @@ def test_a_skipped_record_says_why():
 
 def _checkpoint(instance_id: str | None) -> Checkpoint:
     return Checkpoint(
-        target="t", instance_id=instance_id, last_key="k9", enqueued=9, updated_at=datetime.now(UTC)
+        target="t",
+        instance_id=instance_id,
+        tag_queue_url="q",
+        last_key="k9",
+        enqueued=9,
+        updated_at=datetime.now(UTC),
     )
 
 
 def test_checkpoint_resumes_only_on_the_same_instance(tmp_path):
     path = tmp_path / "c.json"
-    assert load_checkpoint(path, "t", "one") == (None, None)  # none yet
+    assert load_checkpoint(path, "t", "one", "q") == (None, None)  # none yet
     save_checkpoint(path, _checkpoint("one"))
-    checkpoint, why = load_checkpoint(path, "t", "one")
+    checkpoint, why = load_checkpoint(path, "t", "one", "q")
     assert checkpoint is not None
     assert checkpoint.last_key == "k9"
     assert why is None
-    checkpoint, why = load_checkpoint(path, "t", "two")
+    checkpoint, why = load_checkpoint(path, "t", "two", "q")
     assert checkpoint is None
     assert why is not None
     assert "earlier instance" in why
-    assert load_checkpoint(path, "other target", "one") == (None, None)
+    assert load_checkpoint(path, "other target", "one", "q") == (None, None)
+    checkpoint, why = load_checkpoint(path, "t", "one", "another queue")
+    assert checkpoint is None
+    assert why is not None
 
 
 def test_a_checkpoint_without_an_instance_is_not_resumed(tmp_path):
     path = tmp_path / "c.json"
     path.write_text('{"target": "t", "last_key": "k", "updated_at": "2026-01-01T00:00:00Z"}')
-    checkpoint, why = load_checkpoint(path, "t", "one")
+    checkpoint, why = load_checkpoint(path, "t", "one", "q")
     assert checkpoint is None
     assert why is not None
 

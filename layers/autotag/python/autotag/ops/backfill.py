@@ -87,6 +87,7 @@ class Checkpoint(BaseModel):
     """What is backfilled: the target's resources, the URL and ``force``."""
     instance_id: str | None
     """Which instance of the target (see :attr:`Target.instance_id`)."""
+    tag_queue_url: str
     last_key: str
     enqueued: int = 0
     skipped: int = 0
@@ -94,12 +95,20 @@ class Checkpoint(BaseModel):
     updated_at: datetime
 
 
+def checkpoint_identity(target: Target, url: str, *, force: bool) -> str:
+    """What a checkpoint is for: the target, its bucket, the URL and ``force``. The target's
+    instance and queue are checked separately, to say why a checkpoint is not resumed."""
+    return "|".join((target.description, target.images_bucket, url, f"force={force}"))
+
+
 def checkpoint_path(directory: Path, target: str) -> Path:
     digest = hashlib.sha256(target.encode()).hexdigest()[:16]
     return directory / f"{digest}.json"
 
 
-def load_checkpoint(path: Path, target: str, instance_id: str | None) -> tuple[Checkpoint | None, str | None]:
+def load_checkpoint(
+    path: Path, target: str, instance_id: str | None, tag_queue_url: str
+) -> tuple[Checkpoint | None, str | None]:
     """The checkpoint to resume from; else None, and why an existing checkpoint is not used."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -113,7 +122,7 @@ def load_checkpoint(path: Path, target: str, instance_id: str | None) -> tuple[C
         return None, f"the checkpoint {path} is not one this version wrote; starting from the beginning"
     if checkpoint.target != target:
         return None, None
-    if checkpoint.instance_id != instance_id:
+    if checkpoint.instance_id != instance_id or checkpoint.tag_queue_url != tag_queue_url:
         return None, (
             f"the checkpoint {path} (last key {checkpoint.last_key!r}, "
             f"{checkpoint.updated_at.isoformat(timespec='seconds')}) was written against an earlier "
@@ -211,14 +220,14 @@ class Backfill:
         region = s3.meta.region_name or "us-east-1"
         filters = self.target.config.tagging.filters
         target = self.target
-        identity = "|".join(
-            (target.description, target.tag_queue_url, target.images_bucket, self.url, f"force={self.force}")
-        )
+        identity = checkpoint_identity(target, self.url, force=self.force)
         path = checkpoint_path(self.checkpoint_dir, identity)
         report = self.report
         checkpoint = None
         if not self.restart:
-            checkpoint, report.checkpoint_ignored = load_checkpoint(path, identity, target.instance_id)
+            checkpoint, report.checkpoint_ignored = load_checkpoint(
+                path, identity, target.instance_id, target.tag_queue_url
+            )
         start_after = checkpoint.last_key if checkpoint else None
         if checkpoint:
             report.resumed_after = checkpoint.last_key
@@ -241,6 +250,7 @@ class Backfill:
                     Checkpoint(
                         target=identity,
                         instance_id=target.instance_id,
+                        tag_queue_url=target.tag_queue_url,
                         last_key=last_key,
                         # Cumulative over the interrupted runs this one continues.
                         enqueued=report.enqueued + (checkpoint.enqueued if checkpoint else 0),
