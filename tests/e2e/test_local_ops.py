@@ -342,3 +342,17 @@ def test_readme_quick_start_runs_as_written(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(60)
+
+
+def test_the_config_the_local_stack_loads_validates(tmp_path: Path) -> None:
+    # `autotag local` with no --config loads config/default.toml (the README quick start above);
+    # `autotag config validate` accepts that very file.
+    done = subprocess.run(
+        [AUTOTAG, "config", "validate", "config/default.toml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "config/default.toml: ok (deployment config, stack Autotag; 1 provider(s): basic)\n"
