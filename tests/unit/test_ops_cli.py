@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from autotag.cli.ops import format_record
+from autotag.cli.tag import parse_s3_uri
 from autotag.errors import BadInputError
+from autotag.image import S3Location
 from autotag.ops.backfill import BackfillReport, Checkpoint, load_checkpoint, parse_s3_url, save_checkpoint
 from autotag.store.base import ImageRecord, ImageStatus
 
@@ -29,6 +31,11 @@ from autotag.store.base import ImageRecord, ImageStatus
 )
 def test_s3_urls_keep_the_key_verbatim(url, expected):
     assert parse_s3_url(url) == expected
+
+
+@pytest.mark.parametrize("key", ["what?.jpg", "#1 best.jpg", "a%20b?x=1#y.png"])
+def test_autotag_tag_reads_s3_keys_verbatim_too(key):
+    assert parse_s3_uri(f"s3://b/{key}") == S3Location("b", key)
 
 
 @pytest.mark.parametrize("url", ["https://b/k", "s3:/b/k", "s3:///k", "b/k", ""])

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from autotag.config import ObjectFilters
 from autotag.errors import BadInputError
+from autotag.image import split_s3_url
 from autotag.ops.target import Target
 from autotag.store.base import ImageStore
 from autotag.upload import REPLAY_ATTRIBUTE
@@ -40,16 +41,12 @@ DEFAULT_CHECKPOINT_DIR = Path(".autotag") / "backfill"
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/key-or-prefix`` → (bucket, key or prefix).
-
-    The key is everything after the bucket's slash, verbatim, as the AWS CLI reads it: S3 keys may
-    hold ``?``, ``#``, ``%`` and spaces, which are not URL syntax here.
-    """
-    scheme, separator, rest = url.partition("://")
-    bucket, _, key = rest.partition("/")
-    if scheme.lower() != "s3" or not separator or not bucket:
+    """``s3://bucket/key-or-prefix`` → (bucket, key or prefix), the key verbatim (``?``, ``#`` and
+    ``%`` are part of it)."""
+    parts = split_s3_url(url)
+    if parts is None:
         raise BadInputError(f"expected s3://bucket[/prefix], got {url!r}")
-    return bucket, key
+    return parts
 
 
 def notification_body(
