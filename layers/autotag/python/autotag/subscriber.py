@@ -199,7 +199,7 @@ class BusSubscriber:
             logger.info("object excluded by the filters", extra={"s3_uri": request.location.uri})
             return Outcome("ignored", request.location.bucket, request.location.key)
         try:
-            location = self._existing_key(request.location)
+            location = self._existing_key(request.location, check=request.kind == "tag_image_requested")
         except InvalidS3ReferenceError as error:
             return self._dead_letter(event, error, request.location)
         if location is None:
@@ -249,12 +249,15 @@ class BusSubscriber:
         if request.location.bucket not in self.allowed_buckets:
             raise BucketNotAllowedError(f"bucket {request.location.bucket!r} is not one this deployment tags")
 
-    def _existing_key(self, location: S3Location) -> S3Location | None:
+    def _existing_key(self, location: S3Location, *, check: bool) -> S3Location | None:
         """The location S3 holds, or None when it holds neither the key nor (S3 URL-encodes keys in
-        some event shapes) its decoded form."""
+        some event shapes) its decoded form. Without ``check``, a key with nothing to decode is
+        taken as it is (S3 announced it; the service finds out if it is gone)."""
+        decoded = unquote_plus(location.key)
+        if decoded == location.key and not check:
+            return location
         if self.service.objects.head(location) is not None:
             return location
-        decoded = unquote_plus(location.key)
         if decoded == location.key:
             return None
         candidate = S3Location(location.bucket, decoded, location.version_id)
