@@ -158,6 +158,10 @@ def corrupt_bytes(rng: random.Random, size: int = 4096) -> bytes:
     return b"\xff\xd8\xff\xe0" + bytes(rng.randrange(256) for _ in range(size))
 
 
+MIXED_CASE_SUFFIXES = (".jpg", ".JPG", ".Jpg", ".jpeG")
+"""Keys end in every case: each must be tagged or failed with a reason like ``.jpg`` (docs/config.md)."""
+
+
 def plan_objects(plan: ChaosPlan, rng: random.Random) -> list[ChaosObject]:
     import hashlib
 
@@ -186,7 +190,11 @@ def plan_objects(plan: ChaosPlan, rng: random.Random) -> list[ChaosObject]:
             else {}
         )
         obj = ChaosObject(
-            upload=Upload(key=f"chaos/obj-{index:05d}.jpg", data=data, user_tags=user_tags),
+            upload=Upload(
+                key=f"chaos/obj-{index:05d}{MIXED_CASE_SUFFIXES[index % len(MIXED_CASE_SUFFIXES)]}",
+                data=data,
+                user_tags=user_tags,
+            ),
             kind=kind,
             duplicated=index in duplicated,
             sha256=hashlib.sha256(data).hexdigest(),

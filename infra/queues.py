@@ -35,11 +35,13 @@ class Queues(Construct):
         if resources.config.notifications.mode == "s3":
             destination = s3n.SqsDestination(self.tag_queue)
             for key_filter in resources.notification_filters:
-                bucket.add_event_notification(
-                    s3.EventType.OBJECT_CREATED,
-                    destination,
-                    s3.NotificationKeyFilter(prefix=key_filter.prefix, suffix=key_filter.suffix),
+                # No prefix and no suffix: every ObjectCreated (CDK refuses an empty key filter).
+                key_filters = (
+                    [s3.NotificationKeyFilter(prefix=key_filter.prefix, suffix=key_filter.suffix)]
+                    if key_filter.prefix or key_filter.suffix
+                    else []
                 )
+                bucket.add_event_notification(s3.EventType.OBJECT_CREATED, destination, *key_filters)
 
 
 def _queue(

@@ -106,7 +106,8 @@ def test_backfill_tags_every_existing_object_once_and_a_second_run_enqueues_none
 def test_an_interrupted_backfill_resumes_after_its_checkpoint(stack: RunningStack, tmp_path) -> None:
     from datetime import UTC, datetime
 
-    from autotag.ops.backfill import Checkpoint, checkpoint_path, save_checkpoint
+    from autotag.ops.backfill import Checkpoint, checkpoint_identity, checkpoint_path, save_checkpoint
+    from autotag.ops.target import local_target
 
     s3 = stack.client("s3")
     notifications = s3.get_bucket_notification_configuration(Bucket=stack.bucket)
@@ -117,16 +118,24 @@ def test_an_interrupted_backfill_resumes_after_its_checkpoint(stack: RunningStac
     s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration=notifications)
     url = f"s3://{stack.bucket}/resume/"
     # What a run stopped after resume/0014.png left behind.
-    identity = f"local stack ({stack.state_path})|{url}|force=False"
+    target = local_target(stack.state_path)
+    identity = checkpoint_identity(target, url, force=False)
     save_checkpoint(
         checkpoint_path(tmp_path, identity),
-        Checkpoint(target=identity, last_key="resume/0014.png", enqueued=15, updated_at=datetime.now(UTC)),
+        Checkpoint(
+            target=identity,
+            instance_id=target.instance_id,
+            tag_queue_url=target.tag_queue_url,
+            last_key="resume/0014.png",
+            enqueued=15,
+            updated_at=datetime.now(UTC),
+        ),
     )
 
     resumed = stack.cli("backfill", url, "--checkpoint-dir", str(tmp_path))
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after resume/0014.png" in resumed.stderr
-    assert "15 enqueued, 0 already tagged (skipped)" in resumed.stdout
+    assert "15 enqueued, 0 already tagged (skipped) (resumed after 'resume/0014.png'" in resumed.stdout
     assert not checkpoint_path(tmp_path, identity).exists()  # done: the next run starts over
     stack.wait_record("resume/0029.png")
     assert stack.store().get(stack.bucket, "resume/0014.png") is None

@@ -13,6 +13,7 @@ from autotag.resources import (
     function_environment,
     load_deployment_config,
     notification_filters,
+    object_created_pattern,
     plan_concurrency,
 )
 from autotag.settings import load_settings
@@ -126,21 +127,44 @@ def test_config_files_load_and_tagging_file_is_shared(tmp_path):
         load_deployment_config(tmp_path / "broken.toml")
 
 
-def test_overlapping_prefixes_collapse_and_suffixes_come_in_both_cases():
+def test_case_insensitive_suffixes_subscribe_by_prefix_only():
     filters = ObjectFilters(include_prefixes=("a/", "a/b/", "c/"), include_suffixes=(".jpg", ".JPG", ".png"))
+    assert {(f.prefix, f.suffix) for f in notification_filters(filters)} == {("a/", None), ("c/", None)}
+    assert {(f.prefix, f.suffix) for f in notification_filters(ObjectFilters())} == {(None, None)}
+
+
+def test_case_sensitive_suffixes_are_subscribed_as_given():
+    filters = ObjectFilters(
+        include_prefixes=("a/", "a/b/", "c/"),
+        include_suffixes=(".jpg", ".JPG", ".png"),
+        case_sensitive_suffixes=True,
+    )
     pairs = {(f.prefix, f.suffix) for f in notification_filters(filters)}
-    assert pairs == {(p, s) for p in ("a/", "c/") for s in (".jpg", ".JPG", ".png", ".PNG")}
+    assert pairs == {(p, s) for p in ("a/", "c/") for s in (".jpg", ".JPG", ".png")}
 
 
 def test_too_many_combinations_fall_back_to_prefix_filters():
     filters = ObjectFilters(
-        include_prefixes=tuple(f"p{i}/" for i in range(20)), include_suffixes=(".a", ".b", ".c")
+        include_prefixes=tuple(f"p{i}/" for i in range(20)),
+        include_suffixes=(".a", ".b", ".c", ".d", ".e", ".f"),
+        case_sensitive_suffixes=True,
     )
     assert {f.suffix for f in notification_filters(filters)} == {None}
 
 
+def test_mixed_case_suffix_is_delivered_in_both_notification_modes():
+    filters = ObjectFilters(include_prefixes=("photos/",))
+    assert filters.accepts("photos/IMG_0001.Jpg")
+    [rule] = notification_filters(filters)
+    assert rule.prefix == "photos/"
+    assert rule.suffix is None
+    pattern = object_created_pattern("b", notification_filters(filters))
+    assert pattern["detail"]["object"]["key"] == [{"wildcard": "photos/*"}]
+
+
 keys = st.text(alphabet="abcPHOTOS/._-jpgJPG", min_size=1, max_size=30)
-suffix_lists = st.lists(st.sampled_from([".jpg", ".jpeg", ".png", ".JPG", "g"]), max_size=3).map(tuple)
+suffix_choices = [".jpg", ".jpeg", ".png", ".JPG", ".Jpg", "g"]
+suffix_lists = st.lists(st.sampled_from(suffix_choices), max_size=3).map(tuple)
 prefix_lists = st.lists(st.sampled_from(["a/", "a/b/", "photos/", "PHOTOS/"]), max_size=3).map(tuple)
 
 
@@ -152,9 +176,8 @@ def test_s3_filters_deliver_everything_the_function_accepts(key, prefixes, suffi
     delivered = any(
         key.startswith(f.prefix or "") and key.endswith(f.suffix or "") for f in notification_filters(filters)
     )
-    accepted = filters.accepts(key)
-    # Mixed-case suffixes (".Jpg") are the documented gap of case-insensitive S3 filters.
-    if accepted and (case_sensitive or key[-4:] in {key[-4:].lower(), key[-4:].upper()}):
+    # No gap: whatever the function would tag, S3 delivers (mixed-case suffixes included).
+    if filters.accepts(key):
         assert delivered
 
 

@@ -98,9 +98,16 @@ def test_s3_notifications_deliver_object_created_with_the_configured_filters(exa
         assert refs(config["QueueArn"]) == {queue_id}
         rules = {r["Name"]: r["Value"] for r in config["Filter"]["Key"]["FilterRules"]}
         seen.add((rules.get("prefix"), rules.get("suffix")))
-    prefixes = ("photos/", "uploads/")
-    suffixes = {s for base in (".jpg", ".jpeg", ".png", ".webp") for s in (base, base.upper())}
-    assert seen == {(p, s) for p in prefixes for s in suffixes}
+    # Case-insensitive suffixes (the default) are filtered by the function: S3 matches suffixes
+    # case-sensitively, so a suffix rule would drop IMG_0001.Jpg. The subscription is by prefix.
+    assert seen == {("photos/", None), ("uploads/", None)}
+
+
+def test_default_stack_subscribes_every_object_created_and_leaves_filters_to_the_function(default):
+    [notifications] = default.resources_of("Custom::S3BucketNotifications").values()
+    [config] = notifications["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    assert config["Events"] == ["s3:ObjectCreated:*"]
+    assert "Filter" not in config  # no prefix configured; suffixes are matched case-insensitively
 
 
 # --- Storage -------------------------------------------------------------------------------------
@@ -623,7 +630,8 @@ def test_eventbridge_mode_routes_object_created_to_on_event(imported):
     assert pattern["source"] == ["aws.s3"]
     assert pattern["detail-type"] == ["Object Created"]
     assert pattern["detail"]["bucket"]["name"] == ["team-photos"]
-    assert {"wildcard": "photos/*.jpg"} in pattern["detail"]["object"]["key"]
+    # By prefix only: EventBridge's wildcard is case-sensitive too; on_event filters the suffixes.
+    assert pattern["detail"]["object"]["key"] == [{"wildcard": "photos/*"}, {"wildcard": "uploads/*"}]
     [target] = rule["Targets"]
     assert imported.logical_id(imported.stack.functions.on_event) in refs(target["Arn"])
     assert refs(target["DeadLetterConfig"]["Arn"]) == {imported.logical_id(imported.stack.queues.event_dlq)}

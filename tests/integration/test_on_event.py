@@ -317,3 +317,22 @@ def test_a_bad_request_never_damages_a_good_record(stack):
         ] == []
     finally:
         versioning(Bucket=stack.bucket, VersioningConfiguration={"Status": "Suspended"})
+
+
+def test_a_request_for_a_key_that_never_existed_goes_to_the_dlq_with_the_reason(stack):
+    calls = stack.provider.calls
+    result = stack.on_event(tag_requested(stack, "never/there.jpg"))
+    assert result == {
+        "status": "dead_lettered",
+        "bucket": stack.bucket,
+        "key": "never/there.jpg",
+        "error_code": "object_not_found",
+    }
+    (letter,) = stack.dead_letters()
+    attributes = {k: v["StringValue"] for k, v in letter["MessageAttributes"].items()}
+    assert attributes["error_code"] == "object_not_found"
+    assert f"s3://{stack.bucket}/never/there.jpg does not exist" in attributes["error_reason"]
+    assert attributes["key"] == "never/there.jpg"
+    assert store(stack).get(stack.bucket, "never/there.jpg") is None  # no silent "skipped" record
+    assert stack.provider.calls == calls
+    assert stack.drain_events(wait=0.5, expect=10) == []

@@ -213,6 +213,31 @@ def test_config_validate(capsys, tmp_path):
     assert_one_line_error(err, "invalid_config")
 
 
+@pytest.mark.parametrize("name", ["default.toml", "autotag.example.toml"])
+def test_config_validate_accepts_the_deployment_configs_the_local_stack_loads(capsys, name):
+    status, out, err = run(capsys, "config", "validate", str(REPO / "config" / name))
+    assert status == 0, err
+    assert out.startswith(f"{REPO / 'config' / name}: ok (deployment config, stack Autotag; ")
+    status, out, _ = run(capsys, "config", "validate", str(REPO / "config" / name), "--json")
+    assert status == 0
+    assert json.loads(out)["tagging"]["providers"]
+
+
+def test_config_validate_reports_deployment_config_errors(capsys, tmp_path):
+    bad = tmp_path / "deploy.toml"
+    bad.write_text('stack_name = "A"\n[queue]\nbatch_size = 0\n')
+    status, _, err = run(capsys, "config", "validate", str(bad))
+    assert status != 0
+    assert_one_line_error(err, "invalid_config")
+    assert "queue.batch_size" in err
+    (tmp_path / "tagging.toml").write_text('[[providers]]\nname = "basic"\n')
+    shared = tmp_path / "shared.json"
+    shared.write_text('{"tagging_file": "tagging.toml"}')
+    status, out, err = run(capsys, "config", "validate", str(shared))
+    assert status == 0, err
+    assert "1 provider(s): basic" in out
+
+
 def test_documented_schema_is_current():
     documented = json.loads((REPO / "docs" / "config.schema.json").read_text())
     assert documented == config_json_schema(), "regenerate: autotag config schema > docs/config.schema.json"

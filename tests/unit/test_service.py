@@ -349,6 +349,19 @@ def test_filters_and_event_names_exclude_records():
     assert len(parsed.ignored) == 3
 
 
+def test_mixed_case_suffixes_are_accepted_and_other_files_skipped_before_any_read():
+    # S3 delivers every object under the prefix (suffixes are not in the subscription): the
+    # function keeps images whatever the case of their extension and drops the rest unread.
+    body = s3_notification(
+        s3_record("b", "in/IMG_0001.Jpg"),
+        s3_record("b", "in/scan.TiFF"),
+        s3_record("b", "in/clip.mov"),
+    )
+    parsed = parse_s3_notification(body, ObjectFilters(include_prefixes=("in/",)))
+    assert [o.key for o in parsed.objects] == ["in/IMG_0001.Jpg", "in/scan.TiFF"]
+    assert parsed.ignored == [("s3://b/in/clip.mov", "excluded by the object filters")]
+
+
 @pytest.mark.parametrize("body", ["not json", "[]", '{"Records": [{"eventName": "x"}]}', '{"foo": 1}'])
 def test_garbage_is_an_invalid_event(body):
     with pytest.raises(BadInputError) as caught:

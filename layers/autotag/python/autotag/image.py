@@ -112,3 +112,17 @@ class S3Location:
     @property
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
+
+
+def split_s3_url(url: str) -> tuple[str, str] | None:
+    """``s3://bucket/key`` → (bucket, key), the inverse of :attr:`S3Location.uri`; None if it is not
+    an s3:// URL with a bucket.
+
+    The key is everything after the bucket's slash, verbatim, as the AWS CLI reads it: S3 keys may
+    hold ``?``, ``#``, ``%`` and spaces, which are not URL syntax here.
+    """
+    scheme, separator, rest = url.partition("://")
+    bucket, _, key = rest.partition("/")
+    if scheme.lower() != "s3" or not separator or not bucket:
+        return None
+    return bucket, key

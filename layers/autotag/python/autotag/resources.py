@@ -504,17 +504,18 @@ def notification_filters(filters: ObjectFilters) -> tuple[NotificationFilter, ..
     """S3 notification filters (one prefix and one suffix each, none overlapping) that deliver a
     superset of what :meth:`ObjectFilters.accepts` takes; the function applies the exact filters.
 
-    S3 matches suffixes case-sensitively, so case-insensitive suffixes are sent in lower and upper
-    case (``.jpg``, ``.JPG``); mixed case (``.Jpg``) would need the suffix filter dropped.
-    Exclusions cannot be expressed in S3 filters and are left to the function.
+    S3 (and EventBridge's wildcard) match suffixes case-sensitively, and ``.jpg`` has 16 case
+    variants, so case-insensitive suffixes (the default) are not sent to S3 at all: the
+    subscription is by prefix only and the function filters suffixes case-insensitively. Objects
+    under a watched prefix that are not images then invoke the function and are skipped before
+    any S3 read. Case-sensitive suffixes are subscribed as given (prefix x suffix), unless that
+    exceeds :data:`S3_MAX_NOTIFICATION_FILTERS`. Exclusions cannot be expressed in S3 filters and
+    are left to the function.
     """
     prefixes = _minimal_prefixes(filters.include_prefixes) if filters.include_prefixes else [""]
     suffixes: list[str] = []
-    if filters.include_suffixes:
-        variants = filters.include_suffixes
-        if not filters.case_sensitive_suffixes:
-            variants = tuple(v for s in variants for v in (s.lower(), s.upper()))
-        suffixes = _minimal_suffixes(variants)
+    if filters.include_suffixes and filters.case_sensitive_suffixes:
+        suffixes = _minimal_suffixes(filters.include_suffixes)
     if "" in suffixes or len(prefixes) * max(1, len(suffixes)) > S3_MAX_NOTIFICATION_FILTERS:
         suffixes = []
     return tuple(

@@ -72,8 +72,13 @@ def _configure_logging(verbose: bool) -> Callable[[], None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        # The command modules import pydantic, boto3, Pillow...: most of start-up happens here.
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C before any work started: nothing to report, no traceback.
+        return EXIT_INTERRUPTED
     restore_logging = _configure_logging(args.verbose)
     try:
         return _run(args)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from autotag.errors import BadInputError, ConfigError
+from autotag.errors import BadInputError, ConfigError, NotFoundError
 from autotag.local.state import DEFAULT_STATE_PATH
 from autotag.ops.backfill import DEFAULT_CHECKPOINT_DIR, Backfill, BackfillReport, parse_s3_url
 from autotag.ops.progress import Progress
@@ -113,6 +113,8 @@ def run_backfill(args: argparse.Namespace) -> int:
 
     def on_start(total: int | None, report: BackfillReport) -> None:
         nonlocal progress
+        if report.checkpoint_ignored:
+            print(f"autotag: {report.checkpoint_ignored}", file=sys.stderr)
         if report.resumed_after:
             print(f"resuming after {report.resumed_after}", file=sys.stderr)
         progress = Progress(total, label="backfill")
@@ -222,13 +224,19 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status_reason(record: ImageRecord) -> str:
+    """Why a record is failed or skipped (a skipped record has a reason but no error code)."""
+    if record.error_code:
+        return f"  {record.error_code}: {record.error or '-'}"
+    return f"  ({record.error})" if record.error else ""
+
+
 def format_record(record: ImageRecord) -> str:
     lines = [
         f"image     s3://{record.bucket}/{record.key}"
         + (f"  (version {record.version_id})" if record.version_id else "")
         + (f"  (event {record.sequencer})" if record.sequencer else ""),
-        f"status    {record.status.value}"
-        + (f"  {record.error_code}: {record.error}" if record.error_code else ""),
+        f"status    {record.status.value}{_status_reason(record)}",
     ]
     if record.width and record.height:
         lines.append(
@@ -278,9 +286,9 @@ def run_show(args: argparse.Namespace) -> int:
         raise BadInputError(f"expected s3://bucket/key, got {args.url!r}")
     record = _store(_target(args)).get(bucket, key)
     if record is None:
-        if args.json:
-            print("null")
-        print(f"no record for {args.url} (not tagged yet, or excluded by the filters)", file=sys.stderr)
-        return 1
+        raise NotFoundError(
+            f"no record for s3://{bucket}/{key} (not tagged yet, excluded by the filters, or not in "
+            "this deployment's table)"
+        )
     print(record.model_dump_json(indent=2) if args.json else format_record(record))
     return 0

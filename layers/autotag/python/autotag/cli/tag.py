@@ -17,13 +17,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from autotag.cli import EXIT_FAILED, EXIT_OK, report_error
 from autotag.config import AutotagConfig, ProviderConfig, load_config_file
 from autotag.credentials import Credentials
 from autotag.errors import AutotagError, BadInputError, ImageTooLargeError, NotFoundError, UnsafeUrlError
-from autotag.image import S3Location, SourceImage
+from autotag.image import S3Location, SourceImage, split_s3_url
 from autotag.intake import inspect_image, load_image
 from autotag.models import TagOptions, TagResult
 from autotag.pipeline import Tagger
@@ -164,11 +164,10 @@ def fetch_url(url: str, config: AutotagConfig) -> bytes:
 
 
 def parse_s3_uri(uri: str) -> S3Location:
-    parts = urlsplit(uri)
-    key = unquote(parts.path.lstrip("/"))
-    if not parts.netloc or not key:
+    parts = split_s3_url(uri)
+    if parts is None or not parts[1]:
         raise BadInputError(f"not an s3://bucket/key URI: {uri}", code="bad_s3_uri")
-    return S3Location(bucket=parts.netloc, key=key)
+    return S3Location(bucket=parts[0], key=parts[1])
 
 
 def read_s3(location: S3Location, config: AutotagConfig) -> bytes:

@@ -389,6 +389,7 @@ def banner(state: LocalState, options: LocalOptions) -> str:
         f"  event DLQ        {r.extra.get('event_dlq_url', '-')}",
         f"  providers        {', '.join(p.key for p in options.config.tagging.providers)}",
         f"  state file       {options.state_path}",
+        "  persistence      none: the emulator keeps everything in memory; a restart starts empty",
     ]
     for provider_key, secret_name in r.secrets.items():
         lines.append(f"  secret           {secret_name} ({provider_key})")

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -59,6 +60,11 @@ class LocalState(BaseModel):
 
     pid: int
     started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    instance_id: str = Field(
+        default_factory=lambda: uuid.uuid4().hex,
+        description="New at every start: the emulator keeps its state in memory, so each start is a "
+        "new, empty stack (with the same resource names)",
+    )
     region: str = REGION
     endpoint_url: str = Field(description="The AWS emulator; pass as endpoint_url / --endpoint-url")
     api_url: str

@@ -6,7 +6,9 @@ whose stored record matches the object's current ETag are skipped unless ``force
 
 Resumable: after every batch sent, a checkpoint file records the last key handled; a run over the
 same target resumes after it (listing with ``StartAfter``) and the checkpoint is removed once the
-listing is done.
+listing is done. A checkpoint is bound to the target's identity (its queue, bucket and instance:
+the CloudFormation stack id, or the id of one start of the local stack, whose state lives in
+memory), so one written against an earlier instance is reported and not resumed.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus, urlsplit
+from urllib.parse import quote_plus
 
 from pydantic import BaseModel
 
 from autotag.config import ObjectFilters
 from autotag.errors import BadInputError
+from autotag.image import split_s3_url
 from autotag.ops.target import Target
 from autotag.store.base import ImageStore
 from autotag.upload import REPLAY_ATTRIBUTE
@@ -38,11 +41,12 @@ DEFAULT_CHECKPOINT_DIR = Path(".autotag") / "backfill"
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/prefix`` → (bucket, prefix)."""
-    split = urlsplit(url)
-    if split.scheme != "s3" or not split.netloc:
+    """``s3://bucket/key-or-prefix`` → (bucket, key or prefix), the key verbatim (``?``, ``#`` and
+    ``%`` are part of it)."""
+    parts = split_s3_url(url)
+    if parts is None:
         raise BadInputError(f"expected s3://bucket[/prefix], got {url!r}")
-    return split.netloc, split.path.lstrip("/")
+    return parts
 
 
 def notification_body(
@@ -77,6 +81,10 @@ def notification_body(
 
 class Checkpoint(BaseModel):
     target: str
+    """What is backfilled: the target's resources, the URL and ``force``."""
+    instance_id: str | None
+    """Which instance of the target (see :attr:`Target.instance_id`)."""
+    tag_queue_url: str
     last_key: str
     enqueued: int = 0
     skipped: int = 0
@@ -84,17 +92,41 @@ class Checkpoint(BaseModel):
     updated_at: datetime
 
 
+def checkpoint_identity(target: Target, url: str, *, force: bool) -> str:
+    """What a checkpoint is for: the target, its bucket, the URL and ``force``. The target's
+    instance and queue are checked separately, to say why a checkpoint is not resumed."""
+    return "|".join((target.description, target.images_bucket, url, f"force={force}"))
+
+
 def checkpoint_path(directory: Path, target: str) -> Path:
     digest = hashlib.sha256(target.encode()).hexdigest()[:16]
     return directory / f"{digest}.json"
 
 
-def load_checkpoint(path: Path, target: str) -> Checkpoint | None:
+def load_checkpoint(
+    path: Path, target: str, instance_id: str | None, tag_queue_url: str
+) -> tuple[Checkpoint | None, str | None]:
+    """The checkpoint to resume from; else None, and why an existing checkpoint is not used."""
     try:
-        checkpoint = Checkpoint.model_validate_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return checkpoint if checkpoint.target == target else None
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"cannot read the checkpoint {path} ({exc.strerror}); starting from the beginning"
+    try:
+        checkpoint = Checkpoint.model_validate_json(text)
+    except ValueError:
+        return None, f"the checkpoint {path} is not one this version wrote; starting from the beginning"
+    if checkpoint.target != target:
+        return None, None
+    if checkpoint.instance_id != instance_id or checkpoint.tag_queue_url != tag_queue_url:
+        return None, (
+            f"the checkpoint {path} (last key {checkpoint.last_key!r}, "
+            f"{checkpoint.updated_at.isoformat(timespec='seconds')}) was written against an earlier "
+            "instance of this target (a restarted local stack starts empty); not resuming it: "
+            "starting from the beginning"
+        )
+    return checkpoint, None
 
 
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
@@ -112,6 +144,10 @@ class BackfillReport:
     filtered: int = 0
     failed: int = 0
     resumed_after: str | None = None
+    resumed: Checkpoint | None = None
+    """The interrupted run's checkpoint this run continued."""
+    checkpoint_ignored: str | None = None
+    """Why an existing checkpoint was not resumed."""
     skipped_by_status: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -120,7 +156,13 @@ class BackfillReport:
             parts.append(f"{self.filtered} excluded by the filters")
         if self.failed:
             parts.append(f"{self.failed} could not be sent")
-        return ", ".join(parts)
+        summary = ", ".join(parts)
+        if self.resumed is not None:
+            summary += (
+                f" (resumed after {self.resumed.last_key!r}; before it, the interrupted run enqueued "
+                f"{self.resumed.enqueued} and skipped {self.resumed.skipped} already tagged)"
+            )
+        return summary
 
 
 def list_objects(
@@ -174,13 +216,19 @@ class Backfill:
         sqs = self.target.client("sqs")
         region = s3.meta.region_name or "us-east-1"
         filters = self.target.config.tagging.filters
-        identity = f"{self.target.description}|{self.url}|force={self.force}"
+        target = self.target
+        identity = checkpoint_identity(target, self.url, force=self.force)
         path = checkpoint_path(self.checkpoint_dir, identity)
-        checkpoint = None if self.restart else load_checkpoint(path, identity)
         report = self.report
+        checkpoint = None
+        if not self.restart:
+            checkpoint, report.checkpoint_ignored = load_checkpoint(
+                path, identity, target.instance_id, target.tag_queue_url
+            )
         start_after = checkpoint.last_key if checkpoint else None
         if checkpoint:
             report.resumed_after = checkpoint.last_key
+            report.resumed = checkpoint
         total = count_objects(s3, bucket, prefix, filters, start_after) if self.count_first else None
         if self.on_start:
             self.on_start(total, report)
@@ -198,10 +246,13 @@ class Backfill:
                     path,
                     Checkpoint(
                         target=identity,
+                        instance_id=target.instance_id,
+                        tag_queue_url=target.tag_queue_url,
                         last_key=last_key,
-                        enqueued=report.enqueued,
-                        skipped=report.skipped,
-                        filtered=report.filtered,
+                        # Cumulative over the interrupted runs this one continues.
+                        enqueued=report.enqueued + (checkpoint.enqueued if checkpoint else 0),
+                        skipped=report.skipped + (checkpoint.skipped if checkpoint else 0),
+                        filtered=report.filtered + (checkpoint.filtered if checkpoint else 0),
                         updated_at=datetime.now(UTC),
                     ),
                 )

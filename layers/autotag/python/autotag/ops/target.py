@@ -44,6 +44,9 @@ class Target:
     config: DeploymentConfig = field(default_factory=DeploymentConfig)
     session: Any = None
     endpoint_url: str | None = None
+    instance_id: str | None = None
+    """Which incarnation of the deployment: the CloudFormation stack id (new when a stack of the
+    same name is created again), or the local stack's per-start id (it starts empty each time)."""
 
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.endpoint_url)
@@ -86,6 +89,7 @@ def stack_target(
         api_url=outputs.get(OUTPUT_API),
         config=config,
         session=session,
+        instance_id=f"{stacks[0].get('StackId', stack_name)}@{stacks[0].get('CreationTime', '')}",
     )
 
 
@@ -113,6 +117,7 @@ def local_target(state_path: Path | None = None, *, config: DeploymentConfig | N
         config=config,
         session=session,
         endpoint_url=state.endpoint_url,
+        instance_id=f"local:{state.instance_id}",
     )
 
 
