@@ -253,3 +253,36 @@ def test_the_ten_tag_limit_drops_are_reported(stack, store):
         "autotag:whiskers",
         "autotag:indoor",
     ]
+
+
+def test_eventbridge_notifications_carry_the_same_growing_sequencer(stack):
+    """The emulator's S3 -> EventBridge events (notifications mode "eventbridge") are ordered too."""
+    events, sqs, s3 = (stack.emulator.client(s) for s in ("events", "sqs", "s3"))
+    bucket, rule = unique("bridged"), unique("s3-created")
+    queue_url = sqs.create_queue(QueueName=unique("bridged-events"))["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    events.put_rule(
+        Name=rule, EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Created"]})
+    )
+    events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
+    try:
+        versions = [
+            s3.put_object(Bucket=bucket, Key="k.jpg", Body=jpeg_bytes(16, 16, seed=1))["VersionId"]
+            for _ in range(2)
+        ]
+        received = [json.loads(m["Body"]) for m in receive_all(sqs, queue_url)]
+        objects = [e["detail"]["object"] for e in received if e["detail"]["bucket"]["name"] == bucket]
+        assert [o["version-id"] for o in objects] == versions
+        assert compare_sequencers(objects[0]["sequencer"], objects[1]["sequencer"]) == -1
+    finally:
+        events.remove_targets(Rule=rule, Ids=["q"])
+        events.delete_rule(Name=rule)
+        sqs.delete_queue(QueueUrl=queue_url)
+        for item in s3.list_object_versions(Bucket=bucket).get("Versions", []):
+            s3.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
+        s3.delete_bucket(Bucket=bucket)

@@ -9,7 +9,14 @@ the shared HTTP client (an ``httpx.AsyncClient`` must stay on the loop it was fi
 that are not stored (the API's inline, URL and S3-without-store sources), on the same loop and
 Tagger: one of each per process.
 
-Outcomes of ``process_object``:
+Every S3 event is ordered against the image record by S3's ``sequencer`` (:mod:`autotag.ordering`):
+one conditional write on the record claims it for the event, or says the event is a duplicate
+(the record is returned as it is), stale (older than what the record reflects; nothing is stored) or
+busy (another event of the key is in flight: :class:`~autotag.ordering.ObjectBusyError`, retryable).
+A request (no sequencer) naming an unknown provider or an object that does not exist is refused
+before the record is touched.
+
+Outcomes of ``process_object`` (``handle_event`` also says which disposition applied):
 - returns the record: ``tagged``, or ``skipped`` (object deleted, or overwritten since the event);
 - raises :class:`TerminalProcessingError` (the record is stored as ``failed`` and an
   ``Image Tagging Failed`` event is published first; or, when S3 refuses the reference itself,
