@@ -307,8 +307,9 @@ def generate(wordnet: WordNet, ids: list[str]) -> dict[str, Any]:
         entry["parents"] = sorted(entry["parents"], key=lambda p: (coverage[p], p))
     names = [c["name"] for c in classes]
     for entry in classes:
-        if names.count(entry["name"]) > 1:  # e.g. two senses of "crane": say which
-            entry["name"] = f"{entry['name']} ({friendly(wordnet.synsets[str(entry['id'])[1:]].lemmas[-1])})"
+        if names.count(entry["name"]) > 1:  # two senses of "crane": say which, by the nearest parent
+            hypernym = wordnet.synsets[str(entry["id"])[1:]].hypernyms[0]
+            entry["name"] = f"{entry['name']} ({friendly(wordnet.synsets[hypernym].lemmas[0])})"
     concept_categories = {tag: category for tag, category in concepts.values()}
     return {
         "model": "efficientnet-lite0 (ImageNet-1k)",
