@@ -89,3 +89,8 @@ def test_each_function_code_plus_layers_fits_lambda_unzipped(vision, name):
     parts = ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in sizes.items())
     print(f"{name}: {parts}; total {total / 2**20:.1f} MiB")
     assert total <= LAMBDA_UNZIPPED_LIMIT
+
+
+def test_the_vision_stack_passes_cdk_nag(vision):
+    assert vision.nag_report is not None
+    assert vision.nag_violations() == []
