@@ -169,8 +169,9 @@ CONCEPTS: dict[tuple[str, int], tuple[str, str]] = {
 PERSON_WORN = (("garment", 1), ("headdress", 1), ("neckwear", 1), ("mask", 4))
 """Classes under these are worn by people in ImageNet's photos: they carry ``person`` too."""
 SCENE_ROOTS = (("geological_formation", 1),)
-EXCLUSIVE = {"container": ("vehicle",)}
-"""WordNet files wheeled vehicles under container; a tag is dropped when one of these is present."""
+EXCLUSIVE = {"container": ("vehicle",), "food": ("drink",)}
+"""A tag dropped when one of these is present: WordNet files wheeled vehicles under container and
+beverages under food (nutrient), which is not what anyone calls a cup of coffee."""
 CATEGORY_ORDER = (
     "person",
     "animal",
