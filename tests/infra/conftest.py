@@ -128,9 +128,10 @@ def example(tmp_path_factory, layer_dir) -> Synth:
 
 
 @pytest.fixture(scope="session")
-def default(tmp_path_factory, layer_dir) -> Synth:
-    """The default config cdk.json points at: basic provider only."""
-    return synthesize(load_deployment_config(DEFAULT_CONFIG), tmp_path_factory.mktemp("default"), layer_dir)
+def default(tmp_path_factory, layer_dir, model_layer_dir) -> Synth:
+    """The default config cdk.json points at: the offline vision model and basic."""
+    config = load_deployment_config(DEFAULT_CONFIG)
+    return synthesize(config, tmp_path_factory.mktemp("default"), layer_dir, model_dir=model_layer_dir)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,9 @@ def _layer_ids(synth, name: FunctionName) -> set[str]:
 
 
 @pytest.mark.parametrize("name", list(FunctionName))
-def test_functions_carry_the_model_layer_when_the_config_runs_the_model(vision, name):
+@pytest.mark.parametrize("synth_name", ["vision", "default"])
+def test_functions_carry_the_model_layer_when_the_config_runs_the_model(request, synth_name, name):
+    vision = request.getfixturevalue(synth_name)
     layers = vision.stack.layers
     assert layers.model is not None
     assert _layer_ids(vision, name) == {
@@ -37,8 +39,8 @@ def test_functions_carry_the_model_layer_when_the_config_runs_the_model(vision, 
 
 
 @pytest.mark.parametrize("name", list(FunctionName))
-def test_no_model_layer_when_the_config_does_not_run_the_model(default, example, name):
-    for synth in (default, example):
+def test_no_model_layer_when_the_config_does_not_run_the_model(example, imported, name):
+    for synth in (example, imported):
         assert synth.stack.layers.model is None
         assert len(_layer_ids(synth, name)) == 2
         assert not synth.resources_of("AWS::Lambda::LayerVersion").keys() - {
