@@ -68,6 +68,9 @@ def test_photo_json_with_no_config(capsys, files):
     # No config: the vision model and basic, both run, both ok.
     statuses = {p["provider"]: p["status"] for p in document["providers"]}
     assert statuses == {"efficientnet": "ok", "basic": "ok"}
+    # What is in the picture first, then basic's attributes (orientation, colours, camera).
+    first_attribute = next(i for i, t in enumerate(document["tags"]) if t["sources"] == ["basic"])
+    assert all(t["sources"] == ["basic"] for t in document["tags"][first_attribute:])
 
 
 def test_transparent_png_and_grayscale(capsys, files):
