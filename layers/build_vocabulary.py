@@ -166,8 +166,28 @@ CONCEPTS: dict[tuple[str, int], tuple[str, str]] = {
     ("lamp", 1): ("lamp", "object"),
     ("screen", 3): ("screen", "electronics"),
 }
-PERSON_WORN = (("garment", 1), ("headdress", 1), ("neckwear", 1), ("mask", 4))
-"""Classes under these are worn by people in ImageNet's photos: they carry ``person`` too."""
+PERSON_WORN = (("clothing", 1), ("headdress", 1), ("neckwear", 1), ("mask", 4))
+"""Classes under these are worn by people in ImageNet's photos: they carry ``person`` too ..."""
+PERSON_NOT_WORN = (("footwear", 2), ("hosiery", 1))
+"""... except shoes and stockings, photographed on their own as often as worn."""
+EXTRA_PARENTS: dict[str, tuple[str, ...]] = {
+    # Worn or used on a person in the photos the classes were trained on, outside WordNet's clothing.
+    "n04356056": ("person",),  # sunglasses
+    "n04355933": ("person",),  # sunglass
+    "n03676483": ("person",),  # lipstick
+    "n03814639": ("person",),  # neck brace
+    "n03868863": ("person",),  # oxygen mask
+    "n04251144": ("person",),  # snorkel
+    # Plants and their parts that WordNet files under seed, grain or container.
+    "n03991062": ("plant",),  # pot (flowerpot)
+    "n11879895": ("flower", "plant"),  # rapeseed
+    "n12144580": ("plant",),  # corn
+    "n13133613": ("plant",),  # ear (of corn)
+    "n12267677": ("plant",),  # acorn
+    "n12620546": ("plant",),  # hip (rose hip)
+    "n12768682": ("plant",),  # buckeye
+}
+"""Parents WordNet's hypernyms do not give, by ImageNet id."""
 SCENE_ROOTS = (("geological_formation", 1),)
 EXCLUSIVE = {"container": ("vehicle",), "food": ("drink",)}
 """A tag dropped when one of these is present: WordNet files wheeled vehicles under container and
@@ -270,6 +290,7 @@ def _class_entry(
     wnid: str,
     concepts: dict[str, tuple[str, str]],
     worn: set[str],
+    not_worn: set[str],
     scenes: set[str],
 ) -> dict[str, Any]:
     offset = wnid[1:]
@@ -284,8 +305,13 @@ def _class_entry(
                 parents.append(tag)
             if category not in categories:
                 categories.append(category)
-    if worn & set(lineage) and "person" not in parents:
+    if worn & set(lineage) and not not_worn & set(lineage) and "person" not in parents:
         parents.append("person")
+    for extra in EXTRA_PARENTS.get(wnid, ()):
+        if extra not in parents:
+            parents.append(extra)
+        if extra != "person":  # sunglasses stay objects; a flowerpot's family is plant
+            categories.append(next(c for t, c in concepts.values() if t == extra))
     parents = [p for p in parents if not set(EXCLUSIVE.get(p, ())) & set(parents)]
     category = min(categories, key=CATEGORY_ORDER.index) if categories else "object"
     if category == "person" and worn & set(lineage):
@@ -297,8 +323,9 @@ def _class_entry(
 def generate(wordnet: WordNet, ids: list[str]) -> dict[str, Any]:
     concepts = {wordnet.sense(lemma, n): value for (lemma, n), value in CONCEPTS.items()}
     worn = {wordnet.sense(lemma, n) for lemma, n in PERSON_WORN}
+    not_worn = {wordnet.sense(lemma, n) for lemma, n in PERSON_NOT_WORN}
     scenes = {wordnet.sense(lemma, n) for lemma, n in SCENE_ROOTS}
-    classes = [_class_entry(wordnet, wnid, concepts, worn, scenes) for wnid in ids]
+    classes = [_class_entry(wordnet, wnid, concepts, worn, not_worn, scenes) for wnid in ids]
     # Parents most specific first: the fewer classes a concept covers, the more specific it is.
     coverage: dict[str, int] = {}
     for entry in classes:
