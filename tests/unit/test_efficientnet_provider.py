@@ -173,3 +173,11 @@ def test_importing_the_provider_loads_no_model_runtime():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_checkout_lookup_is_safe_where_there_is_no_checkout():
+    lambda_file = vision_model.Path("/opt/python/autotag/vision/model.py")
+    assert vision_model.checkout_model(lambda_file) == vision_model.LAMBDA_LAYER_MODEL
+    repo_file = vision_model.Path("/src/repo/layers/autotag/python/autotag/vision/model.py")
+    expected = vision_model.Path("/src/repo/layers/model/autotag-model/efficientnet-lite0.onnx")
+    assert vision_model.checkout_model(repo_file) == expected

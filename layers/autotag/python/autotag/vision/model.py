@@ -22,7 +22,18 @@ import numpy as np
 MODEL_PATH_ENV = "AUTOTAG_MODEL_PATH"
 MODEL_FILE_NAME = "efficientnet-lite0.onnx"
 LAMBDA_LAYER_MODEL = Path("/opt/autotag-model") / MODEL_FILE_NAME
-CHECKOUT_MODEL = Path(__file__).resolve().parents[5] / "layers" / "model" / "autotag-model" / MODEL_FILE_NAME
+
+
+def checkout_model(module_file: Path) -> Path:
+    """The built model in a checkout (this file is layers/autotag/python/autotag/vision/model.py);
+    in Lambda (/opt/python/autotag/vision/model.py) there is no checkout: the layer's path."""
+    parents = module_file.resolve().parents
+    if len(parents) <= 5:
+        return LAMBDA_LAYER_MODEL
+    return parents[5] / "layers" / "model" / "autotag-model" / MODEL_FILE_NAME
+
+
+CHECKOUT_MODEL = checkout_model(Path(__file__))
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 
