@@ -115,6 +115,10 @@ def test_invalid_options_are_a_config_error():
         make({"top_classes": 0})
     with pytest.raises(ConfigError, match="colour"):
         make({"colour": "red"})
+    with pytest.raises(ConfigError, match="rename"):
+        make({"rename": {"tabby": " "}})
+    with pytest.raises(ConfigError, match="deny"):
+        make({"deny": [""]})
 
 
 def test_missing_model_is_a_clear_terminal_error(tmp_path):

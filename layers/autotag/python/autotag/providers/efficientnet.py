@@ -27,7 +27,7 @@ import asyncio
 from typing import ClassVar
 
 from PIL import UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from autotag.config import ProviderConfig
 from autotag.errors import ConfigError, ProviderBadInputError, ProviderError
@@ -50,6 +50,20 @@ class EfficientNetOptions(BaseModel):
     top_classes: int = Field(default=5, ge=1, le=1000)
     threads: int = Field(default=1, ge=1, le=64)
     model_path: str | None = None
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not name.strip() for name in value):
+            raise ValueError("names must not be blank")
+        return value
+
+    @field_validator("rename")
+    @classmethod
+    def _renames(cls, value: dict[str, str]) -> dict[str, str]:
+        if any(not old.strip() or not new.strip() for old, new in value.items()):
+            raise ValueError("renames map a name to a name; neither may be blank")
+        return {old.strip(): new.strip() for old, new in value.items()}
 
 
 class EfficientNetProvider(Provider):
