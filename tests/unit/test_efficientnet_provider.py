@@ -185,3 +185,25 @@ def test_checkout_lookup_is_safe_where_there_is_no_checkout():
     repo_file = vision_model.Path("/src/repo/layers/autotag/python/autotag/vision/model.py")
     expected = vision_model.Path("/src/repo/layers/model/autotag-model/efficientnet-lite0.onnx")
     assert vision_model.checkout_model(repo_file) == expected
+
+
+def test_missing_runtime_is_a_clear_terminal_error(colour_model):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['onnxruntime'] = None  # as if it were not installed\n"
+        "from tests.unit.test_efficientnet_provider import make, picture, run\n"
+        "from autotag.errors import ProviderError\n"
+        "from pathlib import Path\n"
+        "try:\n"
+        f"    run(make(model_path=Path({str(colour_model)!r})), picture((9, 9, 9)))\n"
+        "except ProviderError as error:\n"
+        "    assert error.code == 'model_unavailable', error.code\n"
+        "    assert 'onnxruntime' in error.message and 'make setup' in error.message, error.message\n"
+        "else:\n"
+        "    raise SystemExit('no error')\n"
+    )
+    repo_root = vision_model.Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=repo_root)

@@ -96,9 +96,12 @@ class EfficientNetProvider(Provider):
         return TagResult(tags=tuple(tags), providers=(status,))
 
     def tags_for(self, request: ProviderRequest) -> list[Tag]:
-        from autotag.vision.model import ModelNotFoundError, shared_classifier
-        from autotag.vision.preprocess import decode_and_preprocess
-        from autotag.vision.vocabulary import VocabularyPolicy, imagenet_vocabulary, labels_for
+        try:
+            from autotag.vision.model import ModelNotFoundError, shared_classifier
+            from autotag.vision.preprocess import decode_and_preprocess
+            from autotag.vision.vocabulary import VocabularyPolicy, imagenet_vocabulary, labels_for
+        except ImportError as exc:
+            raise self._runtime_missing(exc) from None
 
         try:
             batch = decode_and_preprocess(request.image.data)
@@ -108,6 +111,8 @@ class EfficientNetProvider(Provider):
             classifier = shared_classifier(self.options.model_path, threads=self.options.threads)
         except ModelNotFoundError as exc:
             raise ProviderError(str(exc), code="model_unavailable", provider=self.key) from None
+        except ImportError as exc:  # onnxruntime is imported when the model is first loaded
+            raise self._runtime_missing(exc) from None
         probabilities = classifier.probabilities(batch)[0]
         opts = self.options
         policy = VocabularyPolicy.create(
@@ -137,3 +142,11 @@ class EfficientNetProvider(Provider):
             )
             for label in labels
         ]
+
+    def _runtime_missing(self, exc: ImportError) -> ProviderError:
+        return ProviderError(
+            f"the vision runtime is not installed ({exc.name}): `make setup` installs it locally "
+            "(uv's `vision` group); in Lambda it comes with the model layer (`make layer`)",
+            code="model_unavailable",
+            provider=self.key,
+        )
