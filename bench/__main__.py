@@ -25,6 +25,10 @@ from bench.common import RESULTS, ROOT, describe_machine, machine, markdown_tabl
 
 SUITE: dict[str, tuple[list[str], list[str]]] = {
     # name: (full arguments, --quick arguments)
+    "vision": (
+        ["-m", "bench.bench_vision", "--repeats", "5"],
+        ["-m", "bench.bench_vision", "--repeats", "2"],
+    ),
     "batch": (["bench/bench_batch.py", "--repeats", "5"], ["bench/bench_batch.py", "--repeats", "2"]),
     "intake": (
         ["-m", "bench.bench_intake", "--repeats", "5"],
@@ -245,7 +249,60 @@ def _chaos() -> list[Row]:
     ]
 
 
-SECTIONS: list[Callable[[], list[Row]]] = [_batch, _intake, _coldstart, _throughput, _cost, _chaos]
+def _vision() -> list[Row]:
+    vision = read_result("vision")
+    if not vision:
+        return []
+    load, met, costs = vision["load"], vision["met"], vision["lambda_model_usd_per_1000"]
+    pipeline = vision.get("pipeline_usd_per_1000") or 0.0
+    return [
+        {
+            "benchmark": "vision model",
+            "figure": f"hit@1 / hit@3 on {vision['photos']} packaged photographs (bench/vision_eval.py)",
+            "ours": f"{vision['hit@1']:.0%} / {vision['hit@3']:.0%}",
+            "baseline": f"basic {vision['basic_hit@1']:.0%} / {vision['basic_hit@3']:.0%}",
+            "ratio": "",
+            "target": "hit@3 >= 80%",
+            "result": f"missing photos: {', '.join(vision['missing_photos']) or 'none'}",
+            "met": met["hit@3"],
+        },
+        {
+            "benchmark": "vision model",
+            "figure": "ms/image, decode+preprocess+inference+tags, one thread (CPU / wall)",
+            "ours": f"{vision['ms_per_image_cpu']:.1f} / {vision['ms_per_image_wall']:.1f} ms",
+            "baseline": f"numpy-only runtime {vision['numpy_runtime_ms_per_image_cpu']} CPU ms",
+            "ratio": f"batch of 10: {vision['batch10_images_per_s_cpu']} img/s CPU, "
+            f"{vision['batch10_images_per_s_wall']} wall",
+            "target": "<= 25 ms",
+            "result": "",
+            "met": met["ms_per_image"],
+        },
+        {
+            "benchmark": "vision model",
+            "figure": "peak RSS; model load (cold start added); layer unzipped",
+            "ours": f"{vision['peak_rss_mib']} MiB; {load.get('load_cpu_s', load['load_s']):.2f} CPU s "
+            f"({load['load_s']:.2f} wall); "
+            f"{vision['layer']['runtime_mib'] + vision['layer']['model_mib']:.0f} MiB",
+            "baseline": "",
+            "ratio": "",
+            "target": "<= 300 MiB; <= 1 s",
+            "result": f"import {load['import_s']:.2f} s + session {load['session_s']:.2f} s",
+            "met": met["peak_rss_mib"] and met["load_s"],
+        },
+        {
+            "benchmark": "vision model",
+            "figure": "all-in Lambda cost per 1,000 images (model compute at 1024 MB + pipeline)",
+            "ours": f"${costs['1024'] + pipeline:.4f}",
+            "baseline": f"Rekognition ${vision['rekognition_usd_per_1000']:.2f} + pipeline ${pipeline:.4f}",
+            "ratio": f"{(costs['1024'] + pipeline) / (vision['rekognition_usd_per_1000'] + pipeline):.2%}",
+            "target": "",
+            "result": "",
+            "met": None,
+        },
+    ]
+
+
+SECTIONS: list[Callable[[], list[Row]]] = [_vision, _batch, _intake, _coldstart, _throughput, _cost, _chaos]
 
 
 def write_summary(runs: dict[str, Any]) -> None:

@@ -207,13 +207,16 @@ class Demo:
                     raise DemoFailed(f"the user's tags on {sample.key} were not kept: {tag_set}")
             if not record.tags or not ours:
                 raise DemoFailed(f"{sample.key} has no tags")
+            names = {t.name for t in record.tags}
+            if sample.expect and not names & set(sample.expect):
+                raise DemoFailed(f"{sample.key}: expected one of {sample.expect}, got {sorted(names)}")
 
     def call_api(self) -> None:
         assert self.state is not None
         heading("5. POST /v1/tags (the on-demand API, with the API key)")
-        image = "data:image/png;base64," + base64.b64encode(api_sample()).decode()
+        image = "data:image/jpeg;base64," + base64.b64encode(api_sample()).decode()
         url = f"{self.state.api_url}v1/tags"
-        print(f'  $ curl -X POST {url} -H "x-api-key: …" -d \'{{"image": "data:image/png;base64,…", '
+        print(f'  $ curl -X POST {url} -H "x-api-key: …" -d \'{{"image": "data:image/jpeg;base64,…", '
               '"options": {"max_tags": 5}}\'')  # fmt: skip
         response = httpx.post(
             url,

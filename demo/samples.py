@@ -1,9 +1,11 @@
-"""Sample images for the demo, drawn with Pillow (nothing binary is shipped): real-looking content
-in different formats, one with camera EXIF, one transparent, one grayscale, one animated, and one
-corrupt file."""
+"""Sample images for the demo. Real photographs come from packages the dev environment installs
+(nothing binary is committed): scikit-image's sample data and scikit-learn's sample images, with
+their licences below. The edge cases are drawn with Pillow: one with camera EXIF, one transparent,
+one grayscale, one animated, and one corrupt file."""
 
 from __future__ import annotations
 
+import importlib.resources
 import io
 import math
 from dataclasses import dataclass, field
@@ -18,6 +20,49 @@ class Sample:
     content_type: str
     about: str
     user_tags: dict[str, str] = field(default_factory=dict)
+    expect: tuple[str, ...] = ()
+    """Content tags one of which the offline vision model must give (the demo fails otherwise)."""
+
+
+PHOTOS = {
+    # key in the bucket: (package, path in the package, what it shows and its licence, expected tags)
+    "photos/chelsea-the-cat.png": (
+        "skimage",
+        "data/chelsea.png",
+        "photograph: Chelsea the cat (scikit-image sample data, CC0 Stefan van der Walt)",
+        ("cat",),
+    ),
+    "photos/espresso.png": (
+        "skimage",
+        "data/coffee.png",
+        "photograph: a cup of espresso (scikit-image sample data, CC0 Rachel Michetti)",
+        ("coffee", "espresso"),
+    ),
+    "photos/astronaut-eileen-collins.png": (
+        "skimage",
+        "data/astronaut.png",
+        "photograph: astronaut Eileen Collins (scikit-image sample data, NASA, public domain)",
+        ("person",),
+    ),
+    "photos/summer-palace.jpg": (
+        "sklearn",
+        "datasets/images/china.jpg",
+        "photograph: a palace roof (scikit-learn sample image, CC BY 2.0 danielbuechele on Flickr)",
+        ("building", "palace", "structure"),
+    ),
+}
+
+
+def packaged_photo(package: str, path: str) -> bytes:
+    return importlib.resources.files(package).joinpath(path).read_bytes()
+
+
+def photo_samples() -> list[Sample]:
+    content_types = {".png": "image/png", ".jpg": "image/jpeg"}
+    return [
+        Sample(key, packaged_photo(package, path), content_types[key[key.rfind(".") :]], about, expect=expect)
+        for key, (package, path, about, expect) in PHOTOS.items()
+    ]
 
 
 def _save(image: Image.Image, fmt: str, **options: object) -> bytes:
@@ -124,14 +169,14 @@ def corrupt_jpeg() -> bytes:
 
 
 def api_sample() -> bytes:
-    """The image the demo sends to POST /v1/tags: a small green meadow."""
-    image = Image.new("RGB", (320, 200), (70, 160, 70))
-    ImageDraw.Draw(image).rectangle([0, 0, 320, 70], fill=(150, 200, 250))
-    return _save(image, "PNG")
+    """The image the demo sends to POST /v1/tags: a rocket launch (scikit-image sample data, SpaceX,
+    public domain), as a JPEG."""
+    return packaged_photo("skimage", "data/rocket.jpg")
 
 
 def samples() -> list[Sample]:
     return [
+        *photo_samples(),
         Sample("photos/sunset-over-the-bay.jpg", sunset_landscape(), "image/jpeg", "sunset landscape (JPEG)"),
         Sample(
             "photos/portrait-studio.jpg",

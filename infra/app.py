@@ -25,11 +25,16 @@ from infra import config as deploy_config
 from infra.layers import LayerNotBuiltError
 from infra.stack import AutotagStack
 
-CONTEXT_KEYS = ("config", "existing_bucket", "dependencies_layer_dir")
+CONTEXT_KEYS = ("config", "existing_bucket", "dependencies_layer_dir", "model_layer_dir")
 
 
 def build(
-    app: cdk.App, config: DeploymentConfig, *, dependencies_dir: Path | None = None, nag: bool = True
+    app: cdk.App,
+    config: DeploymentConfig,
+    *,
+    dependencies_dir: Path | None = None,
+    model_dir: Path | None = None,
+    nag: bool = True,
 ) -> AutotagStack:
     """The stack in ``app``; tests call this with their own App and layer directory."""
     root = deploy_config.REPO_ROOT
@@ -39,6 +44,7 @@ def build(
         config=config,
         code_root=root,
         dependencies_dir=dependencies_dir or root / "layers" / "dependencies",
+        model_dir=model_dir or root / "layers" / "model",
     )
     if nag:
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
@@ -51,7 +57,13 @@ def main() -> int:
     try:
         config = deploy_config.load(context)
         layer_dir = context.get("dependencies_layer_dir")
-        build(app, config, dependencies_dir=Path(layer_dir) if layer_dir else None)
+        model_dir = context.get("model_layer_dir")
+        build(
+            app,
+            config,
+            dependencies_dir=Path(layer_dir) if layer_dir else None,
+            model_dir=Path(model_dir) if model_dir else None,
+        )
     except (ConfigError, LayerNotBuiltError) as exc:
         print(f"autotag synth failed: {exc}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ EVENT_DLQ = "EventDlq"
 LAYERS = "Layers"
 AUTOTAG_LAYER = "AutotagLayer"
 DEPENDENCIES_LAYER = "DependenciesLayer"
+VISION_MODEL_LAYER = "VisionModelLayer"
 
 SECRETS = "ProviderSecrets"
 

@@ -1,5 +1,7 @@
-"""Layers: the ``autotag`` package (layers/autotag, already ``python/autotag`` shaped) and the
-third-party dependencies built by layers/build_dependencies.py."""
+"""Layers: the ``autotag`` package (layers/autotag, already ``python/autotag`` shaped), the
+third-party dependencies built by layers/build_dependencies.py and, when the configuration runs the
+offline vision model, the model layer built by layers/build_model.py --layer (onnxruntime for
+arm64 in ``python/``, the model in ``autotag-model/``, so /opt/autotag-model in Lambda)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from constructs import Construct
 from infra import ids
 
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache"]
+MODEL_IN_LAYER = Path("autotag-model") / "efficientnet-lite0.onnx"
+"""Where the model sits in its layer: /opt/autotag-model/... in Lambda (autotag.vision.model)."""
 
 
 class LayerNotBuiltError(Exception):
@@ -19,7 +23,13 @@ class LayerNotBuiltError(Exception):
 
 class Layers(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, package_dir: Path, dependencies_dir: Path
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        package_dir: Path,
+        dependencies_dir: Path,
+        model_dir: Path | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if not (dependencies_dir / "python").is_dir():
@@ -46,6 +56,26 @@ class Layers(Construct):
             description="Third-party dependencies (arm64, cp312; boto3/botocore from the runtime)",
         )
 
+        self.model: lambda_.LayerVersion | None = None
+        if model_dir is not None:
+            missing = [p for p in (model_dir / "python", model_dir / MODEL_IN_LAYER) if not p.exists()]
+            if missing:
+                raise LayerNotBuiltError(
+                    f"the vision model layer is not built ({', '.join(str(p) for p in missing)} missing): "
+                    "run `make layer` (uv run python layers/build_model.py --layer) before synth"
+                )
+            self.model = lambda_.LayerVersion(
+                self,
+                ids.VISION_MODEL_LAYER,
+                code=lambda_.Code.from_asset(
+                    str(model_dir), exclude=[*ASSET_EXCLUDES, ".staging", "*.sha256", ".gitignore"]
+                ),
+                compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
+                compatible_architectures=[lambda_.Architecture.ARM_64],
+                description="Offline vision model: EfficientNet-Lite0 (ONNX) and onnxruntime (arm64, cp312)",
+            )
+
     @property
     def all(self) -> list[lambda_.ILayerVersion]:
-        return [self.dependencies, self.package]
+        """What every function that runs providers carries (the model layer only when configured)."""
+        return [self.dependencies, self.package, *([self.model] if self.model else [])]

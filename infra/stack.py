@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autotag.resources import DeploymentConfig, FunctionName, FunctionSpec, describe
+from autotag.resources import DeploymentConfig, FunctionName, FunctionSpec, describe, uses_vision_model
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -51,6 +51,7 @@ class AutotagStack(Stack):
         config: DeploymentConfig,
         code_root: Path,
         dependencies_dir: Path,
+        model_dir: Path | None = None,
     ) -> None:
         super().__init__(
             scope,
@@ -65,11 +66,13 @@ class AutotagStack(Stack):
         # Described again with the bucket's name, which the eventbridge-mode rule pattern needs.
         self.resources = resources = describe(config, bucket_name=bucket.bucket_name)
 
+        runs_model = uses_vision_model(config.tagging)
         self.layers = Layers(
             self,
             ids.LAYERS,
             package_dir=code_root / "layers" / "autotag",
             dependencies_dir=dependencies_dir,
+            model_dir=(model_dir or code_root / "layers" / "model") if runs_model else None,
         )
         self.queues = Queues(self, ids.QUEUES, resources=resources, bucket=bucket)
         self.secrets = ProviderSecrets(self, ids.SECRETS, resources=resources)

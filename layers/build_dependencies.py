@@ -2,7 +2,8 @@
 
     uv run python layers/build_dependencies.py [--force] [--check-only]
 
-1. Export the locked runtime requirements from uv.lock (``uv export --frozen --no-dev``).
+1. Export the locked runtime requirements from uv.lock (``uv export --frozen --no-default-groups``:
+   not the dev tools, not the vision model's runtime, which ships in its own layer, layers/model).
 2. Drop what the Lambda Python runtime already has (boto3, botocore and their dependencies) and
    resolve environment markers for the Lambda target, not for this machine.
 3. ``pip install --platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64
@@ -82,7 +83,7 @@ def export_requirements() -> str:
         "uv",
         "export",
         "--frozen",
-        "--no-dev",
+        "--no-default-groups",
         "--no-hashes",
         "--no-emit-project",
         "--no-header",

@@ -21,10 +21,13 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 from autotag.resources import DeploymentConfig, DeploymentResources, load_deployment_config
 
+from infra.layers import MODEL_IN_LAYER
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO_ROOT / "config" / "autotag.example.toml"
 DEFAULT_CONFIG = REPO_ROOT / "config" / "default.toml"
 BUILT_LAYER = REPO_ROOT / "layers" / "dependencies"
+BUILT_MODEL_LAYER = REPO_ROOT / "layers" / "model"
 
 
 @dataclass
@@ -51,7 +54,9 @@ class Synth:
         ]
 
 
-def synthesize(config: DeploymentConfig, outdir: Path, layer_dir: Path, *, extra=None) -> Synth:
+def synthesize(
+    config: DeploymentConfig, outdir: Path, layer_dir: Path, *, extra=None, model_dir: Path | None = None
+) -> Synth:
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
 
@@ -61,7 +66,7 @@ def synthesize(config: DeploymentConfig, outdir: Path, layer_dir: Path, *, extra
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     context.pop("config")
     app = cdk.App(outdir=str(outdir), context=context)
-    stack = build(app, config, dependencies_dir=layer_dir)
+    stack = build(app, config, dependencies_dir=layer_dir, model_dir=model_dir)
     if extra is not None:
         extra(stack)
     assembly = app.synth()
@@ -90,6 +95,19 @@ def layer_dir(tmp_path_factory) -> Path:
     return stand_in
 
 
+@pytest.fixture(scope="session")
+def model_layer_dir(tmp_path_factory) -> Path:
+    """The built model layer (make layer), else a stand-in with its shape."""
+    if (BUILT_MODEL_LAYER / "python").is_dir() and (BUILT_MODEL_LAYER / MODEL_IN_LAYER).is_file():
+        return BUILT_MODEL_LAYER
+    stand_in = tmp_path_factory.mktemp("model")
+    (stand_in / "python").mkdir()
+    (stand_in / "python" / "README").write_text("stand-in for the model layer's runtime in tests\n")
+    (stand_in / MODEL_IN_LAYER).parent.mkdir(parents=True)
+    (stand_in / MODEL_IN_LAYER).write_bytes(b"stand-in")
+    return stand_in
+
+
 def _imported_variant() -> DeploymentConfig:
     data = load_deployment_config(EXAMPLE_CONFIG).model_dump(mode="json")
     data["bucket"] = {"existing_name": "team-photos", "access_logs": False}
@@ -110,15 +128,23 @@ def example(tmp_path_factory, layer_dir) -> Synth:
 
 
 @pytest.fixture(scope="session")
-def default(tmp_path_factory, layer_dir) -> Synth:
-    """The default config cdk.json points at: basic provider only."""
-    return synthesize(load_deployment_config(DEFAULT_CONFIG), tmp_path_factory.mktemp("default"), layer_dir)
+def default(tmp_path_factory, layer_dir, model_layer_dir) -> Synth:
+    """The default config cdk.json points at: the offline vision model and basic."""
+    config = load_deployment_config(DEFAULT_CONFIG)
+    return synthesize(config, tmp_path_factory.mktemp("default"), layer_dir, model_dir=model_layer_dir)
 
 
 @pytest.fixture(scope="session")
 def imported(tmp_path_factory, layer_dir) -> Synth:
     """Existing bucket by name, EventBridge notifications, imported secrets, an extra allowed bucket."""
     return synthesize(_imported_variant(), tmp_path_factory.mktemp("imported"), layer_dir)
+
+
+@pytest.fixture(scope="session")
+def vision(tmp_path_factory, layer_dir, model_layer_dir) -> Synth:
+    """No [tagging] section: the default providers, the offline vision model plus basic."""
+    config = DeploymentConfig()
+    return synthesize(config, tmp_path_factory.mktemp("vision"), layer_dir, model_dir=model_layer_dir)
 
 
 @pytest.fixture(params=["example", "default", "imported"])

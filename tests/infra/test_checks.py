@@ -21,7 +21,7 @@ def test_cdk_nag_reports_no_unacknowledged_findings(every):
     assert every.nag_violations() == []
 
 
-def test_cdk_nag_catches_an_unscoped_grant(tmp_path, layer_dir):
+def test_cdk_nag_catches_an_unscoped_grant(tmp_path, layer_dir, model_layer_dir):
     """The checks are live: an unacknowledged wildcard grant fails them."""
 
     def add_wildcard(stack):
@@ -31,7 +31,7 @@ def test_cdk_nag_catches_an_unscoped_grant(tmp_path, layer_dir):
         stack.functions.on_upload.add_to_role_policy(iam.PolicyStatement(actions=["s3:*"], resources=["*"]))
 
     with pytest.raises(RuntimeError, match=r"ValidationFailed") as failure:
-        synthesize(DeploymentConfig(), tmp_path, layer_dir, extra=add_wildcard)
+        synthesize(DeploymentConfig(), tmp_path, layer_dir, extra=add_wildcard, model_dir=model_layer_dir)
     assert "AwsSolutions-IAM5[Action::s3:*]" in str(failure.value)
     report = json.loads((tmp_path / "validation-report.json").read_text())
     rules = {v["ruleName"] for r in report["pluginReports"] for v in r["violations"]}

@@ -114,7 +114,8 @@ def test_invalid_deployment_settings_are_refused(tmp_path, deploy, message):
 
 
 def test_config_files_load_and_tagging_file_is_shared(tmp_path):
-    assert load_deployment_config(DEFAULT_CONFIG).tagging.providers[0].name == "basic"
+    default = load_deployment_config(DEFAULT_CONFIG)
+    assert [p.name for p in default.tagging.providers] == ["efficientnet", "basic"]
     example = load_deployment_config(EXAMPLE_CONFIG)
     assert [p.key for p in example.tagging.providers] == ["imagedescriber", "rekognition", "basic"]
     (tmp_path / "autotag.toml").write_text('[[providers]]\nname = "pixlab"\n')

@@ -568,12 +568,12 @@ def test_every_gateway_error_code_is_documented():
         assert row.startswith(f"| {shown} |"), row
 
 
-def test_gateway_errors_carry_cors_only_for_a_single_origin(tmp_path, layer_dir):
+def test_gateway_errors_carry_cors_only_for_a_single_origin(tmp_path, layer_dir, model_layer_dir):
     from tests.infra.conftest import synthesize
 
     data = load_deployment_config(DEFAULT_CONFIG).model_dump(mode="json")
     data["api"]["cors_allow_origins"] = ["https://app.example.com"]
-    synth = synthesize(DeploymentConfig.model_validate(data), tmp_path, layer_dir)
+    synth = synthesize(DeploymentConfig.model_validate(data), tmp_path, layer_dir, model_dir=model_layer_dir)
     for props in _gateway_responses(synth).values():
         origin = props["ResponseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
         assert origin == "'https://app.example.com'"

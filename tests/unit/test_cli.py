@@ -65,8 +65,12 @@ def test_photo_json_with_no_config(capsys, files):
     names = {t["name"] for t in document["tags"]}
     assert {"landscape", "camera:Canon EOS 5D", "gps", "flash"} <= names
     assert any("colour" in t["categories"] for t in document["tags"])
-    assert document["providers"][0]["provider"] == "basic"
-    assert document["providers"][0]["status"] == "ok"
+    # No config: the vision model and basic, both run, both ok.
+    statuses = {p["provider"]: p["status"] for p in document["providers"]}
+    assert statuses == {"efficientnet": "ok", "basic": "ok"}
+    # What is in the picture first, then basic's attributes (orientation, colours, camera).
+    first_attribute = next(i for i, t in enumerate(document["tags"]) if t["sources"] == ["basic"])
+    assert all(t["sources"] == ["basic"] for t in document["tags"][first_attribute:])
 
 
 def test_transparent_png_and_grayscale(capsys, files):

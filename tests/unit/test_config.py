@@ -71,10 +71,10 @@ def test_json_file_equals_toml(tmp_path):
     assert load_config_file(json_path) == from_toml
 
 
-def test_defaults_are_the_offline_basic_provider():
+def test_defaults_are_the_offline_vision_model_and_basic():
     config = AutotagConfig()
-    assert [p.name for p in config.providers] == ["basic"]
-    assert config.default_provider_keys == ("basic",)
+    assert [p.name for p in config.providers] == ["efficientnet", "basic"]
+    assert config.default_provider_keys == ("efficientnet", "basic")
 
 
 def test_environment_json():

@@ -171,6 +171,18 @@ def test_merge_results_takes_the_first_title_and_keeps_every_status(context):
     assert merged.tags[0].sources == ("a", "b")
 
 
+def test_attribute_only_tags_come_after_content_tags():
+    content = result("model", ("cat", 0.6), ("tabby", 0.3))
+    attributes = result("basic", ("landscape", 1.0), ("brown", 0.5), ("cat", 0.2))
+    merged = merge_results([content, attributes], attribute_providers={"basic"})
+    # "cat" has a content source, so it stays with the content tags; confidence order within each.
+    assert [t.name for t in merged.tags] == ["cat", "tabby", "landscape", "brown"]
+    plain = merge_results([content, attributes])
+    assert [t.name for t in plain.tags] == ["landscape", "cat", "brown", "tabby"]
+    alone = merge_results([attributes], attribute_providers={"basic"})
+    assert [t.name for t in alone.tags] == ["landscape", "brown", "cat"]
+
+
 def test_effective_options_request_over_provider_over_global():
     config = AutotagConfig(lang="de")
     provider = ProviderConfig(name="basic", min_confidence=0.4, max_tags=5, lang="fr")

@@ -21,7 +21,7 @@ def test_readme_provider_table_matches_the_registry():
     assert match, "README lost its provider table markers"
     expected = markdown_table([describe(p) for p in available()])
     assert match.group(1).strip() == expected, "regenerate with: uv run autotag providers --markdown"
-    assert expected.count("\n") - 1 == len(list(available())) == 8
+    assert expected.count("\n") - 1 == len(list(available())) == 9
 
 
 # --- Every documented `autotag` command exists, with the flags it is shown with ------------------

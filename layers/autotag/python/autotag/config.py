@@ -136,7 +136,10 @@ class AutotagConfig(_Model):
     """The whole tagging configuration."""
 
     providers: tuple[ProviderConfig, ...] = Field(
-        default=(ProviderConfig(name="basic"),), min_length=1, description="Configured providers"
+        default=(ProviderConfig(name="efficientnet"), ProviderConfig(name="basic")),
+        min_length=1,
+        description="Configured providers (default: the offline vision model for what is in the picture, "
+        "plus `basic` for colours, orientation and camera facts)",
     )
     default_providers: tuple[str, ...] | None = Field(
         default=None, description="Provider ids run when a request names none (default: all configured)"

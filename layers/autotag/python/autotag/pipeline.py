@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from aws_lambda_powertools import Logger
 
@@ -96,10 +96,19 @@ def _score(tag: Tag) -> float:
     return -1.0 if tag.confidence is None else tag.confidence
 
 
-def merge_results(results: Sequence[TagResult]) -> TagResult:
-    """Combine per-provider results (in configured order) into one."""
+def merge_results(results: Sequence[TagResult], *, attribute_providers: Collection[str] = ()) -> TagResult:
+    """Combine per-provider results (in configured order) into one.
+
+    Tags only ``attribute_providers`` gave (``basic``'s colours, orientation, camera facts: certain,
+    so confidence 1.0, but not what the picture shows) come after every content tag."""
+    tags = merge_tags(t for r in results for t in r.tags)
+    if attribute_providers:
+        only_attributes = [set(t.sources) <= set(attribute_providers) for t in tags]
+        tags = [t for t, a in zip(tags, only_attributes, strict=True) if not a] + [
+            t for t, a in zip(tags, only_attributes, strict=True) if a
+        ]
     return TagResult(
-        tags=tuple(merge_tags(t for r in results for t in r.tags)),
+        tags=tuple(tags),
         title=next((r.title for r in results if r.title), None),
         description=next((r.description for r in results if r.description), None),
         classification=next((r.classification for r in results if r.classification), None),
@@ -173,7 +182,8 @@ class Tagger:
             [
                 r if isinstance(r, TagResult) else _image_failure(p, r)
                 for p, r in zip(providers, results, strict=True)
-            ]
+            ],
+            attribute_providers={p.key for p in providers if p.capabilities.attributes_only},
         )
         if require_success and not merged.succeeded:
             raise AllProvidersFailedError(merged)

@@ -66,9 +66,16 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
                       2557, 2922, 3288, 3653)  # fmt: skip
 """The values CloudWatch Logs accepts."""
 
-SECRETLESS_PROVIDERS = frozenset({"basic", "rekognition"})
+SECRETLESS_PROVIDERS = frozenset({"basic", "efficientnet", "rekognition"})
 """Providers that need no Secrets Manager secret (offline, or IAM-authorized)."""
 IAM_AUTHORIZED_PROVIDERS = frozenset({"rekognition"})
+VISION_MODEL_PROVIDERS = frozenset({"efficientnet"})
+"""Providers that run the offline vision model: their functions carry the model layer."""
+
+
+def uses_vision_model(config: AutotagConfig) -> bool:
+    return any(p.name in VISION_MODEL_PROVIDERS for p in config.providers)
+
 
 KNOWN_RATE_LIMITS_PER_MINUTE: Mapping[str, float] = {
     # imagedescriber: "each API key is limited to 30 requests per minute" (error 1004 beyond).
@@ -78,6 +85,7 @@ KNOWN_RATE_LIMITS_PER_MINUTE: Mapping[str, float] = {
 
 TYPICAL_CALL_SECONDS: Mapping[str, float] = {
     "basic": 0.2,
+    "efficientnet": 0.1,
     "rekognition": 1.5,
     "google_vision": 1.5,
     "imagedescriber": 4.0,

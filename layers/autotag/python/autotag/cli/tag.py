@@ -40,7 +40,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "tag",
         help="tag images (files, https URLs, s3://bucket/key)",
-        description="Tag images with the configured providers (default: the offline 'basic' provider).",
+        description="Tag images with the configured providers (default: the offline vision model "
+        "'efficientnet' plus 'basic' colour/orientation/camera facts).",
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="file path, https URL or s3://bucket/key")
     parser.add_argument(

@@ -11,6 +11,7 @@ from autotag.providers.base import Provider
 
 _ADAPTERS: dict[str, str] = {
     "basic": "autotag.providers.basic:BasicProvider",
+    "efficientnet": "autotag.providers.efficientnet:EfficientNetProvider",
     "imagedescriber": "autotag.providers.imagedescriber:ImageDescriberProvider",
     "coreviz": "autotag.providers.coreviz:CoreVizProvider",
     "pixlab": "autotag.providers.pixlab:PixLabProvider",

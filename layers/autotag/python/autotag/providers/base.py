@@ -38,6 +38,9 @@ class Capabilities(BaseModel):
     classification: bool = False
     prompt: bool = False
     needs_network: bool = True
+    attributes_only: bool = False
+    """Its tags describe the file (colours, orientation, camera), not what the picture shows: merged
+    results list them after the content tags of other providers."""
     auth: str = "api key"
     rate_limit: str | None = None
     default_rate_limit_per_minute: float | None = None

@@ -192,6 +192,7 @@ class BasicProvider(Provider):
         languages=("en",),
         confidences=True,
         needs_network=False,
+        attributes_only=True,
         auth="none",
         rate_limit="none (local computation)",
     )
