@@ -6,7 +6,8 @@ the function makes from the client side (``tests/support/aws_calls.py``: one ent
 DynamoDB write and read units from the real item sizes by DynamoDB's published sizing rules,
 transactions at twice the units). The event source mapping's own SQS calls (receive, delete) and
 the S3 notification's SendMessage happen outside the function and are not in these counts;
-``bench_cost`` adds them.
+``bench_cost`` adds them. The bytes the function writes to its log (Powertools' JSON lines and the
+metrics' EMF lines, at the deployed log level) are counted too: CloudWatch Logs bills them.
 
     uv run python -m bench.bench_aws_calls [--images 20] [--batch 10]
 
@@ -16,19 +17,24 @@ Prints a table and writes bench/results/aws_calls.json.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
-from typing import Any
+import sys
+from typing import Any, TextIO
 
 from bench.common import ROOT, loopback_environment, machine, text_table, write_result
 
 loopback_environment()
+
+from autotag.resources import DeploymentConfig  # noqa: E402
+
 os.environ.update(
     {
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "autotag-bench",
         "POWERTOOLS_SERVICE_NAME": "autotag",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_LOG_LEVEL": DeploymentConfig().functions.on_upload.log_level,  # as deployed
     }
 )
 
@@ -40,8 +46,28 @@ from tests.support.upload_stack import upload_stack  # noqa: E402
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the emulator's access log
 
 
+class CountingStream(io.TextIOBase):
+    """A text stream that forwards to another and counts the UTF-8 bytes written while counting."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+        self.counting = False
+        self.bytes = 0
+
+    def write(self, text: str) -> int:
+        if self.counting:
+            self.bytes += len(text.encode())
+        return self.inner.write(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
 def measure(emulator: Any, images: int, batch: int) -> dict[str, Any]:
     """Run `images` uploads through on_upload in batches of `batch`; the log's per-image figures."""
+    # Before the handler module is imported: its Logger writes to the sys.stdout it finds then.
+    stdout = CountingStream(sys.stdout)
+    sys.stdout = stdout
     log = AwsCallLog()
     with upload_stack(emulator, latency=0.0, concurrency=batch) as stack, log.installed():
         with log.ignoring():
@@ -53,7 +79,11 @@ def measure(emulator: Any, images: int, batch: int) -> dict[str, Any]:
         log.clear()
         invocations = 0
         for start in range(0, images, batch):
-            response = stack.invoke(*messages[start : start + batch])
+            stdout.counting = True
+            try:
+                response = stack.invoke(*messages[start : start + batch])
+            finally:
+                stdout.counting = False
             invocations += 1
             if response["batchItemFailures"]:
                 raise SystemExit(f"unexpected failures: {response}")
@@ -66,6 +96,8 @@ def measure(emulator: Any, images: int, batch: int) -> dict[str, Any]:
         raise SystemExit(f"{provider_calls} provider calls for {images} images")
     figures = log.per_image(images)
     figures["invocations"] = invocations
+    figures["log_bytes_per_image"] = round(stdout.bytes / images)
+    figures["log_level"] = os.environ["POWERTOOLS_LOG_LEVEL"]
     figures["batch_size"] = batch
     figures["item_sizes_bytes"] = {
         table_of.get(table, table): {"count": len(values), "min": min(values), "max": max(values)}
@@ -113,6 +145,10 @@ def print_report(figures: dict[str, Any]) -> None:
         f"DynamoDB write units per image {figures['dynamodb_write_units_per_image']}, "
         f"read units per image {figures['dynamodb_read_units_per_image']} "
         "(from item sizes by DynamoDB's sizing rules; transactions count twice)"
+    )
+    print(
+        f"log written by the function: {figures['log_bytes_per_image']} bytes per image "
+        f"(level {figures['log_level']}, as deployed)"
     )
     for table, sizes in figures["item_sizes_bytes"].items():
         print(f"  items written to the {table}: {sizes['count']}, {sizes['min']}-{sizes['max']} bytes")

@@ -76,7 +76,7 @@ class InProcessAws:
         """Latencies apply only while True (set it around the timed part; setup runs at full speed)."""
         self.slept: dict[str, float] = {}
         self.emulation_seconds = 0.0
-        """Time moto spent answering while active: work AWS does on its side, not the function."""
+        """CPU seconds moto spent answering while active: work AWS does on its side, not the function."""
         self._lock = threading.Lock()
         self._moto_lock = threading.Lock()
         self._mock: Any = None
@@ -115,10 +115,10 @@ class InProcessAws:
                 self.slept[name] = self.slept.get(name, 0.0) + seconds
             time.sleep(seconds)
         with self._moto_lock:  # moto's backends are not thread-safe; its CPU is GIL-bound anyway
-            started = time.perf_counter()
+            started = time.thread_time()  # this thread's CPU: what moto itself costs
             response = botocore_stubber(event_name=event_name, request=request, **kwargs)
             if self.active:
-                self.emulation_seconds += time.perf_counter() - started
+                self.emulation_seconds += time.thread_time() - started
         if response is None:
             raise RequestLeftProcessError(f"not answered in process: {request.method} {request.url}")
         return response

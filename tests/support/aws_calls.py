@@ -113,6 +113,8 @@ class Call:
     pending: list[PendingWrite] = field(default_factory=list)
     items_written: list[tuple[str, int]] = field(default_factory=list)
     """(table, size in bytes) of each item the request carries whole."""
+    entries: int = 1
+    """Billable entries: events in a PutEvents, messages in an SQS batch send; 1 otherwise."""
 
     @property
     def name(self) -> str:
@@ -183,6 +185,8 @@ class AwsCallLog:
         )
         if call.service == "dynamodb":
             _size_request(call, params)
+        elif "Entries" in params:  # PutEvents, SendMessageBatch, DeleteMessageBatch
+            call.entries = len(params["Entries"])
         context[_CONTEXT_KEY] = call
         with self._lock:
             self.calls.append(call)
@@ -257,9 +261,15 @@ class AwsCallLog:
         for call in self.calls:
             if call.service == "dynamodb":
                 units[call.name] += call.total_write_units
+        entries: Counter[str] = Counter()
+        for call in self.calls:
+            entries[call.name] += call.entries
         return {
             "images": images,
             "calls_per_image": round(len(self.calls) / images, 2),
+            "entries_by_operation_per_image": {
+                name: round(n / images, 2) for name, n in sorted(entries.items())
+            },
             "by_operation_per_image": {name: round(n / images, 2) for name, n in sorted(counts.items())},
             "dynamodb_write_units_per_image": round(self.write_units() / images, 2),
             "dynamodb_read_units_per_image": round(self.read_units() / images, 2),
