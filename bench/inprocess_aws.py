@@ -60,6 +60,21 @@ DEFAULT_LATENCY = 0.030
 """Any other request (none on the upload path)."""
 
 
+_patched = threading.Lock()
+_PATCHED: list[bool] = []
+
+
+def _item_level_transaction_backups_once() -> None:
+    """The local emulator's fix for moto's TransactWriteItems (a deep copy of the whole table per
+    item), so moto's time does not grow with the table during a run."""
+    from autotag.local.emulator import _item_level_transaction_backups
+
+    with _patched:
+        if not _PATCHED:
+            _item_level_transaction_backups()
+            _PATCHED.append(True)
+
+
 class RequestLeftProcessError(RuntimeError):
     """A request the in-process AWS did not answer would have been sent over the network."""
 
@@ -84,6 +99,7 @@ class InProcessAws:
         self._position: int | None = None
 
     def start(self) -> InProcessAws:
+        _item_level_transaction_backups_once()
         self._mock = mock_aws()
         self._mock.start()
         # In place of moto's own hook, for every client created from now on.
