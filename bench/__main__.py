@@ -188,8 +188,8 @@ def _intake() -> list[Row]:
         met = None
         target = ""
         if is_jpeg:
-            target = ">= 3x faster than naive"
-            met = case["ratio_naive_over_ours"] >= 3
+            target = ">= 3x faster than naive (judged on CPU time when measured: wall time moves with load)"
+            met = case.get("cpu_ratio_naive_over_ours", case["ratio_naive_over_ours"]) >= 3
             if "24MP" in case["case"]:
                 target += "; peak RSS < 200 MB"
                 met = met and rss.get("ours", 1e9) < 200
@@ -230,7 +230,12 @@ def _coldstart() -> list[Row]:
                 "figure": "floor: import boto3 + Powertools Logger, Metrics, Tracer (min/median/max ms)",
                 "ours": mmm(style["import_s"]),
                 "baseline": f"import boto3 {mmm(floor)}",
-                "ratio": f"{style['ratio_to_boto3_median']:.2f}x",
+                "ratio": f"{style['ratio_to_boto3_median']:.2f}x"
+                + (
+                    f" ({style['cpu_ratio_to_boto3_median']:.2f}x in CPU time)"
+                    if "cpu_ratio_to_boto3_median" in style
+                    else ""
+                ),
                 "target": "",
                 "result": "what any handler in this style loads, before its own code",
                 "met": None,
@@ -246,7 +251,8 @@ def _coldstart() -> list[Row]:
                 "figure": f"import functions/{name}/handler.py (min/median/max ms)",
                 "ours": mmm(summary),
                 "baseline": f"import boto3 {mmm(floor)}",
-                "ratio": f"{result['ratio_to_boto3_median']:.2f}x",
+                "ratio": f"{result['ratio_to_boto3_median']:.2f}x"
+                + (f" ({result['cpu_ratio_to_boto3_median']:.2f}x in CPU time)" if "cpu_s" in result else ""),
                 "target": "<= 1.5x",
                 "result": f"self ms by package: {top}",
                 "met": result["met"],
