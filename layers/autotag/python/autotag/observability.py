@@ -29,9 +29,13 @@ aiobotocore, ...), none of which the functions use.
 
 def trace_library(name: str) -> None:
     """Patch one more library for X-Ray through the functions' Tracer (a no-op when tracing is
-    disabled, as in tests and local runs, or when the library is already patched)."""
+    disabled, as in tests, the CLI and local runs, or when the library is already patched)."""
     from aws_lambda_powertools import Tracer
 
+    # The Tracer's own rule (disabled by env, or outside Lambda), checked before making one: a
+    # Tracer loads the X-Ray SDK, whose recorder opens its UDP emitter socket.
+    if Tracer._is_tracer_disabled():
+        return
     Tracer(auto_patch=False).patch([name])
 
 
