@@ -123,8 +123,9 @@ def select_requirements(exported: str) -> list[str]:
     return sorted(selected, key=str.lower)
 
 
-def inputs_hash(requirements: Iterable[str]) -> str:
+def inputs_hash(requirements: Iterable[str], *, bytecode: bool = True) -> str:
     payload = {
+        "bytecode": bytecode,  # a layer built without a 3.12 is rebuilt once one is available
         "requirements": list(requirements),
         "python": PYTHON_VERSION,
         "platforms": PLATFORMS,
@@ -211,10 +212,9 @@ def _is_target_python(path: str) -> bool:
     return result.returncode == 0 and result.stdout.split() == ["cpython", PYTHON_VERSION]
 
 
-def compile_bytecode(target: Path, python: str | None = None) -> int:
-    """Compile every module under `target` to ``PYTHON_VERSION`` bytecode (unchecked-hash .pyc);
-    returns how many .pyc files were written (0 when no such interpreter is available)."""
-    python = python or target_python()
+def compile_bytecode(target: Path, python: str | None) -> int:
+    """Compile every module under `target` to ``PYTHON_VERSION`` bytecode (unchecked-hash .pyc) with
+    `python` (see :func:`target_python`); returns how many .pyc files were written (0 without one)."""
     if python is None:
         print(
             f"WARNING: no CPython {PYTHON_VERSION} found or installable: the layer ships without bytecode "
@@ -343,7 +343,8 @@ def report_sizes() -> int:
 def build(*, force: bool = False) -> bool:
     """Build the layer unless its inputs are unchanged. Returns whether it was (re)built."""
     requirements = select_requirements(export_requirements())
-    digest = inputs_hash(requirements)
+    python = target_python()
+    digest = inputs_hash(requirements, bytecode=python is not None)
     if not force and SITE_DIR.is_dir() and STAMP.is_file() and STAMP.read_text().strip() == digest:
         print(f"dependency layer is up to date ({digest[:12]}); skipping the build")
         return False
@@ -352,7 +353,7 @@ def build(*, force: bool = False) -> bool:
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "python").mkdir(parents=True)
     install(requirements, staging / "python")
-    compile_bytecode(staging / "python")
+    compile_bytecode(staging / "python", python)
     problems = check_layer(staging / "python")
     if problems:
         raise LayerBuildError("the built layer fails its checks:\n  " + "\n  ".join(problems))
