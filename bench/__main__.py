@@ -111,6 +111,11 @@ def _batch_inprocess() -> list[Row]:
     round_trips, median_trips = trips.get("concurrent_min", "?"), trips.get("concurrent_median", "?")
     speedup = sequential["min_s"] / concurrent["min_s"]
     aws_wait = batch["aws_seconds_per_image"]["concurrent"]
+    moto = batch["emulation_seconds_per_batch"]["concurrent"]
+    # Stricter readings of "round trips plus the AWS-call time": the injected latencies alone as
+    # the AWS-call time, with and without moto's own CPU (which AWS spends on its side).
+    strict = (concurrent["min_s"] - aws_wait) / latency
+    strict_moto = (concurrent["min_s"] - moto - aws_wait) / latency
     return [
         {
             "benchmark": "batch, AWS in process",
@@ -122,8 +127,8 @@ def _batch_inprocess() -> list[Row]:
             f"{sequential['median_s'] / concurrent['median_s']:.1f}x median)",
             "target": "<= 1.5 provider round trips beyond the AWS-call time; >= 5x one at a time",
             "result": f"{round_trips} round trips beyond the instant-provider batch (min; {median_trips} "
-            f"median); moto CPU per batch "
-            f"{batch['emulation_seconds_per_batch']['concurrent']} s",
+            f"median); beyond the AWS latencies alone {strict:.1f} (min), {strict_moto:.1f} without moto's "
+            f"{moto:.2f} s of CPU per batch (AWS's side of the work)",
             "met": isinstance(round_trips, int | float) and round_trips <= 1.5 and speedup >= 5,
         }
     ]
