@@ -44,6 +44,8 @@ class Target:
     config: DeploymentConfig = field(default_factory=DeploymentConfig)
     session: Any = None
     endpoint_url: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    """Every stack output (or, locally, the state's extra resources): optional features read theirs."""
 
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.endpoint_url)
@@ -86,6 +88,7 @@ def stack_target(
         api_url=outputs.get(OUTPUT_API),
         config=config,
         session=session,
+        outputs=outputs,
     )
 
 
@@ -113,6 +116,7 @@ def local_target(state_path: Path | None = None, *, config: DeploymentConfig | N
         config=config,
         session=session,
         endpoint_url=state.endpoint_url,
+        outputs=dict(resources.extra),
     )
 
 
