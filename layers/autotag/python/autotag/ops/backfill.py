@@ -113,6 +113,8 @@ class BackfillReport:
     failed: int = 0
     resumed_after: str | None = None
     skipped_by_status: dict[str, int] = field(default_factory=dict)
+    ceiling_reached: int | None = None
+    """The budget ceiling that stopped the run (its checkpoint is kept: a later run continues)."""
 
     def summary(self) -> str:
         parts = [f"{self.enqueued} enqueued", f"{self.skipped} already tagged (skipped)"]
@@ -120,6 +122,8 @@ class BackfillReport:
             parts.append(f"{self.filtered} excluded by the filters")
         if self.failed:
             parts.append(f"{self.failed} could not be sent")
+        if self.ceiling_reached is not None:
+            parts.append(f"stopped at the budget ceiling of {self.ceiling_reached} object(s)")
         return ", ".join(parts)
 
 
@@ -157,6 +161,8 @@ class Backfill:
     on_progress: Callable[[BackfillReport], None] | None = None
     on_start: Callable[[int | None, BackfillReport], None] | None = None
     count_first: bool = True
+    max_objects: int | None = None
+    """Budget ceiling: send at most this many objects in this run."""
     report: BackfillReport = field(default_factory=BackfillReport)
     _run_id: str = field(default_factory=lambda: uuid.uuid4().hex, init=False)
 
@@ -207,6 +213,8 @@ class Backfill:
                 )
 
         for obj in list_objects(s3, bucket, prefix, start_after):
+            if self._at_ceiling(len(pending)):
+                break
             key = obj["Key"]
             report.listed += 1
             if not filters.accepts(key):
@@ -228,9 +236,21 @@ class Backfill:
             if self.on_progress:
                 self.on_progress(report)
         flush()
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        self._forget_checkpoint(path)
         return report
+
+    def _forget_checkpoint(self, path: Path) -> None:
+        """The listing is done (kept when a budget ceiling stopped it: the next run continues)."""
+        if self.report.ceiling_reached is None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def _at_ceiling(self, pending: int) -> bool:
+        report = self.report
+        if self.max_objects is None or report.enqueued + report.failed + pending < self.max_objects:
+            return False
+        report.ceiling_reached = self.max_objects
+        return True
 
     def _send(self, sqs: Any, pending: list[tuple[str, str]]) -> None:
         entries = [

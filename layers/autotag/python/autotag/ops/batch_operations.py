@@ -418,3 +418,55 @@ class JobControl:
 def prepared(view: JobView) -> bool:
     """The tasks are counted and the job waits for confirmation (or went past it)."""
     return view.status == WAITING_STATUS or view.status in ("Ready", "Active", "Completing")
+
+
+# --- The completion report --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One line of a Report_CSV_20180820 result file (AWS writes the HTTP status before the code)."""
+
+    bucket: str
+    key: str
+    version_id: str
+    task_status: str
+    http_status: str
+    error_code: str
+    result_message: str
+
+
+def read_report(s3: Any, view: JobView) -> list[ReportRow]:
+    """Every row of the job's completion report (its manifest.json, then each result CSV)."""
+    import csv
+    import io
+    import json
+    from urllib.parse import unquote
+
+    uri = view.report_manifest_uri
+    if uri is None:
+        return []
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    try:
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        rows: list[ReportRow] = []
+        for result in manifest.get("Results", []):
+            body = s3.get_object(Bucket=result["Bucket"], Key=result["Key"])["Body"].read().decode("utf-8")
+            for line in csv.reader(io.StringIO(body)):
+                if len(line) >= 7:
+                    rows.append(
+                        ReportRow(
+                            bucket=line[0],
+                            key=unquote(line[1]),
+                            version_id=line[2],
+                            task_status=line[3],
+                            http_status=line[4],
+                            error_code=line[5],
+                            result_message=",".join(line[6:]),
+                        )
+                    )
+    except ClientError as exc:
+        raise BatchOperationsError(
+            f"cannot read the report {uri}: {exc.response['Error'].get('Code')}"
+        ) from None
+    return rows
