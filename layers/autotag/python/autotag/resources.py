@@ -242,6 +242,12 @@ class BatchOperationsSettings(_Model):
     max_cost_usd: float | None = Field(
         default=None, gt=0, description="Budget ceiling in USD at the providers' configured prices"
     )
+    manifest_buckets: tuple[str, ...] = Field(
+        default=(),
+        description="Buckets holding S3 Inventory reports or CSV manifests that jobs may read (--manifest); "
+        "generated manifests need none",
+    )
+    report_retention_days: int = Field(default=90, ge=1, description="Reports and manifests expire after")
     function: FunctionSettings = FunctionSettings(memory_mb=256, timeout_seconds=60)
 
 

@@ -107,16 +107,18 @@ def batch_resources(target: Target) -> BatchResources:
 
 
 def control_client(target: Target, resources: BatchResources) -> Any:
-    from botocore.config import Config
+    if not resources.control_endpoint_url:
+        return target.session.client("s3control", endpoint_url=target.endpoint_url)
+    # The local job API on a loopback port: S3 Control's endpoint rules put the account id in front
+    # of the host (ACCOUNT.s3-control...); on 127.0.0.1 the request goes to the address as given.
+    client = target.session.client("s3control", endpoint_url=resources.control_endpoint_url)
+    prefix = f"//{resources.account_id}."
 
-    if resources.control_endpoint_url:
-        # The local job API: no account-id host prefix on a loopback endpoint.
-        return target.session.client(
-            "s3control",
-            endpoint_url=resources.control_endpoint_url,
-            config=Config(inject_host_prefix=False),
-        )
-    return target.session.client("s3control", endpoint_url=target.endpoint_url)
+    def to_loopback(request: Any, **_: Any) -> None:
+        request.url = request.url.replace(prefix, "//", 1)
+
+    client.meta.events.register("before-sign.s3-control.*", to_loopback)
+    return client
 
 
 # --- The request ---------------------------------------------------------------------------------
