@@ -308,7 +308,8 @@ class JobView:
 
     @property
     def rate(self) -> float:
-        return self.done / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+        """Tasks per second while active (S3 reports whole seconds: under one counts as one)."""
+        return self.done / max(self.elapsed_seconds, 1.0) if self.done else 0.0
 
     @property
     def eta_seconds(self) -> float | None:
@@ -327,7 +328,7 @@ class JobView:
     def progress_line(self) -> str:
         bar = Progress(self.total, label=self.status, interactive=False)
         bar.done = self.done
-        bar.started = time.monotonic() - max(self.elapsed_seconds, 1e-6)
+        bar.started = time.monotonic() - max(self.elapsed_seconds, 1.0)
         line = bar.render(time.monotonic())
         if self.total is not None and self.done >= self.total:
             line = line.replace("ETA 0:00", "done")
