@@ -3,6 +3,8 @@ on_batch function (its grants and environment), the reports bucket and the outpu
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from autotag.batch_tasks import load_batch_settings
 from autotag.config import parse_config
@@ -104,8 +106,10 @@ def test_on_batch_runs_like_the_other_functions_with_its_own_environment(example
     assert props["Timeout"] == spec.timeout_seconds
     env = {k: render(v) for k, v in props["Environment"]["Variables"].items()}
     settings = load_batch_settings(env)
-    assert settings.tag_queue_url and settings.table_name and settings.images_bucket
-    config = parse_config(__import__("json").loads(env["AUTOTAG_CONFIG"]), origin="AUTOTAG_CONFIG")
+    assert settings.tag_queue_url
+    assert settings.table_name
+    assert settings.images_bucket
+    config = parse_config(json.loads(env["AUTOTAG_CONFIG"]), origin="AUTOTAG_CONFIG")
     assert config.filters.include_prefixes == ("photos/", "uploads/")
     assert "DLQ_URL" not in env  # nothing is dead-lettered here: the report says why
 

@@ -19,10 +19,10 @@ from autotag.ops.batch_operations import (
     ObjectSelection,
     create_job_request,
 )
+from botocore.exceptions import ParamValidationError
 from botocore.serialize import create_serializer
 from botocore.session import get_session
 from botocore.stub import Stubber
-from botocore.exceptions import ParamValidationError
 from botocore.validate import ParamValidator, validate_parameters
 
 RESOURCES = BatchResources(

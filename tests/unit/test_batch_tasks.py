@@ -102,7 +102,7 @@ def only_result(response: dict) -> dict:
 
 
 def test_response_echoes_the_invocation_and_answers_every_task():
-    handler, objects, queue = processor()
+    handler, objects, _queue = processor()
     objects.add(BUCKET, "a.jpg", b"x", etag="e1")
     response = handler.handle(invocation("a.jpg"))
     assert set(response) == {"invocationSchemaVersion", "treatMissingKeysAs", "invocationId", "results"}
@@ -147,7 +147,7 @@ def test_plus_in_an_event_key_is_a_space():
 
 
 def test_schema_1_0_with_a_bucket_arn_is_answered_in_1_0():
-    handler, objects, queue = processor()
+    handler, objects, _queue = processor()
     objects.add(BUCKET, "a.jpg", b"x")
     response = handler.handle(invocation("a.jpg", version="1.0"))
     assert response["invocationSchemaVersion"] == "1.0"
@@ -202,14 +202,14 @@ def test_a_forced_job_without_replay_id_replays_under_the_job_id():
 
 
 def test_missing_object_is_a_permanent_failure_that_says_so():
-    handler, objects, queue = processor()
+    handler, _objects, _queue = processor()
     result = only_result(handler.handle(invocation("gone.jpg")))
     assert result["resultCode"] == "PermanentFailure"
     assert result["resultString"] == "not_found: s3://images/gone.jpg no longer exists"
 
 
 def test_version_id_s3_refuses_is_permanent():
-    handler, objects, queue = processor()
+    handler, objects, _queue = processor()
     objects.add(BUCKET, "a.jpg", b"x")  # unversioned: a version id is refused
     result = only_result(handler.handle(invocation("a.jpg", s3VersionId="bogus")))
     assert result["resultCode"] == "PermanentFailure"
@@ -217,7 +217,7 @@ def test_version_id_s3_refuses_is_permanent():
 
 
 def test_another_bucket_is_refused_permanently():
-    handler, objects, queue = processor()
+    handler, _objects, queue = processor()
     result = only_result(handler.handle(invocation("a.jpg", s3Bucket="someone-elses")))
     assert result["resultCode"] == "PermanentFailure"
     assert "is not the watched bucket images" in result["resultString"]
@@ -240,7 +240,7 @@ def test_another_bucket_is_refused_permanently():
     ],
 )
 def test_queue_errors_map_to_result_codes(error, code, text):
-    handler, objects, queue = processor(queue=FakeQueue(error))
+    handler, objects, _queue = processor(queue=FakeQueue(error))
     objects.add(BUCKET, "a.jpg", b"x")
     result = only_result(handler.handle(invocation("a.jpg")))
     assert result["resultCode"] == code
@@ -249,7 +249,7 @@ def test_queue_errors_map_to_result_codes(error, code, text):
 
 def test_store_throttling_is_temporary():
     store = BrokenStore(client_error("ProvisionedThroughputExceededException", 400))
-    handler, objects, queue = processor(store=store)
+    handler, objects, _queue = processor(store=store)
     objects.add(BUCKET, "a.jpg", b"x")
     result = only_result(handler.handle(invocation("a.jpg")))
     assert result["resultCode"] == "TemporaryFailure"
@@ -257,7 +257,7 @@ def test_store_throttling_is_temporary():
 
 
 def test_unexpected_exception_is_permanent_and_named():
-    handler, objects, queue = processor(queue=FakeQueue(ValueError("boom")))
+    handler, objects, _queue = processor(queue=FakeQueue(ValueError("boom")))
     objects.add(BUCKET, "a.jpg", b"x")
     result = only_result(handler.handle(invocation("a.jpg")))
     assert result == {
@@ -278,7 +278,7 @@ def test_invalid_user_arguments_fail_every_task_permanently(force):
 
 
 def test_unknown_schema_version_fails_its_tasks():
-    handler, objects, queue = processor()
+    handler, _objects, _queue = processor()
     event = invocation("a.jpg")
     event["invocationSchemaVersion"] = "3.0"
     response = handler.handle(event)
@@ -287,7 +287,7 @@ def test_unknown_schema_version_fails_its_tasks():
 
 
 def test_malformed_task_is_answered_by_task_id():
-    handler, objects, queue = processor()
+    handler, _objects, _queue = processor()
     event = invocation("a.jpg")
     del event["tasks"][0]["s3Key"]
     result = only_result(handler.handle(event))
@@ -303,7 +303,7 @@ def test_an_event_with_nothing_to_answer_is_an_error():
 
 
 def test_result_strings_are_bounded():
-    handler, objects, queue = processor()
+    handler, _objects, _queue = processor()
     long_key = "k" * 1100 + ".jpg"
     result = only_result(handler.handle(invocation(long_key)))
     assert len(result["resultString"]) <= 1000
