@@ -106,3 +106,12 @@ def test_several_providers_add_their_prices_and_the_slowest_sets_the_pace():
     assert estimate.provider_cost_usd == pytest.approx(10.0 + 13.5)
     assert estimate.calls_per_minute == 1800
     assert math.isclose(estimate.duration_seconds, 10_000 / 1800 * 60)
+
+
+def test_a_backfill_the_queue_cannot_hold_is_refused():
+    slow = config({"name": "imagedescriber"})
+    budget.check_retention(budget.estimate(100_000, slow, engine="batch-operations"), slow)  # 2.3 days
+    with pytest.raises(budget.BudgetExceededError, match=r"need ~4\.6 days .* keeps messages \(4 days\)"):
+        budget.check_retention(budget.estimate(200_000, slow, engine="batch-operations"), slow)
+    longer = config({"name": "imagedescriber"}, queue={"retention_days": 14})
+    budget.check_retention(budget.estimate(200_000, longer, engine="batch-operations"), longer)

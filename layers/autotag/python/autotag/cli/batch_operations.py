@@ -109,6 +109,13 @@ def state_budget(total: int, target: Target, engine: budget.Engine, limit: int |
     return estimate
 
 
+def check_queue_holds(estimate: budget.Estimate, target: Target, limit: int | None) -> None:
+    """The one-machine engine stops at its ceiling: only what it will send must fit the queue."""
+    if limit is not None and limit < estimate.objects:
+        estimate = budget.estimate(limit, target.config, engine=estimate.engine)
+    budget.check_retention(estimate, target.config)
+
+
 def run(args: argparse.Namespace, target: Target) -> int:
     resources = batch_resources(target)
     control = JobControl(control_client(target, resources), resources.account_id)
@@ -159,6 +166,7 @@ def _create(args: argparse.Namespace, target: Target, control: JobControl, resou
         return 0
     try:
         budget.check(estimate, limit)
+        budget.check_retention(estimate, target.config)
     except budget.BudgetExceededError:
         control.cancel(job_id, "over the budget ceiling")
         raise

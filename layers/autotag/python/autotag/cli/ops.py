@@ -121,7 +121,9 @@ def run_backfill(args: argparse.Namespace) -> int:
         if report.resumed_after:
             print(f"resuming after {report.resumed_after}", file=sys.stderr)
         if total is not None:
-            batch_cli.state_budget(total, target, batch_cli.ENGINE_ONE_MACHINE, limit)
+            estimate = batch_cli.state_budget(total, target, batch_cli.ENGINE_ONE_MACHINE, limit)
+            if not args.dry_run:
+                batch_cli.check_queue_holds(estimate, target, limit)
         if args.dry_run:
             raise batch_cli.DryRunDone(total)
         progress = Progress(total, label="backfill")

@@ -230,3 +230,17 @@ def check(estimate_: Estimate, ceiling: int | None) -> None:
             f"(estimated ${estimate_.total_cost_usd:,.2f}); narrow the prefix or raise "
             "--max-objects/--max-cost"
         )
+
+
+def check_retention(estimate_: Estimate, config: DeploymentConfig) -> None:
+    """Refuse a backfill the tag queue cannot hold: both engines enqueue far faster than a
+    rate-limited provider drains, and SQS deletes what waits longer than the queue's retention."""
+    retention = config.queue.retention_days * 86400
+    if estimate_.duration_seconds > retention:
+        days = estimate_.duration_seconds / 86400
+        raise BudgetExceededError(
+            f"{estimate_.objects} objects need ~{days:,.1f} days at "
+            f"{estimate_.calls_per_minute:,.0f} images/min ({estimate_.limited_by}), longer than the tag "
+            f"queue keeps messages ({config.queue.retention_days} days): backfill in slices (a narrower prefix, --created-after/--created-before, --max-objects) "
+            "or raise queue.retention_days (at most 14); see docs/scale.md"
+        )
