@@ -242,5 +242,6 @@ def check_retention(estimate_: Estimate, config: DeploymentConfig) -> None:
             f"{estimate_.objects} objects need ~{days:,.1f} days at "
             f"{estimate_.calls_per_minute:,.0f} images/min ({estimate_.limited_by}), longer than the tag "
             f"queue keeps messages ({config.queue.retention_days} days): backfill in slices (a narrower "
-            "prefix, --created-after/--created-before, --max-objects) or raise queue.retention_days (at most 14); see docs/scale.md"
+            "prefix, --created-after/--created-before, --max-objects) or raise queue.retention_days "
+            "(at most 14); see docs/scale.md"
         )
