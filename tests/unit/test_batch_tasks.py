@@ -339,3 +339,27 @@ def test_job_arguments_round_trip():
     arguments = JobArguments(force=True, replay_id="r1")
     assert JobArguments.parse(arguments.user_arguments()) == arguments
     assert JobArguments.parse(None) == JobArguments()
+
+
+def test_the_sample_event_in_events_is_answered():
+    from pathlib import Path
+
+    sample = json.loads(
+        (Path(__file__).resolve().parents[2] / "events" / "s3_batch_invocation.json").read_text(
+            encoding="utf-8"
+        )
+    )
+    objects = InMemoryObjectStorage()
+    queue = FakeQueue()
+    handler = BatchTaskProcessor(
+        filters=ObjectFilters(),
+        store=InMemoryImageStore(),
+        objects=objects,
+        queue=queue,
+        images_bucket="autotag-local-images",
+        region="us-east-1",
+    )
+    objects.add("autotag-local-images", "photos/summer 2019/beach+1.jpg", b"x")
+    response = handler.handle(sample)
+    assert response["invocationId"] == sample["invocationId"]
+    assert only_result(response)["resultCode"] == "Succeeded"
