@@ -404,6 +404,8 @@ def banner(state: LocalState, options: LocalOptions) -> str:
         f"  tag queue        {r.tag_queue_url}",
         f"  tag DLQ          {r.dlq_url}",
         f"  event DLQ        {r.extra.get('event_dlq_url', '-')}",
+        f"  batch jobs       {r.extra.get('s3control_endpoint_url', '-')}   "
+        "(S3 Control jobs: autotag backfill --engine batch-operations)",
         f"  providers        {', '.join(p.key for p in options.config.tagging.providers)}",
         f"  state file       {options.state_path}",
     ]
