@@ -84,8 +84,26 @@ def _time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+BATCH_ONLY = {
+    "manifest": "--manifest",
+    "created_after": "--created-after",
+    "created_before": "--created-before",
+    "larger_than": "--larger-than",
+    "smaller_than": "--smaller-than",
+}
+
+
 def wants_batch(args: argparse.Namespace) -> bool:
-    return bool(args.url in JOB_VERBS or args.engine == ENGINE_BATCH)
+    if args.url in JOB_VERBS and not args.job:
+        raise BadInputError(f"usage: autotag backfill {args.url} JOB")
+    if args.url in JOB_VERBS or args.engine == ENGINE_BATCH:
+        return True
+    given = [flag for name, flag in BATCH_ONLY.items() if getattr(args, name) is not None]
+    if given:
+        raise BadInputError(f"{', '.join(given)}: only with --engine {ENGINE_BATCH}")
+    if args.job:
+        raise BadInputError(f"unexpected argument {args.job!r}")
+    return False
 
 
 def ceiling(args: argparse.Namespace, target: Target, engine: budget.Engine) -> int | None:

@@ -504,8 +504,8 @@ class LocalJobEngine:
 
     def _write_report(self, job: Job) -> None:
         report = job.request.get("Report") or {}
-        if not report.get("Enabled"):
-            return
+        if not report.get("Enabled") or not any(t.status for t in job.tasks):
+            return  # AWS writes a report once at least one task ran
         bucket = _bucket_of(report["Bucket"])
         prefix = report.get("Prefix")
         base = f"{prefix}/job-{job.job_id}" if prefix else f"job-{job.job_id}"
