@@ -47,8 +47,8 @@ def register(subparsers: Any) -> None:
         "queue. Objects excluded by the config's filters, and objects already tagged at their current "
         "ETag, are skipped. An interrupted run resumes where it stopped. With --engine batch-operations "
         "an S3 Batch Operations job of the deployment does the same at bucket scale; `status JOB` and "
-        "`cancel JOB` follow or stop it (docs/scale.md). Both engines state the count and cost first and stop at the "
-        "budget ceiling.",
+        "`cancel JOB` follow or stop it (docs/scale.md). Both engines state the count and cost first "
+        "and stop at the budget ceiling.",
     )
     backfill.add_argument("url", metavar="s3://BUCKET/PREFIX | status | cancel")
     backfill.add_argument("--force", action="store_true", help="enqueue objects that are already tagged too")
