@@ -236,6 +236,40 @@ def test_cancel_stops_a_job_waiting_for_confirmation(stack: RunningStack) -> Non
     status = stack.cli("backfill", "status", job_id, "--wait")
     assert f"job {job_id}: Cancelled" in status.stdout
     assert status.returncode == 1  # --wait: the job did not complete
+
+    # A job left waiting (an interrupted CLI) is confirmed later, through the same budget guard.
+    waiting = control.create_job(
+        AccountId="123456789012",
+        ConfirmationRequired=True,
+        Operation={
+            "LambdaInvoke": {
+                "FunctionArn": extra[OUTPUT_FUNCTION_ARN],
+                "InvocationSchemaVersion": "2.0",
+                "UserArguments": {"force": "false"},
+            }
+        },
+        Report={"Enabled": False},
+        ManifestGenerator={
+            "S3JobManifestGenerator": {
+                "SourceBucket": f"arn:aws:s3:::{stack.bucket}",
+                "EnableManifestOutput": False,
+                "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": ["cancel/"]}},
+            }
+        },
+        Priority=1,
+        RoleArn=extra[OUTPUT_ROLE_ARN],
+    )["JobId"]
+    wait_for(
+        lambda: control.describe_job(AccountId="123456789012", JobId=waiting)["Job"]["Status"] == "Suspended",
+        timeout=30,
+        what="the second job to wait for confirmation",
+    )
+    confirmed = stack.cli("backfill", "confirm", waiting, "--wait")
+    assert confirmed.returncode == 0, confirmed.stderr + confirmed.stdout
+    assert "budget: 3 object(s) at most, engine batch-operations" in confirmed.stderr
+    assert f"job {waiting}: Complete" in confirmed.stdout
+    stack.wait_record("cancel/000 old photo+0.png", timeout=60)
+
     unknown = stack.cli("backfill", "status", "no-such-job")
     assert unknown.returncode == 1
     assert "NoSuchJob" in unknown.stderr

@@ -426,3 +426,28 @@ def test_same_client_request_token_creates_one_job(stack, jobs):
     first, second = control.create(request), control.create(request)
     assert first == second
     control.cancel(first)
+
+
+def test_the_job_api_answers_bad_requests_with_s3_control_errors(stack):
+    import httpx
+
+    engine = LocalJobEngine(s3=stack.s3, invoke=Invoker(), function_arns={FUNCTION_ARN})
+    server = S3ControlServer(engine).start()
+    try:
+        headers = {"x-amz-account-id": ACCOUNT}
+        garbage = httpx.post(f"{server.url}/v20180820/jobs", content=b"<not xml", headers=headers)
+        assert garbage.status_code == 400
+        assert b"<Code>MalformedXML</Code>" in garbage.content
+        empty = httpx.post(
+            f"{server.url}/v20180820/jobs",
+            content=b'<CreateJobRequest xmlns="http://awss3control.amazonaws.com/doc/2018-08-20/"/>',
+            headers=headers,
+        )
+        assert empty.status_code == 400
+        assert b"<Code>InvalidRequest</Code>" in empty.content
+        assert b"RoleArn" in empty.content
+        other = httpx.get(f"{server.url}/v20180820/jobs/x", headers={"x-amz-account-id": "999999999999"})
+        assert other.status_code == 403
+        assert engine.jobs == {}
+    finally:
+        server.stop()

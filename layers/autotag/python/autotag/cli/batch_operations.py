@@ -17,7 +17,10 @@ from autotag.errors import BadInputError, ConfigError
 from autotag.ops import budget
 from autotag.ops.backfill import parse_s3_url
 from autotag.ops.batch_operations import (
+    WAITING_STATUS,
+    BatchOperationsError,
     JobControl,
+    JobView,
     ObjectSelection,
     batch_resources,
     control_client,
@@ -30,7 +33,7 @@ from autotag.ops.target import Target
 
 ENGINE_ONE_MACHINE: budget.Engine = "one-machine"
 ENGINE_BATCH: budget.Engine = "batch-operations"
-JOB_VERBS = ("status", "cancel")
+JOB_VERBS = ("status", "cancel", "confirm")
 PREPARE_TIMEOUT_SECONDS = 3600.0
 POLL_SECONDS = 2.0
 
@@ -144,6 +147,8 @@ def run(args: argparse.Namespace, target: Target) -> int:
             status = control.cancel(args.job)
             print(f"job {args.job}: {status} (tasks in flight finish; the report lists what ran)")
             return 0
+        if args.url == "confirm":
+            return _guard_and_confirm(args, target, control, control.describe(args.job))
         return _status(control, target, args.job, wait=args.wait)
     if args.job:
         raise BadInputError(f"unexpected argument {args.job!r}")
@@ -152,7 +157,7 @@ def run(args: argparse.Namespace, target: Target) -> int:
 
 def _create(args: argparse.Namespace, target: Target, control: JobControl, resources: Any) -> int:
     bucket, prefix = parse_s3_url(args.url)
-    limit = ceiling(args, target, ENGINE_BATCH)
+    ceiling(args, target, ENGINE_BATCH)  # an invalid ceiling fails before any job exists
     try:
         selection = ObjectSelection(
             prefix=prefix,
@@ -172,10 +177,25 @@ def _create(args: argparse.Namespace, target: Target, control: JobControl, resou
     )
     job_id = control.create(request)
     print(f"job {job_id} created on {target.description}; S3 prepares its manifest", file=sys.stderr)
-    view = control.wait(job_id, prepared, timeout=PREPARE_TIMEOUT_SECONDS, interval=POLL_SECONDS)
-    if view.finished:
+    try:
+        view = control.wait(job_id, prepared, timeout=PREPARE_TIMEOUT_SECONDS, interval=POLL_SECONDS)
+    except (KeyboardInterrupt, BatchOperationsError):
+        print(
+            f"job {job_id} was not confirmed: `autotag backfill confirm {job_id}` once it is prepared "
+            f"(the budget guard runs then), or `autotag backfill cancel {job_id}`",
+            file=sys.stderr,
+        )
+        raise
+    return _guard_and_confirm(args, target, control, view)
+
+
+def _guard_and_confirm(args: argparse.Namespace, target: Target, control: JobControl, view: JobView) -> int:
+    """The budget guard on a prepared job: state the count and the cost, then confirm or cancel."""
+    job_id = view.job_id
+    if view.status != WAITING_STATUS:
         print(view.describe())
-        return 1
+        return 1 if view.finished else 0
+    limit = ceiling(args, target, ENGINE_BATCH)
     total = view.total or 0
     estimate = state_budget(total, target, ENGINE_BATCH, limit)
     if args.dry_run:

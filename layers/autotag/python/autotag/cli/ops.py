@@ -46,11 +46,11 @@ def register(subparsers: Any) -> None:
         description="Enqueue existing objects under s3://bucket/prefix as S3 notifications on the tag "
         "queue. Objects excluded by the config's filters, and objects already tagged at their current "
         "ETag, are skipped. An interrupted run resumes where it stopped. With --engine batch-operations "
-        "an S3 Batch Operations job of the deployment does the same at bucket scale; `status JOB` and "
-        "`cancel JOB` follow or stop it (docs/scale.md). Both engines state the count and cost first "
-        "and stop at the budget ceiling.",
+        "an S3 Batch Operations job of the deployment does the same at bucket scale; `status JOB`, "
+        "`cancel JOB` and `confirm JOB` follow, stop or start it (docs/scale.md). Both engines state "
+        "the count and cost first and stop at the budget ceiling.",
     )
-    backfill.add_argument("url", metavar="s3://BUCKET/PREFIX | status | cancel")
+    backfill.add_argument("url", metavar="s3://BUCKET/PREFIX | status | cancel | confirm")
     backfill.add_argument("--force", action="store_true", help="enqueue objects that are already tagged too")
     backfill.add_argument(
         "--restart", action="store_true", help="ignore the checkpoint of an interrupted run"

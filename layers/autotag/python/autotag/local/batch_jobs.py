@@ -271,9 +271,14 @@ class LocalJobEngine:
             outcome = self._execute(job)
             self._finish(job, outcome)
         except JobError as error:
-            with job.changed:
-                job.failure_reasons.append({"FailureCode": error.code, "FailureReason": error.message})
-            self._finish(job, "Failed")
+            self._fail(job, error.code, error.message)
+        except Exception as exc:  # a job never hangs in a non-terminal state
+            self._fail(job, "InternalError", f"{type(exc).__name__}: {exc}")
+
+    def _fail(self, job: Job, code: str, reason: str) -> None:
+        with job.changed:
+            job.failure_reasons.append({"FailureCode": code, "FailureReason": reason[:1024]})
+        self._finish(job, "Failed")
 
     def _finish(self, job: Job, status: str) -> None:
         if status == "Cancelled" and job.status != "Cancelling":
@@ -590,11 +595,22 @@ class _Wire:
         self.serializer: Any = create_serializer("rest-xml", include_validation=False)
 
     def parse(self, operation: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+        """The request as botocore's model reads it; 400 when it is not XML or misses what the API
+        requires (S3 Control answers MalformedXML / InvalidRequest)."""
+        from botocore.parsers import ResponseParserError
+        from botocore.validate import ParamValidator
+
         shape = self.model.operation_model(operation).input_shape
-        parsed: dict[str, Any] = self.parser.parse(
-            {"body": body, "headers": headers, "status_code": 200}, shape
-        )
+        try:
+            parsed: dict[str, Any] = self.parser.parse(
+                {"body": body, "headers": headers, "status_code": 200}, shape
+            )
+        except ResponseParserError:
+            raise JobError(400, "MalformedXML", "the request body is not well-formed XML") from None
         parsed.pop("ResponseMetadata", None)
+        report = ParamValidator().validate(parsed, shape)
+        if report.has_errors():
+            raise JobError(400, "InvalidRequest", " ".join(report.generate_report().split())[:1024])
         return _utc(parsed)
 
     def render(self, operation: str, result: dict[str, Any]) -> bytes:
