@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
-from autotag.batch_tasks import JobArguments
+from autotag.batch_tasks import ARGUMENT_PREFIX, JobArguments
 from autotag.errors import BadInputError
 from autotag.local.batch_jobs import _Wire
 from autotag.ops.batch_operations import (
-    ARGUMENT_PREFIX,
     BatchResources,
     ExistingManifest,
     JobView,

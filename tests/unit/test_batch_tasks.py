@@ -363,3 +363,16 @@ def test_the_sample_event_in_events_is_answered():
     response = handler.handle(sample)
     assert response["invocationId"] == sample["invocationId"]
     assert only_result(response)["resultCode"] == "Succeeded"
+
+
+def test_keys_outside_the_job_prefix_are_not_tagged():
+    handler, objects, queue = processor()
+    objects.add(BUCKET, "archive/a.jpg", b"x")
+    objects.add(BUCKET, "other/b.jpg", b"x")
+    results = handler.handle(invocation("archive/a.jpg", "other/b.jpg", arguments={"prefix": "archive/"}))[
+        "results"
+    ]
+    assert [r["resultCode"] for r in results] == ["Succeeded", "Succeeded"]
+    assert results[0]["resultString"].startswith("enqueued")
+    assert results[1]["resultString"] == "not tagged: s3://images/other/b.jpg is outside the prefix archive/"
+    assert len(queue.sent) == 1

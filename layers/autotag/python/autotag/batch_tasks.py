@@ -60,6 +60,8 @@ BACKFILL_ORIGIN = "backfill"
 # UserArguments the CLI sets (strings: the API's map is string to string).
 ARGUMENT_FORCE = "force"
 ARGUMENT_REPLAY_ID = "replayId"
+ARGUMENT_PREFIX = "prefix"
+"""Keys outside the backfill's prefix (an inventory manifest lists the whole bucket) are not tagged."""
 
 
 class ResultCode(StrEnum):
@@ -140,6 +142,7 @@ class JobArguments(BaseModel):
 
     force: bool = False
     replay_id: str | None = None
+    prefix: str = ""
 
     @classmethod
     def parse(cls, raw: Mapping[str, str] | None) -> JobArguments:
@@ -147,12 +150,18 @@ class JobArguments(BaseModel):
         force = str(raw.get(ARGUMENT_FORCE, "false")).lower()
         if force not in ("true", "false"):
             raise BadInputError(f"user argument {ARGUMENT_FORCE!r} must be 'true' or 'false', not {force!r}")
-        return cls(force=force == "true", replay_id=raw.get(ARGUMENT_REPLAY_ID) or None)
+        return cls(
+            force=force == "true",
+            replay_id=raw.get(ARGUMENT_REPLAY_ID) or None,
+            prefix=raw.get(ARGUMENT_PREFIX) or "",
+        )
 
     def user_arguments(self) -> dict[str, str]:
         arguments = {ARGUMENT_FORCE: "true" if self.force else "false"}
         if self.replay_id:
             arguments[ARGUMENT_REPLAY_ID] = self.replay_id
+        if self.prefix:
+            arguments[ARGUMENT_PREFIX] = self.prefix
         return arguments
 
 
@@ -320,6 +329,10 @@ class BatchTaskProcessor:
         uri = f"s3://{bucket}/{key}"
         if bucket != self.images_bucket:
             raise BadInputError(f"{uri}: bucket {bucket} is not the watched bucket {self.images_bucket}")
+        if not key.startswith(arguments.prefix):
+            return self._succeeded(
+                task, "filtered", f"not tagged: {uri} is outside the prefix {arguments.prefix}"
+            )
         if not self.filters.accepts(key):
             return self._succeeded(task, "filtered", f"not tagged: {uri} is excluded by the filters")
         location = S3Location(bucket=bucket, key=key, version_id=task.s3_version_id)

@@ -48,8 +48,6 @@ GENERATED_MANIFEST_FORMAT = "S3InventoryReport_CSV_20211130"
 TERMINAL_STATUSES = frozenset({"Complete", "Cancelled", "Failed"})
 WAITING_STATUS = "Suspended"
 """Where a ConfirmationRequired job waits once its tasks are counted."""
-ARGUMENT_PREFIX = "prefix"
-"""UserArguments: keys outside this prefix (possible with an inventory manifest) are not tagged."""
 
 
 class BatchOperationsError(AutotagError):
@@ -214,9 +212,7 @@ def create_job_request(
     description: str | None = None,
 ) -> dict[str, Any]:
     """The CreateJob parameters (validated against botocore's s3control model in tests/unit)."""
-    user_arguments = arguments.user_arguments()
-    if selection.prefix:
-        user_arguments[ARGUMENT_PREFIX] = selection.prefix
+    user_arguments = arguments.model_copy(update={"prefix": selection.prefix}).user_arguments()
     request: dict[str, Any] = {
         "AccountId": resources.account_id,
         "ConfirmationRequired": True,
