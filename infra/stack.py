@@ -110,7 +110,10 @@ class AutotagStack(Stack):
             resources=resources,
             dead_letter_queues={"TagDlq": self.queues.tag_dlq, "EventDlq": self.queues.event_dlq},
             tag_queue=self.queues.tag_queue,
-            functions={name.value: fn for name, fn in self.functions.by_name.items()},
+            functions={
+                **{name.value: fn for name, fn in self.functions.by_name.items()},
+                self.resources.batch_operations.function.name: self.batch_operations.function,
+            },
             api=self.api.api,
         )
         for name, function in self.functions.by_name.items():

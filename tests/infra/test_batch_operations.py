@@ -147,3 +147,13 @@ def test_outputs_name_what_the_cli_needs(every):
     assert refs(outputs[OUTPUT_FUNCTION_ARN]["Value"]) == {every.logical_id(batch.function)}
     assert refs(outputs[OUTPUT_ROLE_ARN]["Value"]) == {every.logical_id(batch.job_role)}
     assert refs(outputs[OUTPUT_REPORTS_BUCKET]["Value"]) == {every.logical_id(batch.reports_bucket)}
+
+
+def test_on_batch_errors_and_throttles_raise_alarms(example):
+    function_id = example.logical_id(example.stack.batch_operations.function)
+    metrics = {
+        a["Properties"]["MetricName"]
+        for a in example.resources_of("AWS::CloudWatch::Alarm").values()
+        if any(function_id in refs(d["Value"]) for d in a["Properties"].get("Dimensions", []))
+    }
+    assert {"Errors", "Throttles"} <= metrics
