@@ -763,7 +763,7 @@ class LocalBatchOperations:
         endpoint_url: str,
         host: str = "127.0.0.1",
         extra_environment: Mapping[str, str] | None = None,
-        concurrency: int = 2,
+        concurrency: int = 1,
     ) -> None:
         from autotag.batch_tasks import batch_environment
         from autotag.local.provision import LOCAL_PREFIX, emulator_client, emulator_environment
