@@ -115,3 +115,11 @@ def test_a_backfill_the_queue_cannot_hold_is_refused():
         budget.check_retention(budget.estimate(200_000, slow, engine="batch-operations"), slow)
     longer = config({"name": "imagedescriber"}, queue={"retention_days": 14})
     budget.check_retention(budget.estimate(200_000, longer, engine="batch-operations"), longer)
+
+
+def test_manifest_buckets_must_be_bucket_names():
+    from pydantic import ValidationError
+
+    assert config({"name": "basic"}, batch_operations={"manifest_buckets": ["inventory-reports"]})
+    with pytest.raises(ValidationError, match=r"not S3 bucket names: arn:aws:s3:::x/\*"):
+        config({"name": "basic"}, batch_operations={"manifest_buckets": ["arn:aws:s3:::x/*"]})

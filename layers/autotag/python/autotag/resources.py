@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
@@ -222,6 +223,9 @@ class MonitoringSettings(_Model):
         return value
 
 
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
 class BatchOperationsSettings(_Model):
     """Bucket-scale backfill on S3 Batch Operations (docs/scale.md)."""
 
@@ -249,6 +253,14 @@ class BatchOperationsSettings(_Model):
     )
     report_retention_days: int = Field(default=90, ge=1, description="Reports and manifests expire after")
     function: FunctionSettings = FunctionSettings(memory_mb=256, timeout_seconds=60)
+
+    @field_validator("manifest_buckets")
+    @classmethod
+    def _bucket_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in value if not _BUCKET_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"not S3 bucket names: {', '.join(bad)}")
+        return value
 
 
 class DeploymentConfig(_Model):
