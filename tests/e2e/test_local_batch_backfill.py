@@ -158,8 +158,10 @@ def test_budget_ceiling_and_dry_run_stop_a_job_before_any_task(stack: RunningSta
     assert "autotag: error: budget_exceeded: 7 objects exceed the budget ceiling of 3" in over.stderr
     job_id = job_id_of(over.stderr)
     status = stack.cli("backfill", "status", job_id)
+    assert status.returncode == 0, status.stderr
     assert f"job {job_id}: Cancelled" in status.stdout
     assert "succeeded 0, failed 0, total 7" in status.stdout
+    assert "report rows: none (no task ran, so S3 wrote no report)" in status.stdout
 
     dry = stack.cli("backfill", f"s3://{stack.bucket}/ceiling/", "--engine", "batch-operations", "--dry-run")
     assert dry.returncode == 0, dry.stderr

@@ -1,4 +1,4 @@
-"""``autotag backfill --engine batch-operations`` and ``autotag backfill status|cancel JOB``, and the
+"""``autotag backfill --engine batch-operations`` and ``autotag backfill status|cancel|confirm JOB``, and the
 budget guard of both backfill engines (the one-machine engine's command is in
 :mod:`autotag.cli.ops`)."""
 
@@ -36,6 +36,8 @@ ENGINE_BATCH: budget.Engine = "batch-operations"
 JOB_VERBS = ("status", "cancel", "confirm")
 PREPARE_TIMEOUT_SECONDS = 3600.0
 POLL_SECONDS = 2.0
+LOG_LINE_SECONDS = 30.0
+"""Without a terminal, --wait prints a progress line this often (not at every poll)."""
 
 
 class DryRunDone(Exception):
@@ -219,9 +221,14 @@ def _status(control: JobControl, target: Target, job_id: str, *, wait: bool) -> 
     view = control.describe(job_id)
     if wait:
         interactive = sys.stderr.isatty()
+        printed = -LOG_LINE_SECONDS
         while not view.finished:
-            line = view.progress_line()
-            sys.stderr.write(("\r\x1b[K" + line) if interactive else line + "\n")
+            now = time.monotonic()
+            if interactive:
+                sys.stderr.write("\r\x1b[K" + view.progress_line())
+            elif now - printed >= LOG_LINE_SECONDS:
+                sys.stderr.write(view.progress_line() + "\n")
+                printed = now
             sys.stderr.flush()
             time.sleep(POLL_SECONDS)
             view = control.describe(job_id)
@@ -230,8 +237,12 @@ def _status(control: JobControl, target: Target, job_id: str, *, wait: bool) -> 
     print(view.describe())
     if view.finished and view.report_manifest_uri:
         rows = read_report(target.client("s3"), view)
+        if rows is None:
+            print("  report rows: none (no task ran, so S3 wrote no report)")
+            rows = []
         counts = Counter(r.task_status for r in rows)
-        print(f"  report rows: {', '.join(f'{n} {s}' for s, n in sorted(counts.items())) or 'none'}")
+        if counts:
+            print(f"  report rows: {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}")
         for row in [r for r in rows if r.task_status == "failed"][:10]:
             print(f"    failed s3://{row.bucket}/{row.key}: {row.error_code}: {row.result_message}")
     if wait and view.status != "Complete":

@@ -435,8 +435,9 @@ class ReportRow:
     result_message: str
 
 
-def read_report(s3: Any, view: JobView) -> list[ReportRow]:
-    """Every row of the job's completion report (its manifest.json, then each result CSV)."""
+def read_report(s3: Any, view: JobView) -> list[ReportRow] | None:
+    """Every row of the job's completion report (its manifest.json, then each result CSV); None
+    when there is no report (S3 writes one only once a task ran)."""
     import csv
     import io
     import json
@@ -448,6 +449,13 @@ def read_report(s3: Any, view: JobView) -> list[ReportRow]:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     try:
         manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise BatchOperationsError(
+            f"cannot read the report {uri}: {exc.response['Error'].get('Code')}"
+        ) from None
+    try:
         rows: list[ReportRow] = []
         for result in manifest.get("Results", []):
             body = s3.get_object(Bucket=result["Bucket"], Key=result["Key"])["Body"].read().decode("utf-8")
