@@ -30,6 +30,11 @@ BUS = "Bus"
 EVENT_BUS = "EventBus"
 ARCHIVE = "Archive"
 
+BATCH_OPERATIONS = "BatchOperations"
+BATCH_REPORTS_BUCKET = "ReportsBucket"
+BATCH_FUNCTION = "OnBatch"
+BATCH_JOB_ROLE = "JobRole"
+
 MONITORING = "Monitoring"
 ALARM_TOPIC = "AlarmTopic"
 DASHBOARD = "Dashboard"

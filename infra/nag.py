@@ -33,6 +33,7 @@ def acknowledge_findings(stack: AutotagStack) -> None:
     _acknowledge_secrets(stack)
     _acknowledge_api(stack)
     _acknowledge_storage(stack)
+    _acknowledge_batch_operations(stack)
 
 
 def _acknowledge_queues(stack: AutotagStack) -> None:
@@ -164,3 +165,52 @@ def _acknowledge_storage(stack: AutotagStack) -> None:
                 "CDK's BucketNotificationsHandler calls s3:PutBucketNotification, which it is granted on "
                 "'*' by aws-cdk-lib; it runs only during deployments",
             )
+
+
+def _acknowledge_batch_operations(stack: AutotagStack) -> None:
+    batch = stack.batch_operations
+    config = stack.resources.config
+    acknowledge(
+        batch.function,
+        "AwsSolutions-L1",
+        "Python 3.12 is pinned on purpose: the dependency layer is built from cp312 wheels",
+    )
+    function_policy = (
+        batch.function.role.node.try_find_child("DefaultPolicy") if batch.function.role else None
+    )
+    if function_policy is not None:
+        acknowledge(
+            function_policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing) support no resource-level "
+            "permissions",
+        )
+        acknowledge(
+            function_policy,
+            f"AwsSolutions-IAM5[Resource::{nag_arn(stack, stack.storage.bucket, '*')}]",
+            "on_batch HEADs the objects a backfill job names, any key of the images bucket: "
+            "s3:GetObject / s3:GetObjectVersion only",
+        )
+    role_policy = batch.job_role.node.try_find_child("DefaultPolicy")
+    if role_policy is not None:
+        prefix = stack.resources.batch_operations.report_prefix
+        acknowledge(
+            role_policy,
+            f"AwsSolutions-IAM5[Resource::{nag_arn(stack, batch.reports_bucket, f'{prefix}*')}]",
+            "completion reports and generated manifests get keys S3 chooses (job-<id>/...), under the "
+            "report prefix only",
+        )
+        for name in config.batch_operations.manifest_buckets:
+            acknowledge(
+                role_policy,
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{name}/*]",
+                f"batch_operations.manifest_buckets names {name}: jobs read inventory reports / CSV "
+                "manifests there (read only)",
+            )
+    if stack.storage.access_logs_bucket is None:
+        acknowledge(
+            batch.reports_bucket,
+            "AwsSolutions-S1",
+            "server access logging is off in the deployment config (or the images bucket is imported "
+            "and the stack has no log bucket)",
+        )

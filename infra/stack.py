@@ -12,6 +12,7 @@ from constructs import Construct
 
 from infra import ids
 from infra.api import TagApi
+from infra.batch_operations import BatchOperations
 from infra.bus import Bus
 from infra.functions import Functions
 from infra.layers import Layers
@@ -96,13 +97,27 @@ class AutotagStack(Stack):
             event_dlq=self.queues.event_dlq,
         )
         self.api = TagApi(self, ids.API, resources=resources, handler=self.functions.tag_api)
+        self.batch_operations = BatchOperations(
+            self,
+            ids.BATCH_OPERATIONS,
+            resources=resources,
+            code_root=code_root,
+            layers=self.layers.all,
+            bucket=bucket,
+            table=self.storage.table,
+            tag_queue=self.queues.tag_queue,
+            access_logs_bucket=self.storage.access_logs_bucket,
+        )
         self.monitoring = Monitoring(
             self,
             ids.MONITORING,
             resources=resources,
             dead_letter_queues={"TagDlq": self.queues.tag_dlq, "EventDlq": self.queues.event_dlq},
             tag_queue=self.queues.tag_queue,
-            functions={name.value: fn for name, fn in self.functions.by_name.items()},
+            functions={
+                **{name.value: fn for name, fn in self.functions.by_name.items()},
+                self.resources.batch_operations.function.name: self.batch_operations.function,
+            },
             api=self.api.api,
         )
         for name, function in self.functions.by_name.items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
@@ -97,6 +98,11 @@ class FunctionName(StrEnum):
     ON_UPLOAD = "on_upload"
     TAG_API = "tag_api"
     ON_EVENT = "on_event"
+
+
+ON_BATCH_FUNCTION = "on_batch"
+"""The S3 Batch Operations task function (``autotag backfill --engine batch-operations``). Not a
+:class:`FunctionName`: it has no queue, bus rule or API, and its own construct and grants."""
 
 
 # --- The deployment config ---------------------------------------------------------------------
@@ -225,6 +231,46 @@ class MonitoringSettings(_Model):
         return value
 
 
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+class BatchOperationsSettings(_Model):
+    """Bucket-scale backfill on S3 Batch Operations (docs/scale.md)."""
+
+    report_prefix: str = Field(
+        default="batch-operations/",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^/*?$#][^*?$#]*/$",
+        description="Key prefix of completion reports and generated manifests, in the reports bucket "
+        "the stack creates (never watched, so reports never trigger tagging)",
+    )
+    priority: int = Field(default=10, ge=0, le=2147483647, description="Job priority (higher runs first)")
+    max_objects: int | None = Field(
+        default=None,
+        ge=1,
+        description="Budget ceiling: a backfill stops (or refuses) beyond this many objects",
+    )
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, description="Budget ceiling in USD at the providers' configured prices"
+    )
+    manifest_buckets: tuple[str, ...] = Field(
+        default=(),
+        description="Buckets holding S3 Inventory reports or CSV manifests that jobs may read (--manifest); "
+        "generated manifests need none",
+    )
+    report_retention_days: int = Field(default=90, ge=1, description="Reports and manifests expire after")
+    function: FunctionSettings = FunctionSettings(memory_mb=256, timeout_seconds=60)
+
+    @field_validator("manifest_buckets")
+    @classmethod
+    def _bucket_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in value if not _BUCKET_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"not S3 bucket names: {', '.join(bad)}")
+        return value
+
+
 class DeploymentConfig(_Model):
     """Everything `cdk deploy` needs: the runtime config plus deployment-only settings."""
 
@@ -237,6 +283,7 @@ class DeploymentConfig(_Model):
     api: ApiSettings = ApiSettings()
     bus: BusSettings = BusSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    batch_operations: BatchOperationsSettings = BatchOperationsSettings()
     idempotency_ttl_seconds: int = Field(default=3600, ge=60)
     retain_data: bool = Field(default=True, description="Keep bucket and tables when the stack is deleted")
     provider_call_seconds: dict[str, float] = Field(
@@ -351,7 +398,7 @@ class EventSourceSpec(_Model):
 
 
 class FunctionSpec(_Model):
-    name: FunctionName
+    name: FunctionName | str
     description: str
     memory_mb: int
     timeout_seconds: int
@@ -393,6 +440,12 @@ class SecretSpec(_Model):
     existing_secret_id: str | None = Field(default=None, description="Imported by name/ARN when set")
 
 
+class BatchOperationsSpec(_Model):
+    function: FunctionSpec
+    report_prefix: str
+    priority: int
+
+
 class DeploymentResources(_Model):
     config: DeploymentConfig
     table: TableSpec
@@ -406,6 +459,7 @@ class DeploymentResources(_Model):
     rules: tuple[EventRuleSpec, ...]
     secrets: tuple[SecretSpec, ...]
     uses_rekognition: bool
+    batch_operations: BatchOperationsSpec
 
     def function(self, name: FunctionName) -> FunctionSpec:
         return self.functions[name]
@@ -650,6 +704,25 @@ def describe(config: DeploymentConfig, *, bucket_name: str = "<images-bucket>") 
         rules=tuple(rules),
         secrets=secrets,
         uses_rekognition=any(p.name in IAM_AUTHORIZED_PROVIDERS for p in config.tagging.providers),
+        batch_operations=_batch_operations(config.batch_operations),
+    )
+
+
+def _batch_operations(settings: BatchOperationsSettings) -> BatchOperationsSpec:
+    return BatchOperationsSpec(
+        function=FunctionSpec(
+            name=ON_BATCH_FUNCTION,
+            description="S3 Batch Operations tasks of a backfill: enqueue each object on the tag queue",
+            memory_mb=settings.function.memory_mb,
+            timeout_seconds=settings.function.timeout_seconds,
+            log_level=settings.function.log_level,
+            code_dir=f"functions/{ON_BATCH_FUNCTION}",
+            runs_providers=False,
+            writes_object_tags=False,
+            uses_idempotency=False,
+        ),
+        report_prefix=settings.report_prefix,
+        priority=settings.priority,
     )
 
 

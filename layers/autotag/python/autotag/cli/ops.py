@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from autotag.cli import batch_operations as batch_cli
 from autotag.errors import BadInputError, ConfigError, NotFoundError
 from autotag.local.state import DEFAULT_STATE_PATH
 from autotag.ops.backfill import DEFAULT_CHECKPOINT_DIR, Backfill, BackfillReport, parse_s3_url
@@ -44,9 +45,12 @@ def register(subparsers: Any) -> None:
         help="tag objects already in a bucket (enqueue them like new uploads)",
         description="Enqueue existing objects under s3://bucket/prefix as S3 notifications on the tag "
         "queue. Objects excluded by the config's filters, and objects already tagged at their current "
-        "ETag, are skipped. An interrupted run resumes where it stopped.",
+        "ETag, are skipped. An interrupted run resumes where it stopped. With --engine batch-operations "
+        "an S3 Batch Operations job of the deployment does the same at bucket scale; `status JOB`, "
+        "`cancel JOB` and `confirm JOB` follow, stop or start it (docs/scale.md). Both engines state "
+        "the count and cost first and stop at the budget ceiling.",
     )
-    backfill.add_argument("url", metavar="s3://BUCKET/PREFIX")
+    backfill.add_argument("url", metavar="s3://BUCKET/PREFIX | status | cancel | confirm")
     backfill.add_argument("--force", action="store_true", help="enqueue objects that are already tagged too")
     backfill.add_argument(
         "--restart", action="store_true", help="ignore the checkpoint of an interrupted run"
@@ -55,6 +59,7 @@ def register(subparsers: Any) -> None:
         "--checkpoint-dir", type=Path, default=DEFAULT_CHECKPOINT_DIR, help="where checkpoints are kept"
     )
     backfill.add_argument("--no-count", action="store_true", help="skip counting first (no total or ETA)")
+    batch_cli.add_options(backfill)
     _target_options(backfill)
     backfill.set_defaults(handler=run_backfill)
 
@@ -107,9 +112,12 @@ def _store(target: Target) -> DynamoImageStore:
 
 
 def run_backfill(args: argparse.Namespace) -> int:
+    if batch_cli.wants_batch(args):
+        return batch_cli.run(args, _target(args))
     parse_s3_url(args.url)
     target = _target(args)
     progress: Progress | None = None
+    limit = batch_cli.ceiling(args, target, batch_cli.ENGINE_ONE_MACHINE)
 
     def on_start(total: int | None, report: BackfillReport) -> None:
         nonlocal progress
@@ -117,6 +125,12 @@ def run_backfill(args: argparse.Namespace) -> int:
             print(f"autotag: {report.checkpoint_ignored}", file=sys.stderr)
         if report.resumed_after:
             print(f"resuming after {report.resumed_after}", file=sys.stderr)
+        if total is not None:
+            estimate = batch_cli.state_budget(total, target, batch_cli.ENGINE_ONE_MACHINE, limit)
+            if not args.dry_run:
+                batch_cli.check_queue_holds(estimate, target, limit)
+        if args.dry_run:
+            raise batch_cli.DryRunDone(total)
         progress = Progress(total, label="backfill")
 
     def on_progress(report: BackfillReport) -> None:
@@ -133,9 +147,14 @@ def run_backfill(args: argparse.Namespace) -> int:
         restart=args.restart,
         on_start=on_start,
         on_progress=on_progress,
-        count_first=not args.no_count,
+        count_first=not args.no_count or args.dry_run,
+        max_objects=limit,
     )
-    report = job.run()
+    try:
+        report = job.run()
+    except batch_cli.DryRunDone as done:
+        print(f"dry run: {done.total} object(s) to consider under {args.url}; nothing enqueued")
+        return 0
     if progress is not None:
         progress.done = report.listed - report.filtered
         progress.notes = f"enqueued {report.enqueued}, skipped {report.skipped}"

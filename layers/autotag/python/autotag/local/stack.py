@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from autotag.local.api_gateway import ApiGatewayConfig, LocalApiGateway
+from autotag.local.batch_jobs import LocalBatchOperations
 from autotag.local.emulator import EmulatorProcess, ensure_port_free
 from autotag.local.monitor import OutcomeMonitor
 from autotag.local.provision import LocalNames, ProvisionedStack, emulator_client, provision
@@ -87,6 +88,7 @@ class LocalStack:
         self._sources: list[SqsEventSource | EventBridgeQueueSource] = []
         self._api: LocalApiGateway | None = None
         self._monitor: OutcomeMonitor | None = None
+        self._batch: LocalBatchOperations | None = None
         self._print_lock = threading.Lock()
         self._stopped = threading.Event()
         self._started = False
@@ -149,6 +151,15 @@ class LocalStack:
                 concurrency=max(1, min(workers, deployment.tag_event_source.max_concurrency)),
             )
         self._start_pools()
+        # S3 Batch Operations (the emulator has no S3 Control jobs): on_batch and the job API.
+        self._batch = LocalBatchOperations(
+            root=root,
+            provisioned=provisioned,
+            endpoint_url=endpoint,
+            host=options.host,
+            extra_environment=extra_env,
+        ).start()
+        resources = resources.model_copy(update={"extra": {**resources.extra, **self._batch.state_extra}})
 
         sqs = emulator_client("sqs", endpoint)
         source = deployment.tag_event_source
@@ -200,6 +211,8 @@ class LocalStack:
         for name, pool in self._pools.items():
             for index, pid in enumerate(pool.pids):
                 child_pids[f"{name.value}-{index}"] = pid
+        for index, pid in enumerate(self._batch.pool.pids):
+            child_pids[f"on_batch-{index}"] = pid
         self.state = LocalState(
             pid=os.getpid(),
             endpoint_url=endpoint,
@@ -245,6 +258,8 @@ class LocalStack:
             poller.join(grace)
         if self._monitor is not None:
             self._monitor.stop()
+        if self._batch is not None:
+            self._batch.stop()
         for pool in self._pools.values():
             pool.stop()
         self._emulator.stop()
@@ -262,6 +277,8 @@ class LocalStack:
     @property
     def child_pids(self) -> list[int]:
         pids = [pid for pool in self._pools.values() for pid in pool.pids]
+        if self._batch is not None:
+            pids += self._batch.pool.pids
         if self._emulator.pid:
             pids.append(self._emulator.pid)
         return pids
@@ -387,6 +404,8 @@ def banner(state: LocalState, options: LocalOptions) -> str:
         f"  tag queue        {r.tag_queue_url}",
         f"  tag DLQ          {r.dlq_url}",
         f"  event DLQ        {r.extra.get('event_dlq_url', '-')}",
+        f"  batch jobs       {r.extra.get('s3control_endpoint_url', '-')}   "
+        "(S3 Control jobs: autotag backfill --engine batch-operations)",
         f"  providers        {', '.join(p.key for p in options.config.tagging.providers)}",
         f"  state file       {options.state_path}",
         "  persistence      none: the emulator keeps everything in memory; a restart starts empty",

@@ -149,6 +149,8 @@ class BackfillReport:
     checkpoint_ignored: str | None = None
     """Why an existing checkpoint was not resumed."""
     skipped_by_status: dict[str, int] = field(default_factory=dict)
+    ceiling_reached: int | None = None
+    """The budget ceiling that stopped the run (its checkpoint is kept: a later run continues)."""
 
     def summary(self) -> str:
         parts = [f"{self.enqueued} enqueued", f"{self.skipped} already tagged (skipped)"]
@@ -156,6 +158,8 @@ class BackfillReport:
             parts.append(f"{self.filtered} excluded by the filters")
         if self.failed:
             parts.append(f"{self.failed} could not be sent")
+        if self.ceiling_reached is not None:
+            parts.append(f"stopped at the budget ceiling of {self.ceiling_reached} object(s)")
         summary = ", ".join(parts)
         if self.resumed is not None:
             summary += (
@@ -199,6 +203,8 @@ class Backfill:
     on_progress: Callable[[BackfillReport], None] | None = None
     on_start: Callable[[int | None, BackfillReport], None] | None = None
     count_first: bool = True
+    max_objects: int | None = None
+    """Budget ceiling: send at most this many objects in this run."""
     report: BackfillReport = field(default_factory=BackfillReport)
     _run_id: str = field(default_factory=lambda: uuid.uuid4().hex, init=False)
 
@@ -220,15 +226,8 @@ class Backfill:
         identity = checkpoint_identity(target, self.url, force=self.force)
         path = checkpoint_path(self.checkpoint_dir, identity)
         report = self.report
-        checkpoint = None
-        if not self.restart:
-            checkpoint, report.checkpoint_ignored = load_checkpoint(
-                path, identity, target.instance_id, target.tag_queue_url
-            )
+        checkpoint = self._resume(path, identity)
         start_after = checkpoint.last_key if checkpoint else None
-        if checkpoint:
-            report.resumed_after = checkpoint.last_key
-            report.resumed = checkpoint
         total = count_objects(s3, bucket, prefix, filters, start_after) if self.count_first else None
         if self.on_start:
             self.on_start(total, report)
@@ -258,6 +257,8 @@ class Backfill:
                 )
 
         for obj in list_objects(s3, bucket, prefix, start_after):
+            if self._at_ceiling(len(pending)):
+                break
             key = obj["Key"]
             report.listed += 1
             if not filters.accepts(key):
@@ -279,9 +280,34 @@ class Backfill:
             if self.on_progress:
                 self.on_progress(report)
         flush()
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        self._forget_checkpoint(path)
         return report
+
+    def _resume(self, path: Path, identity: str) -> Checkpoint | None:
+        """The interrupted run's checkpoint to continue, if it was written against this target."""
+        if self.restart:
+            return None
+        report, target = self.report, self.target
+        checkpoint, report.checkpoint_ignored = load_checkpoint(
+            path, identity, target.instance_id, target.tag_queue_url
+        )
+        if checkpoint:
+            report.resumed_after = checkpoint.last_key
+            report.resumed = checkpoint
+        return checkpoint
+
+    def _forget_checkpoint(self, path: Path) -> None:
+        """The listing is done (kept when a budget ceiling stopped it: the next run continues)."""
+        if self.report.ceiling_reached is None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def _at_ceiling(self, pending: int) -> bool:
+        report = self.report
+        if self.max_objects is None or report.enqueued + report.failed + pending < self.max_objects:
+            return False
+        report.ceiling_reached = self.max_objects
+        return True
 
     def _send(self, sqs: Any, pending: list[tuple[str, str]]) -> None:
         entries = [

@@ -47,6 +47,8 @@ class Target:
     instance_id: str | None = None
     """Which incarnation of the deployment: the CloudFormation stack id (new when a stack of the
     same name is created again), or the local stack's per-start id (it starts empty each time)."""
+    outputs: dict[str, str] = field(default_factory=dict)
+    """Every stack output (or, locally, the state's extra resources): optional features read theirs."""
 
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.endpoint_url)
@@ -90,6 +92,7 @@ def stack_target(
         config=config,
         session=session,
         instance_id=f"{stacks[0].get('StackId', stack_name)}@{stacks[0].get('CreationTime', '')}",
+        outputs=outputs,
     )
 
 
@@ -118,6 +121,7 @@ def local_target(state_path: Path | None = None, *, config: DeploymentConfig | N
         session=session,
         endpoint_url=state.endpoint_url,
         instance_id=f"local:{state.instance_id}",
+        outputs=dict(resources.extra),
     )
 
 
