@@ -164,3 +164,50 @@ def decode(data: bytes) -> Image.Image:
     picture = Image.open(io.BytesIO(data))
     picture.load()
     return picture
+
+
+# --- Hostile files: crafted headers, tiny on disk --------------------------------------------------
+
+TIFF_SHORT, TIFF_ASCII, TIFF_LONG, TIFF_RATIONAL, TIFF_UNDEFINED = 3, 2, 4, 5, 7
+
+
+def tiff_with_strip_types(
+    offsets_type: int = TIFF_LONG, counts_type: int = TIFF_LONG, side: int = 8
+) -> bytes:
+    """An 8-bit greyscale TIFF whose StripOffsets / StripByteCounts have the given field types:
+    LONG is a valid file; ASCII (text), UNDEFINED (bytes) or RATIONAL (zero denominator) is not."""
+    pixels = bytes(side * side)
+    count = 9
+    extra_at = 8 + 2 + count * 12 + 4
+    pixels_at = extra_at + 16
+    extra = bytearray()
+
+    def field(kind: int, number: int) -> tuple[int, int, bytes]:
+        if kind == TIFF_ASCII:
+            return kind, 4, b"abc\0"
+        if kind == TIFF_UNDEFINED:
+            return kind, 4, b"\x01\x02\x03\x04"
+        if kind == TIFF_RATIONAL:
+            where = extra_at + len(extra)
+            extra.extend(struct.pack("<II", number, 0))
+            return kind, 1, struct.pack("<I", where)
+        return TIFF_LONG, 1, struct.pack("<I", number)
+
+    def short(value: int) -> tuple[int, int, bytes]:
+        return TIFF_SHORT, 1, struct.pack("<H", value) + b"\0\0"
+
+    entries = [
+        (256, *short(side)),
+        (257, *short(side)),
+        (258, *short(8)),
+        (259, *short(1)),
+        (262, *short(1)),
+        (273, *field(offsets_type, pixels_at)),
+        (277, *short(1)),
+        (278, *short(side)),
+        (279, *field(counts_type, len(pixels))),
+    ]
+    ifd = struct.pack("<H", count)
+    ifd += b"".join(struct.pack("<HHI", tag, kind, n) + value for tag, kind, n, value in entries)
+    ifd += b"\0\0\0\0"
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + bytes(extra).ljust(16, b"\0") + pixels

@@ -56,6 +56,22 @@ _MAX_FIT_ROUNDS = 12
 _SMALLEST_SIDE = 16
 """Fitting never shrinks an image below this many pixels on its shortest side."""
 
+PILLOW_FAILURES: tuple[type[Exception], ...] = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    ZeroDivisionError,
+    AttributeError,
+    RecursionError,
+    struct.error,
+    EOFError,
+)
+"""What Pillow's readers raise on hostile or damaged files (beyond OSError, which it documents):
+every Pillow call on input bytes maps these to our CorruptImageError, whatever the plugin."""
+
 _TRANSPOSE: dict[int, Image.Transpose] = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -308,7 +324,7 @@ def _open(data: bytes, image_format: ImageFormat, limits: ImageLimits) -> ImageF
         # Pillow's own guard (the warning only arrives as an exception under a strict filter).
         found = _PILLOW_PIXELS.search(str(exc))
         raise _bomb_error(int(found.group(1)) if found else None, limits.max_pixels) from None
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+    except PILLOW_FAILURES as exc:
         raise CorruptImageError(
             f"{image_format.value.upper()} header is damaged or unreadable ({_reason(exc)})"
         ) from None
@@ -329,7 +345,7 @@ def _read_header(data: bytes, image_format: ImageFormat, limits: ImageLimits) ->
             raise _bomb_error(width * height, limits.max_pixels, f" ({width}x{height})")
         try:
             orientation = int(header_exif(image).get(_ORIENTATION_TAG, 1))
-        except (OSError, SyntaxError, ValueError, TypeError, struct.error):
+        except PILLOW_FAILURES:
             orientation = 1  # unreadable EXIF is not worth refusing the image for
     return _Header(width, height, orientation if orientation in range(1, 9) else 1)
 
@@ -350,6 +366,15 @@ def header_exif(image: Image.Image) -> Image.Exif:
 
 
 def _check_integrity(data: bytes, image_format: ImageFormat) -> None:
+    try:
+        problem = _integrity_problem(data, image_format)
+    except PILLOW_FAILURES as exc:
+        problem = f"{image_format.value.upper()} is corrupt ({_reason(exc)})"
+    if problem:
+        raise CorruptImageError(problem)
+
+
+def _integrity_problem(data: bytes, image_format: ImageFormat) -> str | None:
     problem: str | None
     if image_format is ImageFormat.JPEG:
         problem = _jpeg_problem(data)
@@ -364,8 +389,7 @@ def _check_integrity(data: bytes, image_format: ImageFormat) -> None:
         problem = _gif_problem(data)
     else:
         problem = _tiff_problem(data)
-    if problem:
-        raise CorruptImageError(problem)
+    return problem
 
 
 # After a JPEG scan starts, the next marker is a 0xFF not followed by a stuffed 0x00 or a restart marker.
@@ -407,7 +431,7 @@ def _png_problem(data: bytes) -> str | None:
     with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
         try:
             image.verify()  # chunk CRCs up to IEND, no inflating
-        except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+        except PILLOW_FAILURES as exc:
             return f"PNG is truncated or corrupt ({_reason(exc)})"
     return None
 
@@ -453,7 +477,10 @@ def _tiff_problem(data: bytes) -> str | None:
         counts = tags.get(279) or tags.get(325) or ()  # StripByteCounts / TileByteCounts
     offsets = offsets if isinstance(offsets, tuple) else (offsets,)
     counts = counts if isinstance(counts, tuple) else (counts,)
-    end = max((int(o) + int(c) for o, c in zip(offsets, counts, strict=False)), default=0)
+    # The TIFF spec allows only SHORT or LONG here; text, bytes or rationals are a damaged file.
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (*offsets, *counts)):
+        return "TIFF is corrupt (its strip or tile offsets and byte counts are not integers)"
+    end = max((o + c for o, c in zip(offsets, counts, strict=False)), default=0)
     if end > len(data):
         return f"TIFF is truncated ({len(data)} bytes; its image data runs to byte {end})"
     return None
@@ -554,7 +581,7 @@ def _decode(image: SourceImage, target: tuple[int, int], floor: tuple[int, int] 
         raise DecompressionBombError(
             "image expands to too many pixels (possible decompression bomb)"
         ) from None
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+    except PILLOW_FAILURES as exc:
         raise CorruptImageError(f"image data cannot be decoded ({_reason(exc)})") from None
     transpose = _TRANSPOSE.get(image.orientation)
     return picture.transpose(transpose) if transpose is not None else picture

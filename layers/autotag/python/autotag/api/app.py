@@ -13,6 +13,7 @@ import uuid
 from functools import lru_cache
 from typing import Annotated, Any
 
+from autotag.api.body import check_json_object
 from autotag.api.errors import (
     REQUEST_ID_HEADER,
     BucketNotAllowedError,
@@ -302,6 +303,10 @@ def _ingress_rejection(event: dict[str, Any]) -> AutotagError | None:
     media = (_header(event, "content-type") or "").split(";", 1)[0].strip().lower()
     if media and media != content_types.APPLICATION_JSON and not media.endswith("+json"):
         return UnsupportedMediaTypeError(f"request body must be application/json, not {media}")
+    try:
+        check_json_object(event)
+    except AutotagError as error:
+        return error
     return None
 
 

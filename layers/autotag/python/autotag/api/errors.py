@@ -63,6 +63,12 @@ class InvalidRequestError(BadInputError):
         self.details = list(details)
 
 
+class MalformedJsonError(InvalidRequestError):
+    """The body is not a JSON object this API can read."""
+
+    code = "malformed_json"
+
+
 class PayloadTooLargeError(BadInputError):
     code = "payload_too_large"
 
@@ -194,7 +200,7 @@ def proxy_error_response(error: AutotagError, request_id: str) -> dict[str, Any]
 def _validation_error(exc: RequestValidationError) -> InvalidRequestError:
     problems = exc.errors()
     if any(p.get("type") == "json_invalid" for p in problems):
-        return InvalidRequestError("request body is not valid JSON", code="malformed_json")
+        return MalformedJsonError("request body is not valid JSON")
     details = [
         ErrorDetail(
             loc=[part if isinstance(part, int) else str(part) for part in p.get("loc", ())],
