@@ -153,9 +153,12 @@ class TagResult(Frozen):
 
 
 class TagOptions(BaseModel):
-    """Per-request options; unset fields fall back to each provider's configuration."""
+    """Per-request options; unset fields fall back to each provider's configuration.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict, as the published schemas say: ``"10"`` or ``true`` is not an integer, ``1`` is not a
+    boolean (an integer is a number)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     providers: list[str] | None = Field(
         default=None, min_length=1, description="Providers to run (default: the configured default set)"

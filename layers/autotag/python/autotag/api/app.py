@@ -66,15 +66,22 @@ _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
 class AutotagResolver(APIGatewayRestResolver):
-    """REST resolver where a trailing ``<key>`` spans path segments, like API Gateway's ``{key+}``
-    (S3 keys contain ``/``)."""
+    """REST resolver where a path parameter is any text (Powertools' default refuses ``#``, NUL,
+    emoji and other characters a client may percent-encode), and ``<key>`` and ``<tag>`` span path
+    segments like API Gateway's ``{key+}`` (S3 keys and tags may contain ``/``). What a parameter
+    may be is then decided by its validation (a 400), never by a 404 from routing."""
+
+    SPANNING = ("key", "tag")
 
     @staticmethod
     def _compile_regex(rule: str, base_regex: str = "^{}/*$") -> re.Pattern[str]:
         compiled = APIGatewayRestResolver._compile_regex(rule, base_regex)
-        if not rule.endswith("/<key>"):
-            return compiled
-        return re.compile(re.sub(r"\(\?P<key>\[.*\]\+\)", "(?P<key>.+)", compiled.pattern))
+
+        def widen(match: re.Match[str]) -> str:
+            name = match.group(1)
+            return f"(?P<{name}>.+)" if name in AutotagResolver.SPANNING else f"(?P<{name}>[^/]+)"
+
+        return re.compile(re.sub(r"\(\?P<(\w+)>\[.*?\]\+\)", widen, compiled.pattern), re.DOTALL)
 
 
 app = AutotagResolver(enable_validation=True)

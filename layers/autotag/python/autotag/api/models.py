@@ -17,7 +17,8 @@ UPLOAD_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "i
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: the types the OpenAPI document publishes, no coercion ("10" and true are not integers).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class S3Reference(_Request):
