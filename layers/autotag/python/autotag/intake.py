@@ -35,6 +35,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFile
 
+from autotag import decode_memory
 from autotag.config import ImageLimits
 from autotag.errors import (
     BadInputError,
@@ -111,14 +112,18 @@ def inspect_image(data: bytes, *, limits: ImageLimits | None = None) -> SourceIm
         )
     header = _read_header(data, image_format, limits)
     _check_integrity(data, image_format)
-    return SourceImage(
+    image = SourceImage(
         data=data,
         format=image_format,
         width=header.width,
         height=header.height,
         sha256=hashlib.sha256(data).hexdigest(),
         orientation=header.orientation,
+        max_decode_bytes=decode_memory.decode_budget_bytes(limits.max_decode_mib),
     )
+    # Refused here, before any pixel is decoded, when even the cheapest decode cannot fit.
+    decode_memory.check(image, image.max_decode_bytes or 0)
+    return image
 
 
 def _read_source(source: ImageSource, limits: ImageLimits) -> bytes:
@@ -515,8 +520,11 @@ def fit(image: SourceImage, constraints: ImageConstraints) -> PreparedImage:
             data=image.data, format=image.format, width=image.width, height=image.height, reencoded=False
         )
     target = _target_size(image.upright_size, constraints)
-    picture = _decode(image, target, _cheapest_size(target, constraints.useful_side))
-    return _encode_to_fit(picture, image.format, constraints)
+    floor = _cheapest_size(target, constraints.useful_side)
+    # Decode and re-encode within the process's decode-memory budget (refused if it cannot fit).
+    with decode_memory.reserved(image, floor):
+        picture = _decode(image, target, floor)
+        return _encode_to_fit(picture, image.format, constraints)
 
 
 def _cheapest_size(target: tuple[int, int], useful_side: int | None) -> tuple[int, int]:
