@@ -12,7 +12,14 @@ from jsonschema import Draft202012Validator
 
 from tests.support.api_stack import HttpReply, api_stack
 from tests.support.https_server import Reply
-from tests.support.images import TIFF_ASCII, TIFF_LONG, TIFF_RATIONAL, jpeg_bytes, tiff_with_strip_types
+from tests.support.images import (
+    TIFF_ASCII,
+    TIFF_LONG,
+    TIFF_RATIONAL,
+    jpeg_bytes,
+    png_header_only,
+    tiff_with_strip_types,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No application metrics")]
 
@@ -140,3 +147,13 @@ def test_non_ascii_urls_are_fetched_or_refused_cleanly(stack, openapi):
         assert code is None or body["code"] == code
     assert "xn--bcher-kva.example" in stack.dns.queries
     assert json.dumps(stack.dns.queries).isascii()
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_an_image_too_large_to_decode_is_a_413_before_any_provider_call(stack, openapi):
+    calls = stack.provider.calls
+    image = base64.b64encode(png_header_only(9999, 9999, bit_depth=16)).decode()
+    reply = stack.call("POST", "/v1/tags", {"image": image})
+    body = documented(openapi, "POST", "/v1/tags", reply)
+    assert (reply.status, body["code"]) == (413, "image_too_large_to_decode")
+    assert stack.provider.calls == calls
