@@ -18,7 +18,9 @@ from autotag.api.errors import (
     REQUEST_ID_HEADER,
     BucketNotAllowedError,
     ImageNotFoundError,
+    MethodNotAllowedError,
     PayloadTooLargeError,
+    RouteMissingError,
     UnsupportedMediaTypeError,
     error_responses,
     proxy_error_response,
@@ -82,6 +84,11 @@ class AutotagResolver(APIGatewayRestResolver):
             return f"(?P<{name}>.+)" if name in AutotagResolver.SPANNING else f"(?P<{name}>[^/]+)"
 
         return re.compile(re.sub(r"\(\?P<(\w+)>\[.*?\]\+\)", widen, compiled.pattern), re.DOTALL)
+
+    def methods_for(self, path: str) -> list[str]:
+        """The methods some route serves at `path` (none: no such route)."""
+        routes = self._static_routes + self._dynamic_routes
+        return sorted({route.method for route in routes if route.rule.match(path)})
 
 
 app = AutotagResolver(enable_validation=True)
@@ -317,9 +324,20 @@ def _ingress_rejection(event: dict[str, Any]) -> AutotagError | None:
     return None
 
 
+def _route_rejection(event: dict[str, Any]) -> AutotagError | None:
+    """A path no route serves (404), or a method its routes do not (405), before the body is read."""
+    method = str(event.get("httpMethod", "")).upper()
+    allowed = app.methods_for(str(event.get("path") or "/"))
+    if not allowed:
+        return RouteMissingError("no such route")
+    if method not in allowed:
+        return MethodNotAllowedError(f"{method} is not allowed here; use {', '.join(allowed)}", allow=allowed)
+    return None
+
+
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Resolve one API Gateway REST proxy event."""
-    rejection = _ingress_rejection(event)
+    rejection = _route_rejection(event) or _ingress_rejection(event)
     if rejection is not None:
         return proxy_error_response(rejection, request_id_from_event(event))
     response = app.resolve(event, context)
