@@ -84,7 +84,7 @@ def test_store_is_a_boolean(stack, openapi, body):
     assert documented(openapi, "POST", "/v1/tags", reply)["code"] == "invalid_request"
 
 
-@pytest.mark.parametrize("size", ["10", True, 10.0])
+@pytest.mark.parametrize("size", ["10", True, 10.5])
 def test_upload_size_is_an_integer(stack, openapi, size):
     reply = stack.call("POST", "/v1/uploads", {"content_type": "image/png", "size": size})
     assert documented(openapi, "POST", "/v1/uploads", reply)["code"] == "invalid_request"
@@ -157,3 +157,30 @@ def test_an_image_too_large_to_decode_is_a_413_before_any_provider_call(stack, o
     body = documented(openapi, "POST", "/v1/tags", reply)
     assert (reply.status, body["code"]) == (413, "image_too_large_to_decode")
     assert stack.provider.calls == calls
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/v1/tags", "POST"),
+        ("DELETE", "/v1/images/some-bucket/a/b.jpg", "GET"),
+        ("PATCH", "/v1/uploads", "POST"),
+        ("POST", "/v1/openapi.json", "GET"),
+    ],
+)
+def test_a_method_a_path_does_not_serve_is_405_with_allow(stack, method, path, allow):
+    reply = stack.call(method, path, "{")  # the body is never read: the route decides first
+    assert reply.status == 405, reply.body
+    assert reply.json["code"] == "method_not_allowed"
+    assert reply.headers["allow"] == allow
+
+
+def test_an_unknown_path_is_404_whatever_the_body(stack):
+    reply = stack.call("POST", "/v1/nothing-here", "{")
+    assert (reply.status, reply.json["code"]) == (404, "route_not_found")
+
+
+def test_integral_numbers_are_integers_as_the_schema_says(stack, openapi):
+    reply = stack.call("POST", "/v1/uploads", {"content_type": "image/png", "size": 1000.0})
+    documented(openapi, "POST", "/v1/uploads", reply)
+    assert reply.status == 200
