@@ -10,7 +10,8 @@ and byte limits; a JPEG's worst case is the largest one still decoded at full sc
 larger one is decoded at 1/2 or less). Then, per case and per provider kind, a fresh child process
 imports the tag_api handler (the worker's code and clients), reads the file and runs intake +
 fit: "jpeg" is a provider that takes JPEG only (everything is decoded, flattened and re-encoded),
-"png-256" one like `basic` (PNG at 256 px, alpha kept). The child's peak RSS (getrusage
+"png-256" one like `basic` (PNG at 256 px, alpha kept), and for JPEGs (which a JPEG provider
+takes untouched) "png", a provider taking PNG only. The child's peak RSS (getrusage
 ru_maxrss; this process writes the images in other children and stays small, as Linux carries a
 parent's peak into a forked child's ru_maxrss) is the figure. The files of the report (16-bit
 greyscale PNG 9999 x 9999, one-strip float TIFF 9999 x 9999, RGBA PNG near the pixel limit) are
@@ -92,6 +93,8 @@ SAVE_OPTIONS: dict[ImageFormat, dict[str, Any]] = {
     ImageFormat.PNG: {"compress_level": 1},
 }
 PROVIDER_KINDS = ("jpeg", "png-256")
+JPEG_PROVIDER_KINDS = ("png", "png-256")
+"""A JPEG fits a JPEG provider untouched; one taking PNG only makes the intake decode it."""
 
 CHILD = r"""
 import json, resource, sys
@@ -110,6 +113,7 @@ data = open(sys.argv[2], "rb").read()
 constraints = {
     "jpeg": ImageConstraints(max_bytes=5 * 1024 * 1024, formats=frozenset({ImageFormat.JPEG})),
     "png-256": ImageConstraints(max_side=256, formats=frozenset({ImageFormat.PNG})),
+    "png": ImageConstraints(max_bytes=10 * 1024 * 1024, formats=frozenset({ImageFormat.PNG})),
 }[sys.argv[3]]
 loaded = rss()
 outcome = "accepted"
@@ -232,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                 with Image.open(path) as opened:
                     loaded_mode = opened.mode
                 name = f"{image_format.value.upper()} {loaded_mode} (written as {mode}) {side}x{side}"
-                for kind in PROVIDER_KINDS:
+                kinds = JPEG_PROVIDER_KINDS if image_format is ImageFormat.JPEG else PROVIDER_KINDS
+                for kind in kinds:
                     figures = measure(path, kind)
                     growth = figures["peak"] - figures["loaded"]
                     case = {
