@@ -167,11 +167,9 @@ def json_integer(value: object) -> object:
 
 
 class TagOptions(BaseModel):
-    """Per-request options; unset fields fall back to each provider's configuration.
+    """Per-request options; unset fields fall back to each provider's configuration."""
 
-    Strict, as the published schemas say: ``"10"`` or ``true`` is not an integer, ``1`` is not a
-    boolean (an integer is a number)."""
-
+    # Strict, as the published schemas say: "10" or true is not an integer, 1 is not a boolean.
     model_config = ConfigDict(extra="forbid", strict=True)
 
     providers: list[str] | None = Field(
