@@ -108,3 +108,17 @@ def test_json_depth_is_counted_without_recursion():
     for _ in range(100_000):
         deep = [deep]
     assert json_depth(deep) == MAX_JSON_DEPTH + 1
+
+
+def test_a_secret_id_without_an_aws_region_is_a_clear_auth_config_error(monkeypatch):
+    from autotag.config import ProviderConfig
+    from autotag.credentials import Credentials
+    from autotag.errors import AuthError
+
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(AuthError) as caught:  # refused building the client: nothing is sent
+        Credentials().get(ProviderConfig(name="imagedescriber", secret_id="autotag/imagedescriber"))
+    assert caught.value.code == "auth_config"
+    assert "no AWS region is configured" in caught.value.message
+    assert "NoRegionError" not in str(caught.value)
