@@ -43,6 +43,7 @@ from autotag.config import ImageLimits  # noqa: E402
 from autotag.decode_memory import (  # noqa: E402
     FIXED_OVERHEAD_BYTES,
     MIB,
+    PALETTE_WITH_TRANSPARENCY_BYTES_PER_PIXEL,
     PEAK_BYTES_PER_PIXEL,
     DecodeMemoryError,
     decode_budget_bytes,
@@ -67,11 +68,12 @@ MODES: dict[ImageFormat, dict[str, Any]] = {
         "L": 90,
         "LA": (90, 128),
         "P": 3,
+        "P+transparency": 3,
         "RGB": (120, 60, 30),
         "RGBA": (120, 60, 30, 128),
         "I;16": 3000,
     },
-    ImageFormat.GIF: {"P": 3, "L": 90},
+    ImageFormat.GIF: {"P": 3, "P+transparency": 3, "L": 90},
     ImageFormat.BMP: {"1": 1, "L": 90, "P": 3, "RGB": (120, 60, 30), "RGBA": (120, 60, 30, 128)},
     ImageFormat.WEBP: {"RGB": (120, 60, 30), "RGBA": (120, 60, 30, 128)},
     ImageFormat.TIFF: {
@@ -130,6 +132,8 @@ import json, sys
 from PIL import Image
 mode, side, colour, name, path, options = json.loads(sys.argv[1])
 colour = tuple(colour) if isinstance(colour, list) else colour
+if mode.endswith("+transparency"):  # a palette image with a transparent colour
+    mode, options = mode.split("+")[0], {**options, "transparency": colour}
 Image.new(mode, (side, side), colour).save(path, name, **options)
 """
 
@@ -161,8 +165,10 @@ def worst_accepted(
         per_pixel = PEAK_BYTES_PER_PIXEL.get((image_format, loaded_mode))
         if per_pixel is None:
             return None
+        if mode.endswith("+transparency"):
+            per_pixel = max(per_pixel, PALETTE_WITH_TRANSPARENCY_BYTES_PER_PIXEL)
         side = math.isqrt(min(limits.max_pixels, int((budget - FIXED_OVERHEAD_BYTES) / per_pixel)))
-    path = folder / f"{image_format.value}-{mode.replace(';', '')}.{image_format.value}"
+    path = folder / f"{image_format.value}-{mode.replace(';', '').replace('+', '-')}.{image_format.value}"
     while side > 16:
         _save(mode, side, colour, image_format, path)
         if path.stat().st_size <= limits.max_bytes:

@@ -155,3 +155,16 @@ def test_a_reservation_over_the_whole_budget_is_refused_not_queued():
     with pytest.raises(DecodeMemoryError), budget.reserve(_estimate(101)):
         pass
     assert budget.in_use == 0
+
+
+def test_a_palette_with_a_transparent_colour_is_priced_as_the_rgba_it_becomes():
+    from PIL import Image
+
+    from tests.support.images import encode
+
+    picture = Image.new("P", (500, 500), 3)
+    plain = load_image(encode(picture, ImageFormat.PNG))
+    transparent = load_image(encode(picture, ImageFormat.PNG, transparency=3))
+    assert decode_memory.estimate(transparent).bytes > 2 * decode_memory.estimate(plain).bytes - 2 * (
+        decode_memory.FIXED_OVERHEAD_BYTES
+    )

@@ -51,7 +51,7 @@ PEAK_BYTES_PER_PIXEL: dict[tuple[ImageFormat, str], float] = {
     (ImageFormat.PNG, "L"): 1.5,
     (ImageFormat.PNG, "LA"): 8.5,
     (ImageFormat.PNG, "P"): 6.0,
-    (ImageFormat.PNG, "PA"): 8.5,
+    (ImageFormat.PNG, "PA"): 16.0,
     (ImageFormat.PNG, "RGB"): 5.0,
     (ImageFormat.PNG, "RGBA"): 15.5,
     (ImageFormat.PNG, "I;16"): 12.0,
@@ -76,6 +76,8 @@ PEAK_BYTES_PER_PIXEL: dict[tuple[ImageFormat, str], float] = {
     (ImageFormat.TIFF, "I"): 11.5,
     (ImageFormat.TIFF, "F"): 11.5,
 }
+PALETTE_WITH_TRANSPARENCY_BYTES_PER_PIXEL = 16.0
+"""A palette image with a transparent colour is converted to RGBA (and premultiplied to resample)."""
 UNKNOWN_MODE_BYTES_PER_PIXEL = 26.0
 """Modes not measured (rare TIFF variants): the worst figure of the table."""
 
@@ -152,7 +154,10 @@ def estimate_opened(opened: Image.Image, image_format: ImageFormat) -> DecodeEst
     """The peak for an image opened lazily (after any draft); no pixel is decoded."""
     width, height = opened.size
     mode = opened.mode
-    total = width * height * peak_bytes_per_pixel(image_format, mode) + FIXED_OVERHEAD_BYTES
+    per_pixel = peak_bytes_per_pixel(image_format, mode)
+    if mode in ("P", "PA") and "transparency" in opened.info:
+        per_pixel = max(per_pixel, PALETTE_WITH_TRANSPARENCY_BYTES_PER_PIXEL)
+    total = width * height * per_pixel + FIXED_OVERHEAD_BYTES
     if image_format is ImageFormat.TIFF:
         total += _tiff_chunk_bytes(opened, width, height)
     return DecodeEstimate(image_format, mode, width, height, math.ceil(total))
