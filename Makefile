@@ -15,7 +15,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 PYTEST := $(RUN) pytest
 
 .PHONY: help setup dev demo local test test-unit test-integration test-infra test-e2e lint typecheck \
-        synth deploy destroy layer model vocabulary vocabulary-check bench chaos schema clean
+        synth deploy destroy layer model vocabulary vocabulary-check bench chaos fuzz schema clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -100,6 +100,9 @@ bench: .venv/.synced $(MODEL) ## benchmarks: print figures and ratios, write ben
 
 chaos: .venv/.synced $(MODEL) ## fault-injection run through the local stack; prints lost: 0 or fails
 	$(RUN) python -m bench.chaos
+
+fuzz: .venv/.synced ## schemathesis against the local API (its served OpenAPI document, every check); fails on any issue
+	$(PYTEST) -q -s -p no:cacheprovider tests/e2e/test_api_schemathesis.py
 
 schema: .venv/.synced ## regenerate docs/config.schema.json
 	$(RUN) autotag config schema > docs/config.schema.json

@@ -51,6 +51,7 @@ SUITE: dict[str, tuple[list[str], list[str]]] = {
         ["-m", "bench.bench_throughput", "--images", "100", "--sequential", "40"],
     ),
     "cost": (["-m", "bench.bench_cost", "--images", "200"], ["-m", "bench.bench_cost", "--images", "50"]),
+    "memory": (["-m", "bench.bench_memory"], ["-m", "bench.bench_memory", "--only", "JPEG,PNG"]),
     # Reads aws_calls, batch_inprocess and intake: after them.
     "bill": (["-m", "bench.bench_bill"], ["-m", "bench.bench_bill"]),
 }
@@ -370,6 +371,43 @@ def _chaos() -> list[Row]:
     ]
 
 
+def _memory() -> list[Row]:
+    memory = read_result("memory")
+    if not memory:
+        return []
+    accepted = [c for c in memory["cases"] if c["outcome"] == "accepted"]
+    rows: list[Row] = []
+    for image_format in dict.fromkeys(c["format"] for c in accepted):
+        worst = max((c for c in accepted if c["format"] == image_format), key=lambda c: c["peak_rss_mib"])
+        rows.append(
+            {
+                "benchmark": "decode memory",
+                "figure": f"worst accepted {image_format.upper()}: {worst['case']} ({worst['provider']})",
+                "ours": f"peak RSS {worst['peak_rss_mib']} MiB",
+                "baseline": f"worker at rest {worst['baseline_rss_mib']} MiB",
+                "ratio": f"decode grew {worst['growth_mib']} of an estimated {worst['estimate_mib']} MiB",
+                "target": f"<= {memory['worker_limit_mib']} MiB ({memory['function_memory_mb']} MB function)",
+                "result": "",
+                "met": worst["peak_rss_mib"] <= memory["worker_limit_mib"],
+            }
+        )
+    refused = [c for c in memory["cases"] if c["case"].startswith("report:")]
+    if refused:
+        rows.append(
+            {
+                "benchmark": "decode memory",
+                "figure": "the report's hostile files (16-bit PNG, one-strip float TIFF, RGBA PNG)",
+                "ours": ", ".join(c["outcome"] for c in refused),
+                "baseline": "",
+                "ratio": "",
+                "target": "refused before decoding",
+                "result": f"peak RSS at most {max(c['peak_rss_mib'] for c in refused)} MiB",
+                "met": all(c["outcome"] == "image_too_large_to_decode" for c in refused),
+            }
+        )
+    return rows
+
+
 def _vision() -> list[Row]:
     vision = read_result("vision")
     if not vision:
@@ -434,6 +472,7 @@ SECTIONS: list[Callable[[], list[Row]]] = [
     _cost,
     _bill,
     _chaos,
+    _memory,
 ]
 
 

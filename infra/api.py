@@ -1,9 +1,9 @@
 """API: a REST API proxying every path to tag_api, behind API keys with a usage plan.
 
 Body size: API Gateway's own ceiling is 10 MB and a synchronous Lambda invocation's is 6 MB, so the
-effective limit is Lambda's. POST /v1/tags additionally has a request validator whose model caps the
-``image`` (base64 / data URL) and ``url`` fields, so oversized uploads are refused by API Gateway
-with a 400 before a function runs.
+effective limit is Lambda's. There is no request validator: every body reaches the function, which
+owns the schema and answers each violation with its documented code (a validator would answer a
+body that is not JSON, or an oversized ``image``, with one fixed message of its own).
 
 Errors API Gateway answers itself (API key, throttling, quota, validator, size, timeout, and the 4XX
 / 5XX defaults) are reshaped by gateway responses into the function's error shape
@@ -12,7 +12,7 @@ Errors API Gateway answers itself (API key, throttling, quota, validator, size, 
 
 from __future__ import annotations
 
-from autotag.resources import API_MAX_URL_CHARS, DeploymentResources, GatewayError, gateway_errors
+from autotag.resources import DeploymentResources, GatewayError, gateway_errors
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
@@ -82,30 +82,7 @@ class TagApi(Construct):
             ),
         )
         integration = apigw.LambdaIntegration(handler, proxy=True)
-        validator = self.api.add_request_validator(
-            "BodyValidator", validate_request_body=True, validate_request_parameters=True
-        )
-        tag_request = self.api.add_model(
-            "TagRequestLimits",
-            content_type="application/json",
-            description="Size limits of a tagging request; the function validates the rest",
-            schema=apigw.JsonSchema(
-                schema=apigw.JsonSchemaVersion.DRAFT4,
-                type=apigw.JsonSchemaType.OBJECT,
-                properties={
-                    "image": apigw.JsonSchema(
-                        type=[apigw.JsonSchemaType.STRING, apigw.JsonSchemaType.NULL],
-                        max_length=settings.max_image_chars,
-                    ),
-                    "url": apigw.JsonSchema(
-                        type=[apigw.JsonSchemaType.STRING, apigw.JsonSchemaType.NULL],
-                        max_length=API_MAX_URL_CHARS,
-                    ),
-                },
-            ),
-        )
-        # Every path reaches the function (it owns routing, 404s and the OpenAPI document); the
-        # explicit /v1 resources exist only so POST /v1/tags can carry the validator.
+        # Every path reaches the function (it owns routing, validation, 404s and the OpenAPI document).
         self.api.root.add_method("ANY", integration)
         self.api.root.add_proxy(default_integration=integration, any_method=True)
         v1 = self.api.root.add_resource("v1")
@@ -114,12 +91,6 @@ class TagApi(Construct):
         tags = v1.add_resource("tags")
         tags.add_method("ANY", integration)
         tags.add_proxy(default_integration=integration, any_method=True)  # /v1/tags/{tag}/images
-        tags.add_method(
-            "POST",
-            integration,
-            request_validator=validator,
-            request_models={"application/json": tag_request},
-        )
 
         cors_origin = _single_cors_origin(settings.cors_allow_origins)
         for error in gateway_errors(settings):

@@ -126,6 +126,13 @@ def _acknowledge_api(stack: AutotagStack) -> None:
             "clients are machines, not users: every method requires an API key bound to a usage plan "
             "with throttling and a quota (product decision); no user pool exists to authorize against",
         )
+    acknowledge(
+        api,
+        "AwsSolutions-APIG2",
+        "every path is proxied to tag_api, which validates each request against the OpenAPI document "
+        "it publishes and answers each violation with its documented code; a gateway validator would "
+        "answer a body that is not JSON, or an oversized image, with one fixed message instead",
+    )
     if api.node.try_find_child("CloudWatchRole") is not None:
         acknowledge(
             api.node.find_child("CloudWatchRole"),

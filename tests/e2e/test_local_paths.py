@@ -106,7 +106,7 @@ def test_api_refuses_requests_without_the_key_like_api_gateway(
     assert body["request_id"] == response.headers["x-amzn-RequestId"]
 
 
-def test_api_gateway_validator_refuses_an_oversized_url(stack: RunningStack) -> None:
+def test_api_refuses_an_oversized_url_with_the_documented_code(stack: RunningStack) -> None:
     response = httpx.post(
         f"{stack.state.api_url}v1/tags",
         json={"url": "https://example.com/" + "a" * 3000},
@@ -115,6 +115,22 @@ def test_api_gateway_validator_refuses_an_oversized_url(stack: RunningStack) -> 
     )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_request"
+    assert response.json()["details"][0]["loc"] == ["body", "url"]  # the function's answer
+
+
+@pytest.mark.parametrize("body", [b"{", b"[", b"null"])
+def test_api_answers_bodies_that_are_not_an_object_with_malformed_json(
+    stack: RunningStack, body: bytes
+) -> None:
+    response = httpx.post(
+        f"{stack.state.api_url}v1/tags",
+        content=body,
+        headers={"x-api-key": stack.state.api_key, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_json"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
 
 
 def test_bus_path_tag_image_requested(stack: RunningStack, debug_queue: str) -> None:

@@ -29,7 +29,9 @@ def png_bytes(size=(8, 8)) -> bytes:
 
 @pytest.fixture
 def web():
-    with ImageHost(("images.example.com", "cdn.example.net", "rebind.example.com")) as host:
+    with ImageHost(
+        ("images.example.com", "cdn.example.net", "rebind.example.com", "xn--bcher-kva.example")
+    ) as host:
         internet = LoopbackInternet()
         internet.add(PUBLIC, 443, host)
         internet.add(OTHER_PUBLIC, 443, host)
@@ -39,6 +41,7 @@ def web():
                 "cdn.example.net": [OTHER_PUBLIC],
                 "rebind.example.com": [PUBLIC],
                 "internal.example.com": ["10.0.0.7"],
+                "xn--bcher-kva.example": [OTHER_PUBLIC],
             }
         )
         yield host, internet, dns
@@ -167,3 +170,20 @@ def test_slow_server_times_out(web):
     )
     with pytest.raises(FetchTimeoutError):
         fetch("https://images.example.com/slow.png", web, timeout=0.5)
+
+
+def test_non_ascii_urls_and_redirect_targets_go_out_as_ascii(web):
+    """Path, query, an international host and a raw UTF-8 Location: each hop is sent IDNA- and
+    percent-encoded (SNI and Host carry the encoded name), and the image arrives."""
+    host, internet, dns = web
+    utf8_location = "https://Bücher.example/phötos/çat.png?größe=1".encode().decode("latin-1")
+    host.routes["/st%C3%A4rt?q=%F0%9F%98%80"] = Reply(302, {"Location": utf8_location})
+    host.routes["/ph%C3%B6tos/%C3%A7at.png?gr%C3%B6%C3%9Fe=1"] = Reply(
+        200, {"Content-Type": "image/png"}, png_bytes()
+    )
+    assert fetch("https://images.example.com/stärt?q=😀", web).startswith(b"\x89PNG")
+    assert internet.connects == [(PUBLIC, 443), (OTHER_PUBLIC, 443)]
+    assert dns.queries == ["images.example.com", "xn--bcher-kva.example"]
+    (_, first, first_sni), (_, second, second_sni) = host.requests
+    assert (first_sni, first["host"]) == ("images.example.com", "images.example.com")
+    assert (second_sni, second["host"]) == ("xn--bcher-kva.example", "xn--bcher-kva.example")

@@ -262,6 +262,8 @@ def test_presigned_upload_lands_in_the_watched_bucket(stack, openapi):
 
 def test_malformed_json(stack, openapi):
     expect_error(openapi, stack.call("POST", TAGS, '{"image": '), 400, "malformed_json")
+    # Valid JSON that is not an object is not a request either.
+    expect_error(openapi, stack.call("POST", TAGS, [1, 2, 3]), 400, "malformed_json")
 
 
 @pytest.mark.parametrize(
@@ -276,7 +278,7 @@ def test_malformed_json(stack, openapi):
         ({"image": "aGVsbG8=", "options": {"colour": "red"}}, "extra_forbidden"),
         ({"image": 42}, "string_type"),
         ({"s3": {"bucket": "UPPER", "key": "a.jpg"}}, "string_pattern_mismatch"),
-        ([1, 2, 3], "model_attributes_type"),
+        ({"image": "aGVsbG8=", "options": {"max_tags": "3"}}, "int_type"),
     ],
 )
 def test_schema_violations_are_400_invalid_request(stack, openapi, body, error_type):
@@ -493,7 +495,9 @@ def test_unknown_route_is_a_json_404(stack):
     reply = stack.call("GET", "/v1/nothing-here")
     assert reply.status == 404
     assert reply.json["code"] == "route_not_found"
-    assert stack.call("DELETE", "/v1/tags").status == 404
+    # The path exists with another method: 405, naming it.
+    wrong_method = stack.call("DELETE", "/v1/tags")
+    assert (wrong_method.status, wrong_method.headers["allow"]) == (405, "POST")
 
 
 @pytest.mark.parametrize("store", [False, True])

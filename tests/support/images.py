@@ -7,6 +7,7 @@ Use the ``*_bytes`` helpers for encoded files and :func:`photo_like` for a reali
 from __future__ import annotations
 
 import io
+import math
 import random
 import struct
 import zlib
@@ -164,3 +165,124 @@ def decode(data: bytes) -> Image.Image:
     picture = Image.open(io.BytesIO(data))
     picture.load()
     return picture
+
+
+# --- Hostile files: crafted headers, tiny on disk --------------------------------------------------
+
+TIFF_SHORT, TIFF_ASCII, TIFF_LONG, TIFF_RATIONAL, TIFF_UNDEFINED = 3, 2, 4, 5, 7
+
+
+def tiff_with_strip_types(
+    offsets_type: int = TIFF_LONG, counts_type: int = TIFF_LONG, side: int = 8
+) -> bytes:
+    """An 8-bit greyscale TIFF whose StripOffsets / StripByteCounts have the given field types:
+    LONG is a valid file; ASCII (text), UNDEFINED (bytes) or RATIONAL (zero denominator) is not."""
+    pixels = bytes(side * side)
+    count = 9
+    extra_at = 8 + 2 + count * 12 + 4
+    pixels_at = extra_at + 16
+    extra = bytearray()
+
+    def field(kind: int, number: int) -> tuple[int, int, bytes]:
+        if kind == TIFF_ASCII:
+            return kind, 4, b"abc\0"
+        if kind == TIFF_UNDEFINED:
+            return kind, 4, b"\x01\x02\x03\x04"
+        if kind == TIFF_RATIONAL:
+            where = extra_at + len(extra)
+            extra.extend(struct.pack("<II", number, 0))
+            return kind, 1, struct.pack("<I", where)
+        return TIFF_LONG, 1, struct.pack("<I", number)
+
+    def short(value: int) -> tuple[int, int, bytes]:
+        return TIFF_SHORT, 1, struct.pack("<H", value) + b"\0\0"
+
+    entries = [
+        (256, *short(side)),
+        (257, *short(side)),
+        (258, *short(8)),
+        (259, *short(1)),
+        (262, *short(1)),
+        (273, *field(offsets_type, pixels_at)),
+        (277, *short(1)),
+        (278, *short(side)),
+        (279, *field(counts_type, len(pixels))),
+    ]
+    ifd = struct.pack("<H", count)
+    ifd += b"".join(struct.pack("<HHI", tag, kind, n) + value for tag, kind, n, value in entries)
+    ifd += b"\0\0\0\0"
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + bytes(extra).ljust(16, b"\0") + pixels
+
+
+PNG_GREY, PNG_RGB, PNG_PALETTE, PNG_GREY_ALPHA, PNG_RGBA = 0, 2, 3, 4, 6
+
+
+def png_header_only(width: int, height: int, *, bit_depth: int = 8, colour_type: int = PNG_GREY) -> bytes:
+    """A valid PNG container declaring width x height pixels of the given depth and colour type,
+    with one row of pixel data: a few hundred bytes that ask a decoder for the whole image."""
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    channels = {PNG_GREY: 1, PNG_RGB: 3, PNG_PALETTE: 1, PNG_GREY_ALPHA: 2, PNG_RGBA: 4}[colour_type]
+    row = b"\x00" * (1 + math.ceil(width * channels * bit_depth / 8))
+    chunks = _png_chunk(b"IHDR", header)
+    if colour_type == PNG_PALETTE:
+        chunks += _png_chunk(b"PLTE", b"\x00\x00\x00\xff\xff\xff")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunks + _png_chunk(b"IDAT", zlib.compress(row, 9)) + _png_chunk(b"IEND", b"")
+    )
+
+
+TIFF_UINT, TIFF_INT, TIFF_FLOAT = 1, 2, 3
+
+
+def tiff_header_only(
+    width: int,
+    height: int,
+    *,
+    bits: int = 32,
+    sample_format: int = TIFF_FLOAT,
+    samples: int = 1,
+    rows_per_strip: int | None = None,
+) -> bytes:
+    """A TIFF declaring width x height pixels (one strip of `rows_per_strip` rows, default all),
+    deflate-compressed, with a few bytes of strip data: tiny on disk, huge once decoded."""
+    rows = rows_per_strip or height
+    strips = math.ceil(height / rows)
+    strip = zlib.compress(b"\x00" * 64)
+    entries_count = 12
+    ifd_at = 8
+    arrays_at = ifd_at + 2 + entries_count * 12 + 4
+    offsets_at = arrays_at
+    counts_at = offsets_at + 4 * strips
+    bits_at = counts_at + 4 * strips
+    data_at = bits_at + 2 * samples
+    photometric = 1 if samples == 1 else 2
+
+    def entry(tag: int, kind: int, count: int, value: int) -> bytes:
+        packed = (
+            struct.pack("<H", value) + b"\0\0"
+            if kind == TIFF_SHORT and count == 1
+            else struct.pack("<I", value)
+        )
+        return struct.pack("<HHI", tag, kind, count) + packed
+
+    entries = [
+        entry(256, TIFF_LONG, 1, width),
+        entry(257, TIFF_LONG, 1, height),
+        entry(258, TIFF_SHORT, samples, bits_at) if samples > 1 else entry(258, TIFF_SHORT, 1, bits),
+        entry(259, TIFF_SHORT, 1, 8),  # deflate
+        entry(262, TIFF_SHORT, 1, photometric),
+        entry(273, TIFF_LONG, strips, offsets_at) if strips > 1 else entry(273, TIFF_LONG, 1, data_at),
+        entry(277, TIFF_SHORT, 1, samples),
+        entry(278, TIFF_LONG, 1, rows),
+        entry(279, TIFF_LONG, strips, counts_at) if strips > 1 else entry(279, TIFF_LONG, 1, len(strip)),
+        entry(284, TIFF_SHORT, 1, 1),  # chunky
+        entry(339, TIFF_SHORT, 1, sample_format),
+        entry(338, TIFF_SHORT, 1, 2) if samples == 4 else entry(305, TIFF_SHORT, 1, 0),  # alpha / filler
+    ]
+    entries.sort(key=lambda raw: struct.unpack_from("<H", raw)[0])
+    ifd = struct.pack("<H", entries_count) + b"".join(entries) + b"\0\0\0\0"
+    arrays = struct.pack(f"<{strips}I", *([data_at] * strips)) + struct.pack(
+        f"<{strips}I", *([len(strip)] * strips)
+    )
+    arrays += struct.pack(f"<{samples}H", *([bits] * samples))
+    return b"II*\x00" + struct.pack("<I", ifd_at) + ifd + arrays + strip

@@ -10,12 +10,15 @@ from autotag.api.errors import (
     BucketNotAllowedError,
     ImageNotFoundError,
     InvalidRequestError,
+    MalformedJsonError,
+    MethodNotAllowedError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
     error_body,
     proxy_error_response,
     status_for,
 )
+from autotag.decode_memory import DecodeMemoryError
 from autotag.errors import (
     AuthError,
     AutotagError,
@@ -73,6 +76,9 @@ from autotag.pipeline import AllProvidersFailedError
         (QuotaError("credits"), 502, "quota"),
         (ConfigError("misconfigured"), 500, "internal_error"),
         (AutotagError("unexpected"), 500, "internal_error"),
+        (MalformedJsonError("{"), 400, "malformed_json"),
+        (MethodNotAllowedError("PUT", allow=["POST"]), 405, "method_not_allowed"),
+        (DecodeMemoryError("1 GiB"), 413, "image_too_large_to_decode"),
     ],
 )
 def test_status_and_code(error, status, code):
@@ -80,6 +86,11 @@ def test_status_and_code(error, status, code):
     assert (int(got_status), body.code, body.request_id) == (status, code, "req-1")
     assert int(got_status) in DOCUMENTED_STATUSES
     assert headers["X-Request-Id"] == "req-1"
+
+
+def test_405_names_the_allowed_methods():
+    _, _, headers = error_body(MethodNotAllowedError("no", allow=["GET", "POST"]), "req-1")
+    assert headers["Allow"] == "GET, POST"
 
 
 def _all_failed(*statuses: ProviderStatus) -> AllProvidersFailedError:

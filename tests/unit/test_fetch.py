@@ -145,3 +145,52 @@ def test_literal_addresses_skip_the_resolver():
 )
 def test_magic_bytes(head, expected):
     assert looks_like_image(head) is expected
+
+
+# --- Non-ASCII URLs: normalized to ASCII before anything sees them ---------------------------------
+
+
+def test_an_international_host_is_resolved_and_sent_idna_encoded():
+    dns = FakeDns({"xn--bcher-kva.example": ["8.8.8.8"]})
+    target = check_url("https://Bücher.example/x.png", resolver=dns)
+    assert dns.queries == ["xn--bcher-kva.example"]
+    assert target.host == "xn--bcher-kva.example"
+    assert target.url == "https://xn--bcher-kva.example/x.png"
+
+
+@pytest.mark.parametrize(
+    ("url", "wire"),
+    [
+        ("https://images.example.com/phötos/çat.jpg", "https://images.example.com/ph%C3%B6tos/%C3%A7at.jpg"),
+        (
+            "https://images.example.com/a.jpg?q=ünïcode&x=1",
+            "https://images.example.com/a.jpg?q=%C3%BCn%C3%AFcode&x=1",
+        ),
+        ("https://images.example.com/😀 x.jpg#frag", "https://images.example.com/%F0%9F%98%80%20x.jpg"),
+        (
+            "https://images.example.com/already%20encoded.jpg",
+            "https://images.example.com/already%20encoded.jpg",
+        ),
+        ("https://images.example.com:8443", "https://images.example.com:8443/"),
+    ],
+)
+def test_non_ascii_paths_and_queries_are_percent_encoded(url, wire):
+    target = check_url(url, resolver=FakeDns({"images.example.com": ["8.8.8.8"]}))
+    assert target.url == wire
+    assert target.url.isascii()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://exa\u200bmple..com/x.png",  # an empty label
+        "https://" + "ü" * 70 + ".example/x.png",  # a label over 63 characters once encoded
+        "https://\udcff.example/x.png",  # a lone surrogate
+    ],
+)
+def test_host_names_idna_cannot_encode_are_refused_without_resolving(url):
+    dns = FakeDns()
+    with pytest.raises(UnsafeUrlError) as caught:
+        fetch_image_url(url, max_bytes=10, timeout=2, resolver=dns, transport=_never_connects())
+    assert caught.value.code == "unsafe_url"
+    assert dns.queries == []

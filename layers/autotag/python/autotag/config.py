@@ -87,6 +87,13 @@ class ImageLimits(_Model):
     max_pixels: int = Field(
         default=100_000_000, gt=0, description="Decompression-bomb guard: largest width x height accepted"
     )
+    max_decode_mib: int | None = Field(
+        default=None,
+        gt=0,
+        description="Most memory decoding one image may take, in MiB (mode x pixels plus conversions); "
+        "images that need more are refused before decoding. Default: a quarter of the function's "
+        "memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE; 1024 MB when unset), 256 MiB",
+    )
 
 
 class ObjectFilters(_Model):

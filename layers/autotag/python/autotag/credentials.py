@@ -83,10 +83,18 @@ class Credentials:
     def get(self, provider: ProviderConfig, *, refresh: bool = False) -> Secret:
         if provider.secret_id:
             from aws_lambda_powertools.utilities import parameters
+            from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
             try:
                 raw = parameters.get_secret(provider.secret_id, max_age=self._max_age, force_fetch=refresh)
-            except parameters.exceptions.GetParameterError:
+            except NoRegionError:
+                raise AuthError(
+                    f"cannot read secret {provider.secret_id}: no AWS region is configured "
+                    "(set AWS_REGION or AWS_DEFAULT_REGION)",
+                    provider=provider.key,
+                    code="auth_config",
+                ) from None
+            except (parameters.exceptions.GetParameterError, BotoCoreError, ClientError):
                 # The underlying message can echo request details; keep ours plain.
                 raise AuthError(
                     f"cannot read secret {provider.secret_id}", provider=provider.key, code="auth_config"

@@ -7,6 +7,21 @@ classes onto HTTP statuses in one place (``autotag.api.errors``).
 
 from __future__ import annotations
 
+import re
+
+_OBJECT_REPR = re.compile(r"\s*<[^<>]{0,200}? at 0x[0-9a-fA-F]+>")
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{8,16}\b")
+
+
+def public_text(text: str) -> str:
+    """`text` without what only describes this process: object reprs and memory addresses.
+
+    Libraries put them in their messages (Pillow: ``cannot identify image file <_io.BytesIO object
+    at 0x7f...>``); every error message passes through here, so none reaches a client, a record,
+    an event or a log line meant for users.
+    """
+    return _ADDRESS.sub("an address", _OBJECT_REPR.sub("", text))
+
 
 class AutotagError(Exception):
     """Base of every error autotag raises on purpose."""
@@ -23,6 +38,7 @@ class AutotagError(Exception):
         provider_code: str | int | None = None,
         request_id: str | None = None,
     ) -> None:
+        message = public_text(message)
         super().__init__(message)
         self.message = message
         if code is not None:

@@ -20,7 +20,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import httpcore
 
@@ -127,15 +127,35 @@ def _literal_address(host: str) -> IPAddress | None:
         return None
 
 
+_URL_SAFE = "/%:@!$&'()*+,;=?~"
+"""Characters a path or query keeps as they are; anything else (non-ASCII, spaces, controls) is
+percent-encoded as UTF-8, as browsers send it. Existing %XX escapes are kept."""
+
+
+def ascii_host(host: str) -> str:
+    """The host as it goes on the wire: an international name IDNA-encoded (``bücher.example`` →
+    ``xn--bcher-kva.example``); :class:`UnsafeUrlError` when it cannot be."""
+    if host.isascii():
+        return host.lower()
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise UnsafeUrlError("the URL's host name is not a valid international domain name") from None
+
+
 def check_url(url: str, *, resolver: Resolver = system_resolver) -> Target:
-    """Parse `url`, resolve its host and check every address; the first checked address is pinned."""
+    """Parse `url`, resolve its host and check every address; the first checked address is pinned.
+
+    The URL is normalized to ASCII first (IDNA host, percent-encoded path and query, no fragment):
+    the resolver, the TLS SNI, the Host header and the request line only ever see ASCII.
+    """
     if len(url) > MAX_URL_LENGTH:
         raise UnsafeUrlError(f"URL is longer than {MAX_URL_LENGTH} characters")
     try:
         parts = urlsplit(url.strip())
         port = parts.port or 443
-    except ValueError as exc:
-        raise UnsafeUrlError(f"not a valid URL: {exc}") from None
+    except ValueError:
+        raise UnsafeUrlError("not a valid URL") from None
     if parts.scheme.lower() != "https":
         raise UnsafeUrlError(f"only https URLs are fetched (got {parts.scheme or 'no'} scheme)")
     if parts.username is not None or parts.password is not None:
@@ -147,15 +167,19 @@ def check_url(url: str, *, resolver: Resolver = system_resolver) -> Target:
     if literal is not None:
         addresses: Iterable[str] = [str(literal)]
     else:
-        try:
-            host.encode("idna")
-        except UnicodeError:
-            raise UnsafeUrlError(f"host name {host!r} is not valid") from None
+        host = ascii_host(host)
         addresses = resolver(host, port)
     checked = [check_address(a) for a in addresses]
     if not checked:
         raise FetchError(f"host {host!r} has no address")
-    return Target(url=url.strip(), host=host, port=port, address=checked[0])
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    path = quote(parts.path, safe=_URL_SAFE) or "/"
+    wire_url = urlunsplit(("https", netloc, path, quote(parts.query, safe=_URL_SAFE), ""))
+    if len(wire_url) > MAX_URL_LENGTH:
+        raise UnsafeUrlError(f"URL is longer than {MAX_URL_LENGTH} characters once encoded")
+    return Target(url=wire_url, host=host, port=port, address=checked[0])
 
 
 # --- Pinned connections ----------------------------------------------------------------------
@@ -216,7 +240,10 @@ def _check_content_type(value: str | None) -> None:
 def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
     for key, value in headers:
         if key.lower() == name:
-            return value.decode("latin-1")
+            try:
+                return value.decode("utf-8")  # servers send non-ASCII Locations as raw UTF-8
+            except UnicodeDecodeError:
+                return value.decode("latin-1")
     return None
 
 

@@ -68,6 +68,9 @@ class SourceImage:
     sha256: str
     orientation: int = 1
     """EXIF orientation (1 = upright). width/height are as stored, before orientation."""
+    max_decode_bytes: int | None = None
+    """The decode-memory budget the image was accepted under (autotag.decode_memory); None: the
+    process default."""
 
     @property
     def size(self) -> int:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFile
 
+from autotag import decode_memory
 from autotag.config import ImageLimits
 from autotag.errors import (
     BadInputError,
@@ -56,6 +57,22 @@ _MAX_FIT_ROUNDS = 12
 _DOWNSCALE_FILTER = Image.Resampling.HAMMING
 _SMALLEST_SIDE = 16
 """Fitting never shrinks an image below this many pixels on its shortest side."""
+
+PILLOW_FAILURES: tuple[type[Exception], ...] = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    ZeroDivisionError,
+    AttributeError,
+    RecursionError,
+    struct.error,
+    EOFError,
+)
+"""What Pillow's readers raise on hostile or damaged files (beyond OSError, which it documents):
+every Pillow call on input bytes maps these to our CorruptImageError, whatever the plugin."""
 
 _TRANSPOSE: dict[int, Image.Transpose] = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -96,14 +113,18 @@ def inspect_image(data: bytes, *, limits: ImageLimits | None = None) -> SourceIm
         )
     header = _read_header(data, image_format, limits)
     _check_integrity(data, image_format)
-    return SourceImage(
+    image = SourceImage(
         data=data,
         format=image_format,
         width=header.width,
         height=header.height,
         sha256=hashlib.sha256(data).hexdigest(),
         orientation=header.orientation,
+        max_decode_bytes=decode_memory.decode_budget_bytes(limits.max_decode_mib),
     )
+    # Refused here, before any pixel is decoded, when even the cheapest decode cannot fit.
+    decode_memory.check(image, image.max_decode_bytes or 0)
+    return image
 
 
 def _read_source(source: ImageSource, limits: ImageLimits) -> bytes:
@@ -309,7 +330,7 @@ def _open(data: bytes, image_format: ImageFormat, limits: ImageLimits) -> ImageF
         # Pillow's own guard (the warning only arrives as an exception under a strict filter).
         found = _PILLOW_PIXELS.search(str(exc))
         raise _bomb_error(int(found.group(1)) if found else None, limits.max_pixels) from None
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+    except PILLOW_FAILURES as exc:
         raise CorruptImageError(
             f"{image_format.value.upper()} header is damaged or unreadable ({_reason(exc)})"
         ) from None
@@ -330,7 +351,7 @@ def _read_header(data: bytes, image_format: ImageFormat, limits: ImageLimits) ->
             raise _bomb_error(width * height, limits.max_pixels, f" ({width}x{height})")
         try:
             orientation = int(header_exif(image).get(_ORIENTATION_TAG, 1))
-        except (OSError, SyntaxError, ValueError, TypeError, struct.error):
+        except PILLOW_FAILURES:
             orientation = 1  # unreadable EXIF is not worth refusing the image for
     return _Header(width, height, orientation if orientation in range(1, 9) else 1)
 
@@ -351,6 +372,15 @@ def header_exif(image: Image.Image) -> Image.Exif:
 
 
 def _check_integrity(data: bytes, image_format: ImageFormat) -> None:
+    try:
+        problem = _integrity_problem(data, image_format)
+    except PILLOW_FAILURES as exc:
+        problem = f"{image_format.value.upper()} is corrupt ({_reason(exc)})"
+    if problem:
+        raise CorruptImageError(problem)
+
+
+def _integrity_problem(data: bytes, image_format: ImageFormat) -> str | None:
     problem: str | None
     if image_format is ImageFormat.JPEG:
         problem = _jpeg_problem(data)
@@ -365,8 +395,7 @@ def _check_integrity(data: bytes, image_format: ImageFormat) -> None:
         problem = _gif_problem(data)
     else:
         problem = _tiff_problem(data)
-    if problem:
-        raise CorruptImageError(problem)
+    return problem
 
 
 # After a JPEG scan starts, the next marker is a 0xFF not followed by a stuffed 0x00 or a restart marker.
@@ -408,7 +437,7 @@ def _png_problem(data: bytes) -> str | None:
     with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
         try:
             image.verify()  # chunk CRCs up to IEND, no inflating
-        except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+        except PILLOW_FAILURES as exc:
             return f"PNG is truncated or corrupt ({_reason(exc)})"
     return None
 
@@ -454,7 +483,10 @@ def _tiff_problem(data: bytes) -> str | None:
         counts = tags.get(279) or tags.get(325) or ()  # StripByteCounts / TileByteCounts
     offsets = offsets if isinstance(offsets, tuple) else (offsets,)
     counts = counts if isinstance(counts, tuple) else (counts,)
-    end = max((int(o) + int(c) for o, c in zip(offsets, counts, strict=False)), default=0)
+    # The TIFF spec allows only SHORT or LONG here; text, bytes or rationals are a damaged file.
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (*offsets, *counts)):
+        return "TIFF is corrupt (its strip or tile offsets and byte counts are not integers)"
+    end = max((o + c for o, c in zip(offsets, counts, strict=False)), default=0)
     if end > len(data):
         return f"TIFF is truncated ({len(data)} bytes; its image data runs to byte {end})"
     return None
@@ -489,8 +521,11 @@ def fit(image: SourceImage, constraints: ImageConstraints) -> PreparedImage:
             data=image.data, format=image.format, width=image.width, height=image.height, reencoded=False
         )
     target = _target_size(image.upright_size, constraints)
-    picture = _decode(image, target, _cheapest_size(target, constraints.useful_side))
-    return _encode_to_fit(picture, image.format, constraints)
+    floor = _cheapest_size(target, constraints.useful_side)
+    # Decode and re-encode within the process's decode-memory budget (refused if it cannot fit).
+    with decode_memory.reserved(image, floor):
+        picture = _decode(image, target, floor)
+        return _encode_to_fit(picture, image.format, constraints)
 
 
 def _cheapest_size(target: tuple[int, int], useful_side: int | None) -> tuple[int, int]:
@@ -557,7 +592,7 @@ def _decode(image: SourceImage, target: tuple[int, int], floor: tuple[int, int] 
         raise DecompressionBombError(
             "image expands to too many pixels (possible decompression bomb)"
         ) from None
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+    except PILLOW_FAILURES as exc:
         raise CorruptImageError(f"image data cannot be decoded ({_reason(exc)})") from None
     transpose = _TRANSPOSE.get(image.orientation)
     return picture.transpose(transpose) if transpose is not None else picture

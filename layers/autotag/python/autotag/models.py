@@ -5,7 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
 """A confidence normalized to 0..1, whatever scale the provider uses."""
@@ -152,17 +153,31 @@ class TagResult(Frozen):
         return tuple(p for p in self.providers if p.status is ProviderOutcome.OK)
 
 
+def json_integer(value: object) -> object:
+    """JSON Schema's integer: a number with no fractional part (``3`` or ``3.0``), never a string or
+    a boolean; the lax int validation after this turns 3.0 into 3 and refuses 3.5."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+# Integer fields of strict request models use
+#   Annotated[int, Strict(False), Field(<bounds>), BeforeValidator(json_integer)]
+# (the bounds before the validator, or the schema shows ge/le rather than minimum/maximum).
+
+
 class TagOptions(BaseModel):
     """Per-request options; unset fields fall back to each provider's configuration."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict, as the published schemas say: "10" or true is not an integer, 1 is not a boolean.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     providers: list[str] | None = Field(
         default=None, min_length=1, description="Providers to run (default: the configured default set)"
     )
     lang: str | None = Field(default=None, min_length=2, max_length=10, examples=["en"])
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
-    max_tags: int | None = Field(default=None, ge=0, le=1000)
+    max_tags: Annotated[int, Strict(False), Field(ge=0, le=1000), BeforeValidator(json_integer)] | None = None
     prompt: str | None = Field(default=None, max_length=2000)
     choices: list[str] | None = Field(default=None, min_length=1, max_length=100)
     single: bool | None = None

@@ -13,11 +13,14 @@ import uuid
 from functools import lru_cache
 from typing import Annotated, Any
 
+from autotag.api.body import check_json_object
 from autotag.api.errors import (
     REQUEST_ID_HEADER,
     BucketNotAllowedError,
     ImageNotFoundError,
+    MethodNotAllowedError,
     PayloadTooLargeError,
+    RouteMissingError,
     UnsupportedMediaTypeError,
     error_responses,
     proxy_error_response,
@@ -64,15 +67,27 @@ _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
 class AutotagResolver(APIGatewayRestResolver):
-    """REST resolver where a trailing ``<key>`` spans path segments, like API Gateway's ``{key+}``
-    (S3 keys contain ``/``)."""
+    """REST resolver where a path parameter is any text (Powertools' default refuses ``#``, NUL,
+    emoji and other characters a client may percent-encode), and ``<key>`` and ``<tag>`` span path
+    segments like API Gateway's ``{key+}`` (S3 keys and tags may contain ``/``). What a parameter
+    may be is then decided by its validation (a 400), never by a 404 from routing."""
+
+    SPANNING = ("key", "tag")
 
     @staticmethod
     def _compile_regex(rule: str, base_regex: str = "^{}/*$") -> re.Pattern[str]:
         compiled = APIGatewayRestResolver._compile_regex(rule, base_regex)
-        if not rule.endswith("/<key>"):
-            return compiled
-        return re.compile(re.sub(r"\(\?P<key>\[.*\]\+\)", "(?P<key>.+)", compiled.pattern))
+
+        def widen(match: re.Match[str]) -> str:
+            name = match.group(1)
+            return f"(?P<{name}>.+)" if name in AutotagResolver.SPANNING else f"(?P<{name}>[^/]+)"
+
+        return re.compile(re.sub(r"\(\?P<(\w+)>\[.*?\]\+\)", widen, compiled.pattern), re.DOTALL)
+
+    def methods_for(self, path: str) -> list[str]:
+        """The methods some route serves at `path` (none: no such route)."""
+        routes = self._static_routes + self._dynamic_routes
+        return sorted({route.method for route in routes if route.rule.match(path)})
 
 
 app = AutotagResolver(enable_validation=True)
@@ -304,12 +319,27 @@ def _ingress_rejection(event: dict[str, Any]) -> AutotagError | None:
     media = (_header(event, "content-type") or "").split(";", 1)[0].strip().lower()
     if media and media != content_types.APPLICATION_JSON and not media.endswith("+json"):
         return UnsupportedMediaTypeError(f"request body must be application/json, not {media}")
+    try:
+        check_json_object(event)
+    except AutotagError as error:
+        return error
+    return None
+
+
+def _route_rejection(event: dict[str, Any]) -> AutotagError | None:
+    """A path no route serves (404), or a method its routes do not (405), before the body is read."""
+    method = str(event.get("httpMethod", "")).upper()
+    allowed = app.methods_for(str(event.get("path") or "/"))
+    if not allowed:
+        return RouteMissingError("no such route")
+    if method not in allowed:
+        return MethodNotAllowedError(f"{method} is not allowed here; use {', '.join(allowed)}", allow=allowed)
     return None
 
 
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Resolve one API Gateway REST proxy event."""
-    rejection = _ingress_rejection(event)
+    rejection = _route_rejection(event) or _ingress_rejection(event)
     if rejection is not None:
         return proxy_error_response(rejection, request_id_from_event(event))
     response = app.resolve(event, context)

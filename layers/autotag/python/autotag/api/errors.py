@@ -63,6 +63,12 @@ class InvalidRequestError(BadInputError):
         self.details = list(details)
 
 
+class MalformedJsonError(InvalidRequestError):
+    """The body is not a JSON object this API can read."""
+
+    code = "malformed_json"
+
+
 class PayloadTooLargeError(BadInputError):
     code = "payload_too_large"
 
@@ -83,12 +89,23 @@ class RouteMissingError(NotFoundError):
     code = "route_not_found"
 
 
+class MethodNotAllowedError(BadInputError):
+    """The path exists, not with this method; `allow` lists the methods it has."""
+
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allow: Sequence[str]) -> None:
+        super().__init__(message)
+        self.allow = list(allow)
+
+
 # --- The mapping --------------------------------------------------------------------------------
 
 # Checked in order: the first class the error is an instance of decides the status.
 STATUS_BY_TYPE: tuple[tuple[type[AutotagError], HTTPStatus], ...] = (
     (BucketNotAllowedError, HTTPStatus.FORBIDDEN),
     (NotFoundError, HTTPStatus.NOT_FOUND),
+    (MethodNotAllowedError, HTTPStatus.METHOD_NOT_ALLOWED),
     (PayloadTooLargeError, HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
     (ImageTooLargeError, HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
     (UnsupportedMediaTypeError, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
@@ -120,6 +137,7 @@ DOCUMENTED_STATUSES: dict[int, str] = {
     403: "Forbidden: the s3 bucket is not allowed; or (from API Gateway, code invalid_api_key) a missing "
     "or invalid API key",
     404: "No such image record, or no such route",
+    405: "The path exists, not with this method (see the Allow header)",
     413: "Request body over the Lambda payload limit, or image over the size/pixel limits",
     415: "Unsupported image format, or a request body that is not JSON",
     422: "Unprocessable image (corrupt, empty), URL that could not be fetched, or content blocked",
@@ -152,6 +170,8 @@ def error_body(error: AutotagError, request_id: str) -> tuple[HTTPStatus, ErrorR
     headers = {REQUEST_ID_HEADER: request_id}
     if status == HTTPStatus.TOO_MANY_REQUESTS:
         headers["Retry-After"] = str(_retry_after(error))
+    if isinstance(error, MethodNotAllowedError):
+        headers["Allow"] = ", ".join(error.allow)
     if status == HTTPStatus.INTERNAL_SERVER_ERROR:
         body = ErrorResponse(
             code="internal_error",
@@ -194,7 +214,7 @@ def proxy_error_response(error: AutotagError, request_id: str) -> dict[str, Any]
 def _validation_error(exc: RequestValidationError) -> InvalidRequestError:
     problems = exc.errors()
     if any(p.get("type") == "json_invalid" for p in problems):
-        return InvalidRequestError("request body is not valid JSON", code="malformed_json")
+        return MalformedJsonError("request body is not valid JSON")
     details = [
         ErrorDetail(
             loc=[part if isinstance(part, int) else str(part) for part in p.get("loc", ())],

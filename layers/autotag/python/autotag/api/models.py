@@ -3,12 +3,12 @@ and the same models validate what comes in and shape what goes out."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from autotag.image import ImageFormat, S3Location, SourceImage
-from autotag.models import Classification, ProviderStatus, Tag, TagOptions, TagResult
+from autotag.models import Classification, ProviderStatus, Tag, TagOptions, TagResult, json_integer
 from autotag.store.base import ImageRecord, TagHit
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 from pydantic_core import PydanticCustomError
 
 S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"
@@ -17,7 +17,8 @@ UPLOAD_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "i
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: the types the OpenAPI document publishes, no coercion ("10" and true are not integers).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class S3Reference(_Request):
@@ -31,6 +32,21 @@ class S3Reference(_Request):
 
 class TagRequest(_Request):
     """Exactly one of `image`, `url` or `s3`."""
+
+    # The rules the validator below enforces, stated in the published schema too: exactly one
+    # source is given (not null), and store=true needs s3.
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": kind}}}
+                for name, kind in (("image", "string"), ("url", "string"), ("s3", "object"))
+            ],
+            "if": {"required": ["store"], "properties": {"store": {"const": True}}},
+            "then": {"required": ["s3"], "properties": {"s3": {"type": "object"}}},
+        },
+    )
 
     image: str | None = Field(
         default=None,
@@ -168,7 +184,9 @@ class UploadRequest(_Request):
     content_type: Literal["image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"] = (
         Field(description="Sent back as the Content-Type the upload must use")
     )
-    size: int = Field(gt=0, description="Bytes the client will upload; refused above the image limit")
+    size: Annotated[int, Strict(False), Field(gt=0), BeforeValidator(json_integer)] = Field(
+        description="Bytes the client will upload; refused above the image limit"
+    )
     filename: str | None = Field(
         default=None,
         max_length=200,

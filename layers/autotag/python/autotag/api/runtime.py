@@ -13,7 +13,7 @@ from typing import Any
 from autotag.api.settings import ApiSettings, get_api_settings
 from autotag.config import AutotagConfig, get_config
 from autotag.errors import ObjectNotFoundError, TransientError
-from autotag.fetch import fetch_image_url
+from autotag.fetch import FetchError, check_url, fetch_image_url
 from autotag.image import S3Location, SourceImage
 from autotag.intake import inspect_image
 from autotag.models import TagOptions, TagResult
@@ -97,7 +97,23 @@ class ApiRuntime:
 
 
 def default_fetcher(url: str, timeout: float) -> bytes:
+    if get_api_settings().url_sources == "off":
+        return offline_fetcher(url, timeout)
     return fetch_image_url(url, max_bytes=get_config().limits.max_bytes, timeout=timeout)
+
+
+URL_SOURCES_OFF = "URL sources are turned off in this deployment (URL_SOURCES=off)"
+
+
+def _no_resolver(host: str, port: int) -> list[str]:
+    raise FetchError(URL_SOURCES_OFF)
+
+
+def offline_fetcher(url: str, timeout: float) -> bytes:
+    """URL_SOURCES=off: the URL is checked as always (a refused URL is still unsafe_url), then
+    refused without a DNS lookup or a connection."""
+    check_url(url, resolver=_no_resolver)
+    raise FetchError(URL_SOURCES_OFF)
 
 
 def build_runtime(*, fetcher: UrlFetcher | None = None) -> ApiRuntime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Literal
 
 from autotag.errors import ConfigError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -36,6 +37,12 @@ class ApiSettings(BaseModel):
     )
     upload_url_ttl_seconds: int = Field(default=900, alias="UPLOAD_URL_TTL_SECONDS", ge=60, le=7 * 86400)
     url_fetch_timeout_seconds: float = Field(default=10.0, alias="URL_FETCH_TIMEOUT_SECONDS", gt=0, le=25)
+    url_sources: Literal["on", "off"] = Field(
+        default="on",
+        alias="URL_SOURCES",
+        description="off: `url` sources are checked but never fetched (no DNS lookup, no connection); "
+        "they answer fetch_failed",
+    )
     safety_margin_seconds: float = Field(
         default=2.0, alias="API_SAFETY_MARGIN_SECONDS", ge=0, description="Kept back from the deadline"
     )

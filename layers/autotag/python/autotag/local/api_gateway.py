@@ -7,8 +7,10 @@ It does what the REST API in front of ``tag_api`` (``infra/api.py``) does:
   ``/v1/tags``) that sets ``resource`` and ``pathParameters``;
 * the API key check (``x-api-key``; missing or unknown → 403 before the function runs), the usage
   plan's per-key throttle and quota and the stage throttle (429);
-* the request validator of ``POST /v1/tags`` (``image`` / ``url`` must be strings or null within
-  their size limits → 400);
+* no request validator (the deployed API has none: every body reaches the function);
+* HTTP the gateway refuses before any of that — a method API Gateway does not serve (TRACE, an
+  unknown verb), a header over 64 KB, a malformed ``Content-Length`` — answered in the same JSON
+  error shape, never with HTML or a dropped connection;
 * the gateway's own errors reshaped by the stack's gateway responses
   (:func:`autotag.resources.gateway_errors`: ``{"code", "message", "request_id"}``);
 * the proxy event (single- and multi-value query strings and headers, body with
@@ -39,7 +41,6 @@ from autotag.local.state import ACCOUNT_ID
 from autotag.resources import (
     API_GATEWAY_MAX_INTEGRATION_SECONDS,
     API_GATEWAY_MAX_PAYLOAD_BYTES,
-    API_MAX_URL_CHARS,
     GatewayError,
 )
 
@@ -62,7 +63,15 @@ _GATEWAY_DEFAULTS: dict[str, tuple[int, str, str]] = {
     "REQUEST_TOO_LARGE": (413, "Request Too Long", "RequestTooLongException"),
     "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out", "IntegrationTimeout"),
     "INTEGRATION_FAILURE": (502, "Internal server error", "InternalServerErrorException"),
+    "DEFAULT_4XX": (400, "Bad request", "BadRequestException"),
+    "DEFAULT_5XX": (500, "Internal server error", "InternalServerErrorException"),
 }
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+"""The methods an ``ANY`` method of a REST API serves; API Gateway finds no method for others."""
+MAX_HEADER_BYTES = 65536
+"""http.server's own line limit: a longer header line is refused (REQUEST_TOO_LARGE) before parsing."""
+READ_TIMEOUT_SECONDS = 30.0
+"""A client that declares more body than it sends is cut off after this, with a 400."""
 
 Response = tuple[int, list[tuple[str, str]], bytes]
 
@@ -79,14 +88,19 @@ class ApiGatewayConfig:
     stage_rate_limit: float | None = None
     stage_burst_limit: int | None = None
     max_image_chars: int | None = None
+    """Kept for callers; the deployed API has no request validator, so nothing checks it here."""
     binary_media_types: tuple[str, ...] = field(default=())
     """The deployed API sets none, so every body reaches the function as text."""
     gateway_errors: tuple[GatewayError, ...] = ()
     """The stack's gateway responses; without them API Gateway's defaults ({"message": ...})."""
 
-    def gateway_error(self, response_type: str, request_id: str) -> Response:
-        """API Gateway's own answer of this type, reshaped like the stack's gateway responses."""
-        status, message, kind = _GATEWAY_DEFAULTS[response_type]
+    def gateway_error(
+        self, response_type: str, request_id: str, *, status: int | None = None, message: str | None = None
+    ) -> Response:
+        """API Gateway's own answer of this type, reshaped like the stack's gateway responses
+        (`status` and `message` stand in for API Gateway's own, for the DEFAULT_4XX / 5XX types)."""
+        default_status, default_message, kind = _GATEWAY_DEFAULTS[response_type]
+        status, message = status or default_status, message or default_message
         family = "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX"
         by_type = {e.response_type: e for e in self.gateway_errors}
         custom = by_type.get(response_type) or by_type.get(family)
@@ -283,31 +297,12 @@ class LocalApiGateway:
             return self.config.gateway_error("THROTTLED", str(uuid.uuid4()))
         return None
 
-    def _invalid_body(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bool:
-        """The request validator on POST /v1/tags (JSON body; image and url sizes)."""
-        if method != "POST" or path != "/v1/tags":
-            return False
-        content_type = (_header(headers, "content-type") or "application/json").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            return False  # the model is declared for application/json only
-        try:
-            document = json.loads(body or b"null")
-        except ValueError:
-            return True
-        if not isinstance(document, dict):
-            return True
-        limits = {"image": self.config.max_image_chars, "url": API_MAX_URL_CHARS}
-        for name, limit in limits.items():
-            value = document.get(name)
-            if value is None:
-                continue
-            if not isinstance(value, str) or (limit is not None and len(value) > limit):
-                return True
-        return False
-
     def handle(
         self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes, client: str, host: str
     ) -> Response:
+        if method not in METHODS:
+            # Not a method of ANY: API Gateway finds no method for the request.
+            return self.config.gateway_error("MISSING_AUTHENTICATION_TOKEN", str(uuid.uuid4()))
         split = urlsplit(raw_path)
         full_path = unquote(split.path)
         stage_prefix = f"/{self.config.stage}"
@@ -323,8 +318,6 @@ class LocalApiGateway:
             return refused
         if len(body) > API_GATEWAY_MAX_PAYLOAD_BYTES:
             return self.config.gateway_error("REQUEST_TOO_LARGE", str(uuid.uuid4()))
-        if self._invalid_body(method, path, headers, body):
-            return self.config.gateway_error("BAD_REQUEST_BODY", str(uuid.uuid4()))
         event = proxy_event(
             method=method,
             path=path,
@@ -349,43 +342,103 @@ class LocalApiGateway:
         return response or self.config.gateway_error("INTEGRATION_FAILURE", request_id)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        gateway = self
+        return type("Handler", (_GatewayHandler,), {"gateway": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "autotag-local-apigateway"
 
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                started = time.monotonic()
-                status, headers, payload = gateway.handle(
-                    self.command,
-                    self.path,
-                    list(self.headers.items()),
-                    body,
-                    self.client_address[0],
-                    self.headers.get("Host") or "127.0.0.1",
-                )
-                self.send_response(status)
-                for name, value in headers:
-                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-                if gateway.on_request:
-                    millis = (time.monotonic() - started) * 1000
-                    with contextlib.suppress(Exception):
-                        gateway.on_request(self.command, self.path, status, millis)
+class _GatewayHandler(BaseHTTPRequestHandler):
+    """One HTTP exchange with the local gateway (`gateway` is set on the subclass a gateway makes)."""
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+    gateway: LocalApiGateway
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
+    protocol_version = "HTTP/1.1"
+    server_version = "autotag-local-apigateway"
+    timeout = READ_TIMEOUT_SECONDS
 
-        return Handler
+    def _serve(self) -> None:
+        started = time.monotonic()
+        try:
+            status, headers, payload = self._answer()
+        except Exception:
+            # API Gateway answers a failure of its own with a 5XX, never a dropped connection.
+            log.exception("local API gateway failed on %s %s", self.command, self.path)
+            status, headers, payload = self.gateway.config.gateway_error("DEFAULT_5XX", str(uuid.uuid4()))
+            self.close_connection = True
+        self._send(status, headers, payload)
+        if self.gateway.on_request:
+            millis = (time.monotonic() - started) * 1000
+            with contextlib.suppress(Exception):
+                self.gateway.on_request(self.command, self.path, status, millis)
+
+    def _answer(self) -> Response:
+        declared = self.headers.get_all("Content-Length") or []
+        if self.headers.get("Transfer-Encoding") is not None and not declared:
+            self.close_connection = True
+            return self.gateway.config.gateway_error(
+                "DEFAULT_4XX", str(uuid.uuid4()), status=411, message="Length Required"
+            )
+        if len(set(declared)) > 1 or not all(v.strip().isdigit() for v in declared):
+            self.close_connection = True  # the body's end is unknown: the connection is unusable
+            return self.gateway.config.gateway_error(
+                "DEFAULT_4XX", str(uuid.uuid4()), message="Content-Length is not a number of bytes"
+            )
+        length = int(declared[0]) if declared else 0
+        if length > API_GATEWAY_MAX_PAYLOAD_BYTES:
+            self.close_connection = True
+            return self.gateway.config.gateway_error("REQUEST_TOO_LARGE", str(uuid.uuid4()))
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            self.close_connection = True
+            return self.gateway.config.gateway_error(
+                "DEFAULT_4XX",
+                str(uuid.uuid4()),
+                message="request body is shorter than its Content-Length",
+            )
+        return self.gateway.handle(
+            self.command,
+            self.path,
+            list(self.headers.items()),
+            body,
+            self.client_address[0],
+            self.headers.get("Host") or "127.0.0.1",
+        )
+
+    def _send(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's refusals (bad request line, header too long, unknown method...)
+        in API Gateway's JSON shape rather than its HTML page."""
+        self.close_connection = True
+        request_id = str(uuid.uuid4())
+        if code == 501:  # no do_<METHOD>: a method API Gateway does not serve either
+            answer = self.gateway.config.gateway_error("MISSING_AUTHENTICATION_TOKEN", request_id)
+        elif code == 431:
+            answer = self.gateway.config.gateway_error("REQUEST_TOO_LARGE", request_id)
+        else:
+            kind = "DEFAULT_5XX" if code >= 500 else "DEFAULT_4XX"
+            answer = self.gateway.config.gateway_error(kind, request_id, status=code, message=message)
+        self.command = self.command or "GET"
+        # An unparsable request line leaves http.server in HTTP/0.9 mode (no status line, no headers).
+        self.request_version = "HTTP/1.1"
+        with contextlib.suppress(OSError):
+            self._send(*answer)
+
+    def do_TRACE(self) -> None:
+        self.send_error(501)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
 
 
 def _quota_window(period: str) -> str:
