@@ -69,7 +69,8 @@ def test_schemathesis_finds_no_failure_with_every_check(stack: RunningStack, tmp
         "--report-dir",
         str(report),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=360, check=False)
+    # In tmp_path: schemathesis keeps a cache directory where it runs.
+    done = subprocess.run(command, capture_output=True, text=True, timeout=360, check=False, cwd=tmp_path)
     print(done.stdout[-20000:])
     failures = f"{done.stdout[-12000:]}\n{done.stderr[-3000:]}"
     assert done.returncode == 0, f"schemathesis found failures:\n{failures}"

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from autotag.errors import ImageTooLargeError
+from autotag.errors import CorruptImageError, DecompressionBombError, ImageTooLargeError
 from autotag.image import ImageFormat, SourceImage
 
 MIB = 1024 * 1024
@@ -166,10 +166,15 @@ def estimate_opened(opened: Image.Image, image_format: ImageFormat) -> DecodeEst
 def estimate(image: SourceImage, floor: tuple[int, int] | None = None) -> DecodeEstimate:
     """The peak decoding `image` will take. `floor` (stored orientation) is the smallest size the
     decode may stop at: JPEGs are estimated at the DCT scale the intake asks libjpeg for."""
-    with Image.open(io.BytesIO(image.data), formats=[image.format.pil_name]) as opened:
-        if image.format is ImageFormat.JPEG:
-            opened.draft(None, floor or opened.size)
-        return estimate_opened(opened, image.format)
+    try:
+        with Image.open(io.BytesIO(image.data), formats=[image.format.pil_name]) as opened:
+            if image.format is ImageFormat.JPEG:
+                opened.draft(None, floor or opened.size)
+            return estimate_opened(opened, image.format)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DecompressionBombError("image has too many pixels (possible decompression bomb)") from None
+    except Exception:  # any failure to read a header of untrusted bytes means a damaged file
+        raise CorruptImageError(f"{image.format.value.upper()} header is damaged or unreadable") from None
 
 
 def refusal(found: DecodeEstimate, budget: int) -> DecodeMemoryError:

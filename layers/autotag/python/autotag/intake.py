@@ -18,6 +18,10 @@ Decisions worth knowing:
 - Animated images are reduced to their first frame.
 - Pillow refuses images above twice its own MAX_IMAGE_PIXELS at open time whatever our limit says;
   that refusal is reported as our DecompressionBombError too.
+- Decode memory is bounded in bytes (:mod:`autotag.decode_memory`): `inspect_image` refuses an image
+  whose cheapest decode would not fit the budget (``image_too_large_to_decode``), and `fit` holds
+  its decode's estimated peak from the process's one budget while it decodes and re-encodes.
+- Every Pillow failure on input bytes (:data:`PILLOW_FAILURES`) is a CorruptImageError.
 """
 
 from __future__ import annotations
