@@ -1,7 +1,7 @@
 """``make bench``: every benchmark in sequence, each in a fresh interpreter printing its figures,
 then one summary: bench/results/summary.json and bench/results/summary.md (a Markdown table).
 
-    uv run python -m bench                # the full suite (about 15-20 minutes on 2 cores)
+    uv run python -m bench                # the full suite (about 20-25 minutes on 2 cores)
     uv run python -m bench --quick        # smaller sizes, for a smoke run
     uv run python -m bench --only coldstart,cost
     uv run python -m bench --summary-only # rebuild the summary from the existing result files
@@ -26,6 +26,14 @@ from bench.common import RESULTS, ROOT, describe_machine, machine, markdown_tabl
 SUITE: dict[str, tuple[list[str], list[str]]] = {
     # name: (full arguments, --quick arguments)
     "batch": (["bench/bench_batch.py", "--repeats", "5"], ["bench/bench_batch.py", "--repeats", "2"]),
+    "batch_inprocess": (
+        ["bench/bench_batch.py", "--aws", "inprocess", "--repeats", "7"],
+        ["bench/bench_batch.py", "--aws", "inprocess", "--repeats", "2"],
+    ),
+    "aws_calls": (
+        ["-m", "bench.bench_aws_calls", "--images", "30"],
+        ["-m", "bench.bench_aws_calls", "--images", "10"],
+    ),
     "intake": (
         ["-m", "bench.bench_intake", "--repeats", "5"],
         ["-m", "bench.bench_intake", "--repeats", "2"],
@@ -39,6 +47,8 @@ SUITE: dict[str, tuple[list[str], list[str]]] = {
         ["-m", "bench.bench_throughput", "--images", "100", "--sequential", "40"],
     ),
     "cost": (["-m", "bench.bench_cost", "--images", "200"], ["-m", "bench.bench_cost", "--images", "50"]),
+    # Reads aws_calls, batch_inprocess and intake: after them.
+    "bill": (["-m", "bench.bench_bill"], ["-m", "bench.bench_bill"]),
 }
 
 
@@ -85,6 +95,92 @@ def _batch() -> list[Row]:
     ]
 
 
+def _batch_inprocess() -> list[Row]:
+    batch = read_result("batch_inprocess")
+    if not batch:
+        return []
+    latency = batch["provider_latency_s"]
+    concurrent, sequential, baseline = (
+        batch["concurrent"],
+        batch["sequential"],
+        batch["baseline_no_provider_latency"],
+    )
+    trips = batch.get("provider_round_trips") or {}
+    # Judged on the minimum, the run least disturbed by other load (the machine is shared); the
+    # median is shown beside it.
+    round_trips, median_trips = trips.get("concurrent_min", "?"), trips.get("concurrent_median", "?")
+    speedup = sequential["min_s"] / concurrent["min_s"]
+    aws_wait = batch["aws_seconds_per_image"]["concurrent"]
+    moto = batch["emulation_seconds_per_batch"]["concurrent"]
+    # Stricter readings of "round trips plus the AWS-call time": the injected latencies alone as
+    # the AWS-call time, with and without moto's own CPU (which AWS spends on its side).
+    strict = (concurrent["min_s"] - aws_wait) / latency
+    strict_moto = (concurrent["min_s"] - moto - aws_wait) / latency
+    return [
+        {
+            "benchmark": "batch, AWS in process",
+            "figure": f"10-record batch, provider {latency * 1000:.0f} ms, AWS-like latencies "
+            f"({aws_wait * 1000:.0f} ms of AWS calls per image) (min/median/max s)",
+            "ours": mmm(concurrent, 1),
+            "baseline": f"instant provider {mmm(baseline, 1)}; one after another {mmm(sequential, 1)}",
+            "ratio": f"{speedup:.1f}x the throughput of one at a time (min; "
+            f"{sequential['median_s'] / concurrent['median_s']:.1f}x median)",
+            "target": "<= 1.5 provider round trips beyond the AWS-call time; >= 5x one at a time",
+            "result": f"{round_trips} round trips beyond the instant-provider batch (min; {median_trips} "
+            f"median); beyond the AWS latencies alone {strict:.1f} (min), {strict_moto:.1f} without moto's "
+            f"{moto:.2f} s of CPU per batch (AWS's side of the work)",
+            "met": isinstance(round_trips, int | float) and round_trips <= 1.5 and speedup >= 5,
+        }
+    ]
+
+
+def _aws_calls() -> list[Row]:
+    calls = read_result("aws_calls")
+    if not calls:
+        return []
+    top = ", ".join(f"{op} {n:g}" for op, n in calls["by_operation_per_image"].items())
+    return [
+        {
+            "benchmark": "AWS calls per image",
+            "figure": f"on_upload, {calls['images']} images in batches of {calls['batch_size']} (emulator)",
+            "ours": f"{calls['calls_per_image']} calls; {calls['dynamodb_write_units_per_image']} DynamoDB "
+            f"write units; {calls['dynamodb_read_units_per_image']} read units",
+            "baseline": "",
+            "ratio": "",
+            "target": "<= 6 calls; write units halved",
+            "result": top,
+            "met": calls["calls_per_image"] <= 6,
+        }
+    ]
+
+
+def _bill() -> list[Row]:
+    bill = read_result("bill")
+    if not bill:
+        return []
+    whole = bill["bill"]
+    lines = sorted(whole["lines_usd_per_1000"].items(), key=lambda item: -item[1])[:3]
+    return [
+        {
+            "benchmark": "the whole bill",
+            "figure": f"AWS cost per 1,000 images, on_upload at {whole['memory_mb']} MB, us-east-1 prices",
+            "ours": f"${whole['total_usd_per_1000']:.4f}",
+            "baseline": ", ".join(
+                f"{name.split()[0]} ${usd:.2f}" for name, usd in bill["providers_usd_per_1000"].items()
+            ),
+            "ratio": "largest: " + ", ".join(f"{name} ${usd:.4f}" for name, usd in lines),
+            "target": "<= $0.01, provider fee aside",
+            "result": "memory table: "
+            + "; ".join(
+                f"{r['memory_mb']} MB {r['photo_batch_s']} s ${r['photo_usd_per_1000']:.4f}"
+                for r in bill["memory_table"]
+            )
+            + " (12 MP photos, modelled)",
+            "met": whole["total_usd_per_1000"] <= 0.01,
+        }
+    ]
+
+
 def _intake() -> list[Row]:
     intake = read_result("intake")
     if not intake:
@@ -97,8 +193,8 @@ def _intake() -> list[Row]:
         met = None
         target = ""
         if is_jpeg:
-            target = ">= 3x faster than naive"
-            met = case["ratio_naive_over_ours"] >= 3
+            target = ">= 3x faster than naive (judged on CPU time when measured: wall time moves with load)"
+            met = case.get("cpu_ratio_naive_over_ours", case["ratio_naive_over_ours"]) >= 3
             if "24MP" in case["case"]:
                 target += "; peak RSS < 200 MB"
                 met = met and rss.get("ours", 1e9) < 200
@@ -110,7 +206,12 @@ def _intake() -> list[Row]:
                 f"{ours['bytes_out'] / case['input']['bytes']:.0%} of input; {rss.get('ours', '-')} MiB",
                 "baseline": f"naive {mmm(naive)} ms; {naive['bytes_out'] / case['input']['bytes']:.0%}; "
                 f"{rss.get('naive', '-')} MiB",
-                "ratio": f"{case['ratio_naive_over_ours']:.2f}x faster",
+                "ratio": f"{case['ratio_naive_over_ours']:.2f}x faster"
+                + (
+                    f" ({case['cpu_ratio_naive_over_ours']:.2f}x in CPU time)"
+                    if "cpu_ratio_naive_over_ours" in case
+                    else ""
+                ),
                 "target": target,
                 "result": "",
                 "met": met,
@@ -126,6 +227,25 @@ def _coldstart() -> list[Row]:
     results = cold["results"]
     floor = results["boto3"]["import_s"]
     rows = []
+    style = results.get("floor")
+    if style:
+        rows.append(
+            {
+                "benchmark": "cold start proxy",
+                "figure": "floor: import boto3 + Powertools Logger, Metrics, Tracer (min/median/max ms)",
+                "ours": mmm(style["import_s"]),
+                "baseline": f"import boto3 {mmm(floor)}",
+                "ratio": f"{style['ratio_to_boto3_median']:.2f}x"
+                + (
+                    f" ({style['cpu_ratio_to_boto3_median']:.2f}x in CPU time)"
+                    if "cpu_ratio_to_boto3_median" in style
+                    else ""
+                ),
+                "target": "",
+                "result": "what any handler in this style loads, before its own code",
+                "met": None,
+            }
+        )
     for name in ("on_upload", "tag_api", "on_event"):
         result = results[name]
         summary = result["import_s"]
@@ -136,7 +256,8 @@ def _coldstart() -> list[Row]:
                 "figure": f"import functions/{name}/handler.py (min/median/max ms)",
                 "ours": mmm(summary),
                 "baseline": f"import boto3 {mmm(floor)}",
-                "ratio": f"{result['ratio_to_boto3_median']:.2f}x",
+                "ratio": f"{result['ratio_to_boto3_median']:.2f}x"
+                + (f" ({result['cpu_ratio_to_boto3_median']:.2f}x in CPU time)" if "cpu_s" in result else ""),
                 "target": "<= 1.5x",
                 "result": f"self ms by package: {top}",
                 "met": result["met"],
@@ -245,7 +366,17 @@ def _chaos() -> list[Row]:
     ]
 
 
-SECTIONS: list[Callable[[], list[Row]]] = [_batch, _intake, _coldstart, _throughput, _cost, _chaos]
+SECTIONS: list[Callable[[], list[Row]]] = [
+    _batch,
+    _batch_inprocess,
+    _aws_calls,
+    _intake,
+    _coldstart,
+    _throughput,
+    _cost,
+    _bill,
+    _chaos,
+]
 
 
 def write_summary(runs: dict[str, Any]) -> None:

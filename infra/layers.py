@@ -11,6 +11,17 @@ from constructs import Construct
 from infra import ids
 
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache"]
+DEPENDENCY_LAYER_EXCLUDES = [
+    # Keep the runtime's bytecode (compiled by layers/build_dependencies.py: /opt is read-only, so
+    # a layer without it is compiled again at every cold start); drop any other version's.
+    "**/__pycache__/*.pyc",
+    "!**/__pycache__/*.cpython-312.pyc",
+    "**/.pytest_cache",
+    "**/.mypy_cache",
+    ".staging",
+    ".inputs.sha256",  # the build stamp (a dotfile: "*.sha256" would not match it)
+    ".gitignore",
+]
 
 
 class LayerNotBuiltError(Exception):
@@ -38,9 +49,7 @@ class Layers(Construct):
         self.dependencies = lambda_.LayerVersion(
             self,
             ids.DEPENDENCIES_LAYER,
-            code=lambda_.Code.from_asset(
-                str(dependencies_dir), exclude=[*ASSET_EXCLUDES, ".staging", "*.sha256", ".gitignore"]
-            ),
+            code=lambda_.Code.from_asset(str(dependencies_dir), exclude=DEPENDENCY_LAYER_EXCLUDES),
             compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
             compatible_architectures=[lambda_.Architecture.ARM_64],
             description="Third-party dependencies (arm64, cp312; boto3/botocore from the runtime)",

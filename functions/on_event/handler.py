@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from autotag.observability import TRACED_AT_COLD_START
 from autotag.retry import Deadline
 from autotag.subscriber import build_subscriber
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -11,7 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_AT_COLD_START)
 metrics = Metrics()
 
 SAFETY_MARGIN_SECONDS = 5.0

@@ -112,3 +112,55 @@ def test_the_built_layer_is_arm64_cp312_without_boto3_and_small():
     assert not names & build.PROVIDED_BY_RUNTIME
     total = build.tree_size(build.SITE_DIR) + build.tree_size(build.AUTOTAG_LAYER_DIR / "python")
     assert total < build.SIZE_BUDGET_BYTES
+
+
+# --- Bytecode: /opt is read-only, so the layer ships the runtime's .pyc or recompiles each cold start
+
+
+def _pyc_flags(path: Path) -> int:
+    # PEP 552 header: magic (4 bytes), then a little-endian flags word; 0b01 = hash-based, unchecked.
+    return int.from_bytes(path.read_bytes()[4:8], "little")
+
+
+_TARGET = build.target_python(install=False)  # never fetches an interpreter (no network in tests)
+
+
+@pytest.mark.skipif(_TARGET is None, reason=f"no CPython {build.PYTHON_VERSION} on this machine")
+def test_compile_bytecode_writes_unchecked_hash_pyc_for_the_runtime(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("VALUE = 1\n")
+    assert build.compile_bytecode(tmp_path, _TARGET) == 1
+    (compiled,) = (package / "__pycache__").glob("*.pyc")
+    assert compiled.name == f"__init__.cpython-{build.PYTHON_VERSION.replace('.', '')}.pyc"
+    assert _pyc_flags(compiled) == 0b01  # hash-based, source not checked: zip file times do not matter
+
+
+@pytest.mark.skipif(
+    _TARGET is None or not build.SITE_DIR.is_dir(),
+    reason="dependency layer not built, or no CPython 3.12 to build its bytecode with",
+)
+def test_the_built_layer_ships_runtime_bytecode_for_what_the_handlers_import():
+    tag = f"cpython-{build.PYTHON_VERSION.replace('.', '')}"
+    for module in (
+        "pydantic/main.py",
+        "aws_lambda_powertools/logging/logger.py",
+        "PIL/Image.py",
+        "wrapt/__init__.py",
+    ):
+        source = build.SITE_DIR / module
+        compiled = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        assert compiled.is_file(), f"{module} has no {tag} bytecode"
+        assert _pyc_flags(compiled) == 0b01
+
+
+def test_the_dependency_layer_asset_keeps_the_runtimes_bytecode_only():
+    import aws_cdk as cdk
+
+    from infra.layers import DEPENDENCY_LAYER_EXCLUDES
+
+    ignore = cdk.IgnoreStrategy.glob("/layer", DEPENDENCY_LAYER_EXCLUDES)
+    assert not ignore.ignores("/layer/python/pydantic/__pycache__/main.cpython-312.pyc")
+    assert not ignore.ignores("/layer/python/pydantic/main.py")
+    assert ignore.ignores("/layer/python/pydantic/__pycache__/main.cpython-311.pyc")
+    assert ignore.ignores("/layer/.inputs.sha256")

@@ -152,11 +152,12 @@ def upload_stack(emulator: Emulator, *, latency: float = 0.0, concurrency: int =
         "IDEMPOTENCY_TABLE_NAME": idem,
         "EVENT_BUS_NAME": bus,
         "DLQ_URL": dlq_url,
-        "AWS_ENDPOINT_URL": emulator.endpoint,
         "AUTOTAG_CONFIG": json.dumps(provider_config(provider.url, concurrency=concurrency)),
         "AUTOTAG_SECRET_IMAGEDESCRIBER": json.dumps({"api_key": API_KEY}),
         "AWS_LAMBDA_FUNCTION_NAME": "autotag-on-upload",
     }
+    if emulator.endpoint is not None:  # None: AWS answered in process (bench/inprocess_aws.py)
+        env["AWS_ENDPOINT_URL"] = emulator.endpoint
     previous = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     reset_upload_processor()

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
-import httpx
 
 from autotag.errors import BadInputError, ImageTooLargeError, UnsafeUrlError, UnsupportedFormatError
 
@@ -243,7 +242,11 @@ def fetch_image_url(
     :class:`FetchError` / :class:`FetchTimeoutError` when the server cannot be read.
     """
     backend = transport or httpcore.SyncBackend()
-    context = ssl_context or httpx.create_ssl_context()
+    if ssl_context is None:
+        import httpx  # only its CA bundle and TLS defaults: not loaded at cold start
+
+        ssl_context = httpx.create_ssl_context()
+    context = ssl_context
     deadline = time.monotonic() + timeout
     current = url
     for _hop in range(max_redirects + 1):

@@ -53,6 +53,7 @@ _MAX_PATH_CHARS = 4096
 _ORIENTATION_TAG = 0x0112
 _JPEG_QUALITIES = (85, 75, 65, 50)
 _MAX_FIT_ROUNDS = 12
+_DOWNSCALE_FILTER = Image.Resampling.HAMMING
 _SMALLEST_SIDE = 16
 """Fitting never shrinks an image below this many pixels on its shortest side."""
 
@@ -548,8 +549,10 @@ def _decode(image: SourceImage, target: tuple[int, int], floor: tuple[int, int] 
         at_least = picture.width >= stored_floor[0] and picture.height >= stored_floor[1]
         if not (within and at_least):
             # To the floor: the smallest useful size is also the cheapest to encode and send.
-            # reducing_gap: box-average by an integer factor first (cheap), then a bicubic pass.
-            picture = picture.resize(stored_floor, Image.Resampling.BICUBIC, reducing_gap=2.0)
+            # reducing_gap: box-average by an integer factor first (cheap), then one filtered pass.
+            # Hamming (support 1) rather than bicubic (2): 30 % less CPU for the typical < 2x step
+            # after JPEG draft scaling, within 2.5 dB PSNR of bicubic (bench/bench_intake.py).
+            picture = picture.resize(stored_floor, _DOWNSCALE_FILTER, reducing_gap=2.0)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DecompressionBombError(
             "image expands to too many pixels (possible decompression bomb)"

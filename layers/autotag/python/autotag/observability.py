@@ -17,6 +17,26 @@ METRICS_NAMESPACE = "autotag"
 """``POWERTOOLS_METRICS_NAMESPACE``; the provider-failure alarm queries this namespace."""
 PROVIDER_FAILURE_METRIC = "ProviderFailures"
 """Metric the pipeline emits (count) when a provider call fails terminally or after its retries."""
+TRACED_AT_COLD_START = ("botocore",)
+"""What each function's Tracer patches for X-Ray when it is created (``Tracer(patch_modules=...)``).
+
+Every AWS call is traced from the first one. The provider HTTP client (httpx) is patched by
+:func:`trace_library` when :mod:`autotag.providers.http` first loads, so a cold start does not
+import httpx, nor every other library X-Ray's ``patch_all`` would look for (requests, sqlite3,
+aiobotocore, ...), none of which the functions use.
+"""
+
+
+def trace_library(name: str) -> None:
+    """Patch one more library for X-Ray through the functions' Tracer (a no-op when tracing is
+    disabled, as in tests, the CLI and local runs, or when the library is already patched)."""
+    from aws_lambda_powertools import Tracer
+
+    # The Tracer's own rule (disabled by env, or outside Lambda), checked before making one: a
+    # Tracer loads the X-Ray SDK, whose recorder opens its UDP emitter socket.
+    if Tracer._is_tracer_disabled():
+        return
+    Tracer(auto_patch=False).patch([name])
 
 
 def record_provider_failures(result: TagResult) -> None:

@@ -775,6 +775,8 @@ def function_environment(
         "POWERTOOLS_LOGGER_LOG_EVENT": "false",
         # Responses carry tags and image metadata; keep them out of traces.
         "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+        # No pydantic plugins are deployed: skip the entry-point scan on the first model build.
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
         **spec.environment,
     }
     if dlq_url is not None:

@@ -44,7 +44,6 @@ from autotag.intake import inspect_image, load_image
 from autotag.retry import Deadline
 from autotag.store.keys import MAX_PAGE_SIZE
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -247,6 +246,9 @@ def get_openapi() -> Response[str]:
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     """The document, generated from the route models; only statuses the API returns are listed."""
+    # Powertools' OpenAPI models take ~60 ms to build: loaded when the document is first asked for.
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+
     schema = app.get_openapi_schema(
         title=API_TITLE,
         version=API_VERSION,

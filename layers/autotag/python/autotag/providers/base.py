@@ -6,9 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
 from pydantic import BaseModel, ConfigDict
 
 from autotag.config import ProviderConfig
@@ -16,6 +15,9 @@ from autotag.credentials import Secret, SecretSource
 from autotag.image import ImageConstraints, PreparedImage, S3Location, SourceImage
 from autotag.models import TagResult
 from autotag.retry import SYSTEM_CLOCK, Clock, Deadline, RetryPolicy
+
+if TYPE_CHECKING:
+    import httpx  # the client is made by autotag.providers.http, loaded on first use
 
 
 class InputForm(StrEnum):

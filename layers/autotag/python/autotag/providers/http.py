@@ -22,7 +22,10 @@ from autotag.errors import (
     ThrottledError,
     TransientError,
 )
+from autotag.observability import trace_library
 from autotag.retry import Deadline, RetryPolicy, retry_async
+
+trace_library("httpx")  # X-Ray subsegments for provider calls (httpx is not patched at cold start)
 
 USER_AGENT = "autotag/0.1 (+https://github.com/autotag)"
 

@@ -1,0 +1,55 @@
+"""DynamoDB sizing rules of the request counter (tests/support/aws_calls.py), on examples worked
+from DynamoDB's documented rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.aws_calls import Call, _size_request, item_size, read_units, write_units
+
+
+def test_item_size_counts_names_and_values_by_the_published_rules():
+    assert item_size({"pk": {"S": "IMG#ab"}}) == 2 + 6
+    assert item_size({"café": {"S": "é"}}) == 5 + 2  # UTF-8 bytes, names included
+    assert item_size({"n": {"N": "123"}}) == 1 + 2 + 1  # 3 significant digits -> 2 bytes, + 1
+    assert item_size({"n": {"N": "1000"}}) == 1 + 1 + 1  # trailing zeroes are not significant
+    assert item_size({"n": {"N": "0.0015"}}) == 1 + 1 + 1
+    assert item_size({"b": {"B": b"\x00\x01\x02"}, "t": {"BOOL": True}, "z": {"NULL": True}}) == 4 + 2 + 2
+    assert item_size({"s": {"SS": ["ab", "c"]}}) == 1 + 3
+    # Lists and maps: 3 bytes, plus 1 per element, plus the elements (map keys included).
+    assert item_size({"l": {"L": [{"S": "ab"}, {"N": "7"}]}}) == 1 + 3 + (1 + 2) + (1 + 2)
+    assert item_size({"m": {"M": {"k": {"S": "v"}}}}) == 1 + 3 + (1 + 1 + 1)
+
+
+@pytest.mark.parametrize(
+    ("size", "transactional", "units"),
+    [(0, False, 1), (1024, False, 1), (1025, False, 2), (3000, False, 3), (1025, True, 4), (100, True, 2)],
+)
+def test_write_units_round_up_per_kilobyte_and_double_in_transactions(size, transactional, units):
+    assert write_units(size, transactional=transactional) == units
+
+
+def test_read_units_round_up_per_4_kilobytes_and_halve_when_eventually_consistent():
+    assert read_units(4096, consistent=True) == 1
+    assert read_units(4097, consistent=True) == 2
+    assert read_units(100, consistent=False) == 0.5
+    assert read_units(100, consistent=True, transactional=True) == 2
+
+
+def test_a_transaction_costs_twice_its_items_and_leaves_updates_to_be_sized_from_the_table():
+    call = Call(service="dynamodb", operation="TransactWriteItems")
+    big = {"pk": {"S": "x" * 1500}}
+    _size_request(
+        call,
+        {
+            "TransactItems": [
+                {"Put": {"TableName": "t", "Item": big}},
+                {"Update": {"TableName": "t", "Key": {"pk": {"S": "k"}}, "UpdateExpression": "SET a = :a"}},
+            ]
+        },
+    )
+    assert call.write_units == 4  # 1.5 KB -> 2 units, twice
+    assert len(call.pending) == 1
+    assert call.pending[0].transactional
+    call.pending[0].size = 10
+    assert call.total_write_units == 4 + 2
