@@ -22,7 +22,7 @@ IMAGES = 4
 
 @pytest.fixture(scope="module")
 def counted(aws_emulator):
-    log = AwsCallLog()
+    log = AwsCallLog(reader=aws_emulator.client("dynamodb"))
     with upload_stack(aws_emulator, concurrency=IMAGES) as stack, log.installed():
         with log.ignoring():
             messages = []
