@@ -58,7 +58,7 @@ from autotag.events import EventPublisher, ImageTaggedDetail, ImageTaggingFailed
 from autotag.image import S3Location, SourceImage
 from autotag.intake import inspect_image
 from autotag.models import TagOptions, TagResult
-from autotag.objects import ObjectGoneError, ObjectInfo, ObjectStorage
+from autotag.objects import ObjectGoneError, ObjectInfo, ObjectStorage, OpenedObject
 from autotag.observability import record_provider_failures
 from autotag.ordering import Claim, ClaimLostError, Disposition, EventOrder, Refusal, normalize_sequencer
 from autotag.pipeline import AllProvidersFailedError, check_options
@@ -93,7 +93,7 @@ class ObjectOutcome:
 
 
 def _describes(record: ImageRecord | None, info: ObjectInfo, location: S3Location) -> bool:
-    """Whether `record` is about the object HEAD just described (same version and bytes)."""
+    """Whether `record` is about the object the GET just described (same version and bytes)."""
     return (
         record is not None
         and record.version_id == location.version_id
@@ -461,13 +461,27 @@ class TaggingService:
         *,
         request: bool,
     ) -> ObjectOutcome:
-        previous = claim.previous
         try:
-            info = self.objects.head(location)
+            opened = self.objects.open(location)  # one GET: headers first, the body if it passes
         except InvalidS3ReferenceError as error:
             self._refused(location, error)
-        if info is None:
+        if opened is None:
             return self._gone(location, etag, claim, request=request)
+        with opened:
+            return self._process_opened(location, options, deadline, etag, claim, opened, request=request)
+
+    def _process_opened(
+        self,
+        location: S3Location,
+        options: TagOptions,
+        deadline: Deadline,
+        etag: str | None,
+        claim: Claim,
+        opened: OpenedObject,
+        *,
+        request: bool,
+    ) -> ObjectOutcome:
+        previous, info = claim.previous, opened.info
         if etag and info.etag and etag != info.etag and not location.version_id:
             self._release(claim)
             return ObjectOutcome(
@@ -499,7 +513,7 @@ class TaggingService:
         image: SourceImage | None = None
         try:
             self._check_object(info)
-            data = self.objects.read(location, etag=info.etag, max_bytes=self.config.limits.max_bytes)
+            data = opened.read(self.config.limits.max_bytes)
             image = inspect_image(data, limits=self.config.limits)
             result, cached = self._tag(image, options, deadline, s3=location)
         except ObjectGoneError:
@@ -761,7 +775,7 @@ def build_service() -> TaggingService:
     """The process-wide service wired to AWS from the function's settings and config (cached;
     ``reset_service()`` drops it)."""
     from autotag.credentials import Credentials
-    from autotag.events import EventBridgePublisher
+    from autotag.events import BatchingPublisher, EventBridgePublisher
     from autotag.objects import S3ObjectStorage
     from autotag.pipeline import Tagger
     from autotag.providers.base import ProviderContext
@@ -786,7 +800,7 @@ def build_service() -> TaggingService:
         tagger=Tagger(config, context),
         store=DynamoImageStore(clients.client("dynamodb"), settings.table_name),
         objects=S3ObjectStorage(s3),
-        publisher=EventBridgePublisher(clients.client("events"), settings.event_bus_name),
+        publisher=BatchingPublisher(EventBridgePublisher(clients.client("events"), settings.event_bus_name)),
         on_close=[http.aclose],
     )
 

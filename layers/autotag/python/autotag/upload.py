@@ -43,6 +43,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from autotag.config import AutotagConfig, get_config
 from autotag.dlq import DeadLetter, DeadLetterQueue
 from autotag.errors import AutotagError, BadInputError
+from autotag.events import collecting
 from autotag.ordering import Disposition, EventOrder
 from autotag.retry import Deadline
 from autotag.service import (
@@ -102,12 +103,16 @@ class UploadProcessor:
         remaining = context.get_remaining_time_in_millis() / 1000 if context else DEFAULT_TIMEOUT_SECONDS
         deadline = Deadline.after(max(0.0, remaining - self.config.processing.safety_margin_seconds))
         batch = _Batch(self, deadline, context.aws_request_id if context else "local", metrics)
-        response = async_process_partial_response(
-            event=event,
-            record_handler=batch.handle_message,
-            processor=AsyncBatchProcessor(event_type=EventType.SQS),
-            context=context,
-        )
+        # The batch's outcome events go out together after it (PutEvents takes 10 per request).
+        with collecting(self.service.publisher) as outbox:
+            response = async_process_partial_response(
+                event=event,
+                record_handler=batch.handle_message,
+                processor=AsyncBatchProcessor(event_type=EventType.SQS),
+                context=context,
+            )
+        if outbox.unpublished:
+            batch.count("EventsNotPublished", outbox.unpublished)
         return dict(response)
 
     # Runs in a pool thread.
@@ -166,9 +171,9 @@ class _Batch:
         """Several events for one key in a batch run one after the other (else all but one would
         find the key claimed and go back to the queue)."""
 
-    def count(self, name: str) -> None:
+    def count(self, name: str, value: int = 1) -> None:
         if self.metrics is not None:
-            self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+            self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
     async def handle_message(self, record: SQSRecord) -> None:
         loop = asyncio.get_running_loop()
