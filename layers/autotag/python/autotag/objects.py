@@ -156,7 +156,12 @@ class S3ObjectStorage:
             response = self._client.get_object(Bucket=location.bucket, Key=location.key, **_version(location))
         except ClientError as error:
             if _code(error) in _GONE_CODES:
-                return None
+                # A version id S3 cannot place may be refused (400) rather than missing: the HEAD
+                # tells them apart (S3's 400 to it), on this rare path only.
+                if not location.version_id or self.head(location) is None:
+                    return None
+                raise TransientError(f"{location.uri} could not be read; it exists") from None
+
             refused = _refused_reference(error, location)
             if refused is not None:
                 raise refused from None

@@ -65,7 +65,7 @@ from autotag.pipeline import AllProvidersFailedError, check_options
 from autotag.retry import Deadline, RetryPolicy, retry_async
 from autotag.s3tags import ObjectTagWriter
 from autotag.settings import RuntimeSettings, get_settings
-from autotag.store.base import ImageRecord, ImageStatus, ImageStore
+from autotag.store.base import CacheEntry, ImageRecord, ImageStatus, ImageStore
 
 logger = Logger(service="autotag", child=True)
 
@@ -515,7 +515,7 @@ class TaggingService:
             self._check_object(info)
             data = opened.read(self.config.limits.max_bytes)
             image = inspect_image(data, limits=self.config.limits)
-            result, cached = self._tag(image, options, deadline, s3=location)
+            result, cached, to_cache = self._tag(image, options, deadline, s3=location, defer_cache=True)
         except ObjectGoneError:
             return self._gone(location, etag, claim, request=request)
         except InvalidS3ReferenceError as error:
@@ -527,18 +527,24 @@ class TaggingService:
             kept = previous.s3_tags if previous is not None and same_object else None
             self._fail({**base, "s3_tags": kept}, error, image, claim)
         width, height = image.upright_size
-        s3_tags = self._tag_writer.apply(location, result.tags, self.config.s3_tags, owned=owned)
-        record = ImageRecord.from_result(
-            result,
-            **base,
-            status=ImageStatus.TAGGED,
-            sha256=image.sha256,
-            width=width,
-            height=height,
-            s3_tags=s3_tags,
-            cached=cached,
-        )
-        self.store.put(record, claim=claim)
+        try:
+            s3_tags = self._tag_writer.apply(location, result.tags, self.config.s3_tags, owned=owned)
+            record = ImageRecord.from_result(
+                result,
+                **base,
+                status=ImageStatus.TAGGED,
+                sha256=image.sha256,
+                width=width,
+                height=height,
+                s3_tags=s3_tags,
+                cached=cached,
+            )
+            # The cached result rides with the record (one write request); see docs/storage.md.
+            self.store.put(record, claim=claim, cache=to_cache)
+        except BaseException:
+            if to_cache is not None:  # the next attempt should not pay the providers again
+                self._cache_quietly(to_cache)
+            raise
         self.publisher.publish(ImageTaggedDetail.from_record(record))
         logger.info(
             "image tagged",
@@ -596,8 +602,14 @@ class TaggingService:
         Raises the provider errors as they are (:class:`~autotag.pipeline.AllProvidersFailedError`,
         :class:`~autotag.errors.ProviderTimeoutError` on the deadline, ...).
         """
-        result, _cached = self._tag(image, options or TagOptions(), deadline, s3=s3, retry=retry)
+        result, _cached, _ = self._tag(image, options or TagOptions(), deadline, s3=s3, retry=retry)
         return result
+
+    def _cache_quietly(self, entry: CacheEntry) -> None:
+        try:
+            self.store.cache_result(entry.key, entry.result, ttl_seconds=entry.ttl_seconds)
+        except Exception:
+            logger.debug("result not cached", exc_info=True)
 
     def _tag(
         self,
@@ -607,14 +619,16 @@ class TaggingService:
         *,
         s3: S3Location | None,
         retry: RetryPolicy | None = None,
-    ) -> tuple[TagResult, bool]:
-        """The result for these bytes and options, and whether it came from the cache."""
+        defer_cache: bool = False,
+    ) -> tuple[TagResult, bool, CacheEntry | None]:
+        """The result for these bytes and options, whether it came from the cache, and (with
+        ``defer_cache``) the cache entry the caller is to write, instead of writing it here."""
         if not self.config.cache.enabled:
-            return self._call_providers(image, options, deadline, s3, retry), False
+            return self._call_providers(image, options, deadline, s3, retry), False, None
         key = cache_key(image.sha256, provider_fingerprint(self.config, options))
         cached = self.store.cached_result(key)
         if cached is not None:
-            return cached, True
+            return cached, True, None
         # Single flight: identical bytes arriving together (copies in one batch) make one call.
         with self._inflight_lock:
             leader = self._inflight.get(key)
@@ -623,18 +637,21 @@ class TaggingService:
                 self._inflight[key] = mine
         if leader is not None:
             try:
-                return leader.result(timeout=deadline.remaining()), True
+                return leader.result(timeout=deadline.remaining()), True, None
             except concurrent.futures.TimeoutError:
                 raise ProviderTimeoutError(
                     "tagging did not finish before the deadline", code="deadline"
                 ) from None
         try:
             result = self._call_providers(image, options, deadline, s3, retry)
+            entry = None
             if not result.failed:
-                ttl = int(self.config.cache.ttl_days * 86400)
-                self.store.cache_result(key, result, ttl_seconds=ttl)
+                entry = CacheEntry(key, result, int(self.config.cache.ttl_days * 86400))
+                if not defer_cache:
+                    self.store.cache_result(entry.key, entry.result, ttl_seconds=entry.ttl_seconds)
+                    entry = None
             mine.set_result(result)
-            return result, False
+            return result, False, entry
         except BaseException as error:
             mine.set_exception(error)
             raise
