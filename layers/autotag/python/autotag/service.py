@@ -43,6 +43,7 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from autotag.cacheround import RoundLookup
 from autotag.config import AutotagConfig, ObjectFilters, get_config
 from autotag.errors import (
     AutotagError,
@@ -382,8 +383,12 @@ class TaggingService:
         deadline: Deadline,
         etag: str | None = None,
         order: EventOrder | None = None,
+        cache_lookup: RoundLookup | None = None,
     ) -> ObjectOutcome:
         """Tag one S3 object end to end; see the module docstring for outcomes and errors.
+
+        ``cache_lookup``: where to ask the content-hash cache (a batch's shared read,
+        :mod:`autotag.cacheround`); the store directly when None.
 
         ``order`` is the S3 event's place among the key's events (:mod:`autotag.ordering`): a
         duplicate or an older event does no work and changes nothing. None means a request (Tag
@@ -415,7 +420,9 @@ class TaggingService:
                 record = self._skip(location, etag, claimed.reason)
             return ObjectOutcome(record, claimed.disposition)
         try:
-            return self._process_claimed(location, options, deadline, etag, claimed, request=order is None)
+            return self._process_claimed(
+                location, options, deadline, etag, claimed, request=order is None, cache_lookup=cache_lookup
+            )
         except ClaimLostError:
             logger.warning("record taken over while processing", extra={"s3_uri": location.uri})
             return ObjectOutcome(self._skip(location, etag, "superseded while processing"), Disposition.STALE)
@@ -460,6 +467,7 @@ class TaggingService:
         claim: Claim,
         *,
         request: bool,
+        cache_lookup: RoundLookup | None = None,
     ) -> ObjectOutcome:
         try:
             opened = self.objects.open(location)  # one GET: headers first, the body if it passes
@@ -468,7 +476,9 @@ class TaggingService:
         if opened is None:
             return self._gone(location, etag, claim, request=request)
         with opened:
-            return self._process_opened(location, options, deadline, etag, claim, opened, request=request)
+            return self._process_opened(
+                location, options, deadline, etag, claim, opened, request=request, cache_lookup=cache_lookup
+            )
 
     def _process_opened(
         self,
@@ -480,6 +490,7 @@ class TaggingService:
         opened: OpenedObject,
         *,
         request: bool,
+        cache_lookup: RoundLookup | None = None,
     ) -> ObjectOutcome:
         previous, info = claim.previous, opened.info
         if etag and info.etag and etag != info.etag and not location.version_id:
@@ -515,7 +526,9 @@ class TaggingService:
             self._check_object(info)
             data = opened.read(self.config.limits.max_bytes)
             image = inspect_image(data, limits=self.config.limits)
-            result, cached, to_cache = self._tag(image, options, deadline, s3=location, defer_cache=True)
+            result, cached, to_cache = self._tag(
+                image, options, deadline, s3=location, defer_cache=True, cache_lookup=cache_lookup
+            )
         except ObjectGoneError:
             return self._gone(location, etag, claim, request=request)
         except InvalidS3ReferenceError as error:
@@ -526,6 +539,9 @@ class TaggingService:
             # The tags autotag wrote before are still on the object: the record keeps owning them.
             kept = previous.s3_tags if previous is not None and same_object else None
             self._fail({**base, "s3_tags": kept}, error, image, claim)
+        finally:
+            if cache_lookup is not None:  # the rest of the batch need not wait for this one
+                cache_lookup.skip()
         width, height = image.upright_size
         try:
             s3_tags = self._tag_writer.apply(location, result.tags, self.config.s3_tags, owned=owned)
@@ -620,13 +636,14 @@ class TaggingService:
         s3: S3Location | None,
         retry: RetryPolicy | None = None,
         defer_cache: bool = False,
+        cache_lookup: RoundLookup | None = None,
     ) -> tuple[TagResult, bool, CacheEntry | None]:
         """The result for these bytes and options, whether it came from the cache, and (with
         ``defer_cache``) the cache entry the caller is to write, instead of writing it here."""
         if not self.config.cache.enabled:
             return self._call_providers(image, options, deadline, s3, retry), False, None
         key = cache_key(image.sha256, provider_fingerprint(self.config, options))
-        cached = self.store.cached_result(key)
+        cached = cache_lookup.get(key) if cache_lookup is not None else self.store.cached_result(key)
         if cached is not None:
             return cached, True, None
         # Single flight: identical bytes arriving together (copies in one batch) make one call.

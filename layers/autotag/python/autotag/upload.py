@@ -40,6 +40,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from autotag.cacheround import CacheRound, RoundLookup
 from autotag.config import AutotagConfig, get_config
 from autotag.dlq import DeadLetter, DeadLetterQueue
 from autotag.errors import AutotagError, BadInputError
@@ -117,7 +118,13 @@ class UploadProcessor:
 
     # Runs in a pool thread.
     def _process_object(
-        self, *, obj: ObjectCreated, replay: bool, message: _Message, deadline: Deadline
+        self,
+        *,
+        obj: ObjectCreated,
+        replay: bool,
+        message: _Message,
+        deadline: Deadline,
+        cache_lookup: RoundLookup | None = None,
     ) -> dict[str, Any]:
         try:
             outcome = self.service.handle_event(
@@ -125,10 +132,14 @@ class UploadProcessor:
                 deadline=deadline,
                 etag=obj.etag,
                 order=EventOrder(sequencer=obj.sequencer, replay=replay),
+                cache_lookup=cache_lookup,
             )
         except TerminalProcessingError as error:
             self._dead_letter(message, obj, error)
             return {"disposition": "processed", "status": "failed", "error_code": error.code}
+        finally:
+            if cache_lookup is not None:
+                cache_lookup.skip()
         record = outcome.record
         return {
             "disposition": outcome.disposition.value,
@@ -166,6 +177,9 @@ class _Batch:
         self.deadline = deadline
         self.request_id = request_id
         self.metrics = metrics
+        # The batch's content-hash cache lookups, read together (autotag.cacheround).
+        store = processor.service.store
+        self.cache_round = CacheRound(store.cached_results) if processor.config.cache.enabled else None
         self.inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.last_of_key: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         """Several events for one key in a batch run one after the other (else all but one would
@@ -218,7 +232,8 @@ class _Batch:
                 message=message,
                 deadline=self.deadline,
             )
-            future = asyncio.ensure_future(self._after(self.last_of_key.get((obj.bucket, obj.key)), call))
+            previous = self.last_of_key.get((obj.bucket, obj.key))
+            future = asyncio.ensure_future(self._after(previous, call))
             self.inflight[key] = self.last_of_key[(obj.bucket, obj.key)] = future
             outcome = await future
             self._count_outcome(outcome)
@@ -231,6 +246,10 @@ class _Batch:
     ) -> dict[str, Any]:
         if previous is not None:
             await asyncio.wait([previous])  # its outcome is its own message's
+        if self.cache_round is not None:
+            # Joins when it can start: the round never waits on an object queued behind another.
+            lookup = RoundLookup(self.cache_round, self.cache_round.join())
+            call = functools.partial(call, cache_lookup=lookup)
         return await asyncio.get_running_loop().run_in_executor(self.processor._pool, call)
 
     def _count_outcome(self, outcome: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from autotag.models import TagResult
 from autotag.ordering import Claim, ClaimLostError, EventOrder, Refusal, decide, normalize_sequencer
 from autotag.store.base import CacheEntry, ImageRecord, ImageStatus, Page, TagHit
 from autotag.store.keys import (
+    CACHE_PREFIX,
     META_SK,
     cache_pk,
     check_limit,
@@ -48,6 +49,8 @@ INDEX_KEY_SEPARATOR = "|"
 the last one separates)."""
 BATCH_WRITE_MAX = 25
 """Requests per BatchWriteItem."""
+BATCH_GET_MAX = 100
+"""Keys per BatchGetItem."""
 CLAIM_WRITE_GUARD_SECONDS = 1.0
 """A claimed write is sent only while the claim has at least this long to run."""
 _PUT_ATTEMPTS = 8
@@ -381,7 +384,29 @@ class DynamoImageStore:
         item = response.get("Item")
         if item is None:
             return None
-        values = _plain(item)
+        return self._cached_of(_plain(item))
+
+    def cached_results(self, cache_keys: list[str]) -> dict[str, TagResult]:
+        """BatchGetItem, 100 keys a request; keys DynamoDB leaves unprocessed are asked again."""
+        found: dict[str, TagResult] = {}
+        unique = list(dict.fromkeys(cache_keys))
+        for start in range(0, len(unique), BATCH_GET_MAX):
+            keys = [_item({"pk": cache_pk(k), "sk": META_SK}) for k in unique[start : start + BATCH_GET_MAX]]
+            request: dict[str, Any] = {self._table: {"Keys": keys}}
+            for attempt in range(_PUT_ATTEMPTS):
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    values = _plain(item)
+                    result = self._cached_of(values)
+                    if result is not None:
+                        found[str(values["pk"]).removeprefix(CACHE_PREFIX)] = result
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                self._sleep(random.uniform(0, _CONFLICT_BACKOFF * 2**attempt))
+        return found
+
+    def _cached_of(self, values: dict[str, Any]) -> TagResult | None:
         # TTL deletion lags (up to days): an expired item still read back is a miss.
         if float(values.get(TTL_ATTRIBUTE, 0)) <= self._clock():
             return None

@@ -123,6 +123,10 @@ class InMemoryImageStore:
             return None
         return entry.result
 
+    def cached_results(self, cache_keys: list[str]) -> dict[str, TagResult]:
+        found = {key: self.cached_result(key) for key in cache_keys}
+        return {key: result for key, result in found.items() if result is not None}
+
     def cache_result(self, cache_key: str, result: TagResult, *, ttl_seconds: int) -> None:
         with self._lock:
             self._cache[cache_key] = _CacheEntry(result, self._clock() + ttl_seconds)
