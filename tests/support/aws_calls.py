@@ -191,6 +191,8 @@ class AwsCallLog:
         )
         if call.service == "dynamodb":
             _size_request(call, params)
+            if call.operation == "BatchGetItem":
+                call.entries = sum(len(r.get("Keys", [])) for r in params.get("RequestItems", {}).values())
         elif "Entries" in params:  # PutEvents, SendMessageBatch, DeleteMessageBatch
             call.entries = len(params["Entries"])
         context[_CONTEXT_KEY] = call
@@ -215,11 +217,12 @@ class AwsCallLog:
             size = sum(item_size(item) for item in parsed.get("Items", []))
             call.read_units = read_units(size, consistent=consistent)
         elif call.operation == "BatchGetItem":
+            returned = [item for items in parsed.get("Responses", {}).values() for item in items]
+            # A key that finds no item still costs the minimum read, as in a GetItem.
+            misses = max(0, call.entries - len(returned))
             call.read_units = sum(
-                read_units(item_size(item), consistent=consistent)
-                for items in parsed.get("Responses", {}).values()
-                for item in items
-            )
+                read_units(item_size(item), consistent=consistent) for item in returned
+            ) + misses * read_units(0, consistent=consistent)
         elif call.operation == "TransactGetItems":
             call.read_units = sum(
                 read_units(item_size(r.get("Item", {})), consistent=True, transactional=True)
