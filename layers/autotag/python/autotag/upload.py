@@ -6,6 +6,10 @@ synchronous ``idempotent_function`` in a bounded thread pool (``processing.concu
 the provider calls inside share one background event loop (see :mod:`autotag.service`). A batch of
 N objects therefore takes about one provider round trip, not N.
 
+Shared per batch (issue 14's AWS calls per image): the objects' content-hash cache lookups are one
+``BatchGetItem`` (:mod:`autotag.cacheround`), and their outcome events go out together after the
+batch, 10 per ``PutEvents`` (:class:`autotag.events.BatchingPublisher`).
+
 Per object (each S3 event is its own piece of work, ordered by S3's ``sequencer``; the rules are
 in :mod:`autotag.ordering`, enforced by a conditional write on the image record itself, so there is
 no separate idempotency record to read or write):
