@@ -128,8 +128,11 @@ class UploadProcessor:
         replay: bool,
         message: _Message,
         deadline: Deadline,
-        cache_lookup: RoundLookup | None = None,
+        cache_round: CacheRound | None = None,
     ) -> dict[str, Any]:
+        # Joins the batch's cache round once it runs (not while queued for a pool thread): the
+        # round waits only for objects on their way to a lookup.
+        cache_lookup = RoundLookup(cache_round, cache_round.join()) if cache_round is not None else None
         try:
             outcome = self.service.handle_event(
                 obj.location,
@@ -251,9 +254,7 @@ class _Batch:
         if previous is not None:
             await asyncio.wait([previous])  # its outcome is its own message's
         if self.cache_round is not None:
-            # Joins when it can start: the round never waits on an object queued behind another.
-            lookup = RoundLookup(self.cache_round, self.cache_round.join())
-            call = functools.partial(call, cache_lookup=lookup)
+            call = functools.partial(call, cache_round=self.cache_round)
         return await asyncio.get_running_loop().run_in_executor(self.processor._pool, call)
 
     def _count_outcome(self, outcome: dict[str, Any]) -> None:
