@@ -68,7 +68,7 @@ def measure(emulator: Any, images: int, batch: int) -> dict[str, Any]:
     # Before the handler module is imported: its Logger writes to the sys.stdout it finds then.
     stdout = CountingStream(sys.stdout)
     sys.stdout = stdout
-    log = AwsCallLog()
+    log = AwsCallLog(reader=emulator.client("dynamodb"))
     with upload_stack(emulator, latency=0.0, concurrency=batch) as stack, log.installed():
         with log.ignoring():
             messages = []

@@ -62,11 +62,12 @@ logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the emulator's access l
 
 
 def clear_dedup(stack: UploadStack) -> None:
-    """Forget idempotency records and cached results so the same records are processed afresh."""
+    """Forget idempotency records, cached results and image records (which hold the sequencer of
+    the event they reflect: a repeat would be a duplicate) so the same records are processed afresh."""
     ddb = stack.emulator.client("dynamodb")
     for table, keys, wanted in (
         (stack.idempotency_table, ("id",), lambda item: True),
-        (stack.table, ("pk", "sk"), lambda item: item["pk"]["S"].startswith("CACHE#")),
+        (stack.table, ("pk", "sk"), lambda item: item["pk"]["S"].startswith(("CACHE#", "IMG#", "TAG#"))),
     ):
         for page in ddb.get_paginator("scan").paginate(TableName=table):
             for item in page["Items"]:

@@ -31,10 +31,18 @@ OBJECT_TAGGING_ACTIONS = [
 ]
 REKOGNITION_ACTIONS = ["rekognition:DetectLabels", "rekognition:DetectModerationLabels"]
 """Rekognition's image operations support no resource-level permissions."""
-RECORD_WRITE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-"""DynamoImageStore: the claim (conditional UpdateItem; released by UpdateItem or DeleteItem), put
+RECORD_WRITE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:BatchGetItem",
+]
+"""DynamoImageStore: the claim (conditional UpdateItem; released by UpdateItem or DeleteItem), a
+claimed put (BatchWriteItem: the record, its index items, the cached result), an unclaimed put
 (TransactWriteItems of Puts and Deletes, which IAM authorizes as PutItem / DeleteItem per item), get
-and the result cache (GetItem, PutItem)."""
+and the result cache (GetItem, PutItem; a batch's lookups in one BatchGetItem)."""
 TAG_INDEX_READ_ACTIONS = ["dynamodb:Query"]
 """DynamoImageStore.images_with_tag (GET /v1/tags/{tag}/images)."""
 IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]

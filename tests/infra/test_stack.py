@@ -309,9 +309,17 @@ OBJECT_READ_AND_TAG = {
     "s3:PutObjectTagging",
     "s3:PutObjectVersionTagging",
 }
-# DynamoImageStore: the claim (UpdateItem), TransactWriteItems of Put/Delete (authorized per item),
-# release (UpdateItem / DeleteItem), GetItem, cache GetItem/PutItem.
-RECORDS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+# DynamoImageStore: the claim (UpdateItem), a claimed put (BatchWriteItem), an unclaimed put
+# (TransactWriteItems of Put/Delete, authorized per item), release (UpdateItem / DeleteItem), GetItem,
+# cache GetItem/PutItem and a batch's lookups (BatchGetItem).
+RECORDS = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:BatchGetItem",
+}
 # Powertools' DynamoDBPersistenceLayer.
 IDEMPOTENCY = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 SEND = {"sqs:SendMessage"}

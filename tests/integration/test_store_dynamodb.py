@@ -44,3 +44,61 @@ class TestDynamoImageStore(ImageStoreContract):
         ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
         assert ttl["AttributeName"] == "expires_at"
         assert ttl["TimeToLiveStatus"] == "ENABLED"
+
+
+class ThrottlingClient:
+    """The emulator's client, except that BatchWriteItem writes only the first `take` requests of
+    each call and hands the rest back as unprocessed, as DynamoDB does under throttling."""
+
+    def __init__(self, client, *, take: int, calls_before_clearing: int) -> None:
+        self._client = client
+        self.take = take
+        self.calls_before_clearing = calls_before_clearing
+        self.batch_writes = 0
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def batch_write_item(self, RequestItems):
+        self.batch_writes += 1
+        ((table, requests),) = RequestItems.items()
+        if self.batch_writes > self.calls_before_clearing:
+            return self._client.batch_write_item(RequestItems=RequestItems)
+        done, rest = requests[: self.take], requests[self.take :]
+        if done:
+            self._client.batch_write_item(RequestItems={table: done})
+        return {"UnprocessedItems": {table: rest} if rest else {}}
+
+
+def claimed_put(store, key, *pairs, sequencer="01"):
+    from autotag.ordering import Claim, EventOrder
+
+    from tests.support.store_contract import record
+
+    claim = store.claim("b", key, EventOrder(sequencer=sequencer), lease_seconds=30)
+    assert isinstance(claim, Claim)
+    store.put(record("b", key, *pairs, sequencer=sequencer), claim=claim)
+
+
+def test_unprocessed_writes_are_sent_again_until_the_record_and_its_index_are_whole(table, clock):
+    client, name = table
+    throttled = ThrottlingClient(client, take=2, calls_before_clearing=2)
+    store = DynamoImageStore(throttled, name, clock=clock, sleep=lambda _s: None)
+    claimed_put(store, "throttled.jpg", ("dog", 0.9), ("cat", 0.8), ("sofa", 0.7), ("tree", 0.6))
+    assert throttled.batch_writes == 3
+    record = store.get("b", "throttled.jpg")
+    assert [t.name for t in record.tags] == ["dog", "cat", "sofa", "tree"]
+    for name_ in ("dog", "cat", "sofa", "tree"):
+        assert [h.key for h in store.images_with_tag(name_).items] == ["throttled.jpg"]
+
+
+def test_writes_left_unprocessed_past_the_retries_are_a_retryable_error(table, clock):
+    from autotag.errors import TransientError
+
+    client, name = table
+    throttled = ThrottlingClient(client, take=0, calls_before_clearing=10_000)
+    store = DynamoImageStore(throttled, name, clock=clock, sleep=lambda _s: None)
+    with pytest.raises(TransientError) as raised:
+        claimed_put(store, "stuck.jpg", ("dog", 0.9))
+    assert raised.value.retryable
+    assert store.get("b", "stuck.jpg") is None

@@ -16,11 +16,14 @@ and .../CapacityUnitCalculations.html):
   length, binary by bytes, numbers by 1 byte per two significant digits plus 1, booleans and nulls
   1 byte, lists and maps 3 bytes plus 1 per element plus their elements, sets their elements.
 
-A write whose item the request does not carry (UpdateItem, a transaction's Update or Delete) is
-sized from the item as stored afterwards: :meth:`AwsCallLog.size_updates` reads each such item once
-(with a client the log ignores). DynamoDB sizes those writes by the larger of the item before and
-after, so for items that only grow this is exact; a conditional write that fails still consumes its
-units, as DynamoDB's do. Used by the request-count test and by ``bench/bench_aws_calls.py``.
+A write whose item the request does not carry (UpdateItem, DeleteItem, a transaction's Update or
+Delete) is sized by the larger of the item before and after, as DynamoDB sizes it. With a reader
+client (``AwsCallLog(reader=...)``) an UpdateItem or DeleteItem is sized at once: the item as it was
+from the response (``ReturnValues: ALL_OLD``, which the claim asks for) and as it is now, read
+back right after the call on the same thread with calls not logged. Without a reader (or for a
+transaction's actions) :meth:`AwsCallLog.size_updates` reads each such item back once at the end,
+which is exact only for items that never shrink later. A conditional write that fails still
+consumes its units, as DynamoDB's do. Used by the request-count test and by ``bench/bench_aws_calls.py``.
 """
 
 from __future__ import annotations
@@ -133,8 +136,10 @@ _CONTEXT_KEY = "autotag_call_log"
 class AwsCallLog:
     """Every AWS API call made by clients created while installed (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, reader: Any = None) -> None:
         self.calls: list[Call] = []
+        self.reader = reader
+        """A DynamoDB client to size UpdateItem / DeleteItem writes right after each call."""
         self._lock = threading.Lock()
         self._ignored = threading.local()
         self._handlers: list[tuple[str, Callable[..., Any]]] = [
@@ -163,11 +168,12 @@ class AwsCallLog:
     @contextmanager
     def ignoring(self) -> Iterator[None]:
         """Calls made in this block (on this thread) are not logged: setup, checks, cleanup."""
+        before = getattr(self._ignored, "active", False)
         self._ignored.active = True
         try:
             yield
         finally:
-            self._ignored.active = False
+            self._ignored.active = before
 
     def clear(self) -> None:
         with self._lock:
@@ -185,6 +191,8 @@ class AwsCallLog:
         )
         if call.service == "dynamodb":
             _size_request(call, params)
+            if call.operation == "BatchGetItem":
+                call.entries = sum(len(r.get("Keys", [])) for r in params.get("RequestItems", {}).values())
         elif "Entries" in params:  # PutEvents, SendMessageBatch, DeleteMessageBatch
             call.entries = len(params["Entries"])
         context[_CONTEXT_KEY] = call
@@ -196,18 +204,25 @@ class AwsCallLog:
         if call is None or call.service != "dynamodb" or not isinstance(parsed, dict):
             return
         consistent = call.consistent
-        if call.operation == "GetItem":
+        if call.operation in ("UpdateItem", "DeleteItem") and self.reader is not None:
+            pending = call.pending[0]
+            before = item_size(parsed.get("Attributes", {}))
+            with self.ignoring():
+                after = self.reader.get_item(TableName=pending.table, Key=pending.key, ConsistentRead=True)
+            pending.size = max(before, item_size(after.get("Item", {})))
+        elif call.operation == "GetItem":
             size = item_size(parsed["Item"]) if "Item" in parsed else 0
             call.read_units = read_units(size, consistent=consistent)
         elif call.operation in ("Query", "Scan"):
             size = sum(item_size(item) for item in parsed.get("Items", []))
             call.read_units = read_units(size, consistent=consistent)
         elif call.operation == "BatchGetItem":
+            returned = [item for items in parsed.get("Responses", {}).values() for item in items]
+            # A key that finds no item still costs the minimum read, as in a GetItem.
+            misses = max(0, call.entries - len(returned))
             call.read_units = sum(
-                read_units(item_size(item), consistent=consistent)
-                for items in parsed.get("Responses", {}).values()
-                for item in items
-            )
+                read_units(item_size(item), consistent=consistent) for item in returned
+            ) + misses * read_units(0, consistent=consistent)
         elif call.operation == "TransactGetItems":
             call.read_units = sum(
                 read_units(item_size(r.get("Item", {})), consistent=True, transactional=True)

@@ -224,6 +224,9 @@ def image_kind(data: bytes) -> str | None:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default listen backlog is 5: a batch's 10 connections opened at the same
+    # instant would overflow it and wait a 1 s SYN retransmit. A provider's endpoint has room.
+    request_queue_size = 128
     provider: ProviderServer
 
 

@@ -242,3 +242,42 @@ class ImageStoreContract:
         store.release(claim)
         assert store.get("b", "never.jpg") is None
         assert isinstance(store.claim("b", "never.jpg", EventOrder(sequencer="05"), lease_seconds=10), Claim)
+
+    # --- Claimed writes: the record, its index and the cached result together ---------------------
+
+    def test_claimed_retags_leave_exactly_the_records_index(self, store, index_keys):
+        """The index reconciles with the record after every claimed write: items the record names
+        exist, items it no longer names are gone (whatever the earlier writes were)."""
+        import random
+
+        from autotag.ordering import Claim, EventOrder
+        from autotag.store.keys import index_entries
+
+        rng = random.Random(14)
+        names = ["dog", "cat", "sofa", "tree", "car", "sky", "Dog Bed"]
+        for n in range(1, 13):
+            claim = store.claim("b", "reconcile.jpg", EventOrder(sequencer=f"{n:04X}"), lease_seconds=30)
+            assert isinstance(claim, Claim)
+            picked = rng.sample(names, rng.randint(0, 5))
+            status = ImageStatus.FAILED if n % 5 == 0 else ImageStatus.TAGGED
+            pairs = [(name, round(rng.random(), 3)) for name in picked]
+            store.put(record("b", "reconcile.jpg", *pairs, sequencer=f"{n:04X}", status=status), claim=claim)
+            stored = store.get("b", "reconcile.jpg")
+            expected_tags = stored.tags if stored.status is ImageStatus.TAGGED else ()
+            expected = {(e.pk, e.sk) for e in index_entries("b", "reconcile.jpg", expected_tags)}
+            assert index_keys() == expected, n
+            for entry in index_entries("b", "reconcile.jpg", expected_tags):
+                hits = store.images_with_tag(entry.tag).items
+                assert [(h.key, h.confidence) for h in hits] == [("reconcile.jpg", entry.confidence)]
+
+    def test_a_claimed_write_carries_the_cached_result(self, store):
+        from autotag.ordering import Claim, EventOrder
+        from autotag.store.base import CacheEntry
+
+        result = TagResult(tags=tags(("dog", 0.9)), title="t")
+        claim = store.claim("b", "cached.jpg", EventOrder(sequencer="01"), lease_seconds=30)
+        assert isinstance(claim, Claim)
+        store.put(record("b", "cached.jpg", ("dog", 0.9)), claim=claim, cache=CacheEntry("h9", result, 60))
+        assert store.cached_result("h9") == result
+        assert store.cached_results(["h9", "missing", "h9"]) == {"h9": result}
+        assert store.cached_results([]) == {}

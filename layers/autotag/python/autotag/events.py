@@ -8,10 +8,15 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from autotag.errors import TransientError
@@ -24,6 +29,8 @@ IMAGE_TAGGING_FAILED = "Image Tagging Failed"
 MAX_EVENT_TAGS = 100
 """Tags carried in one event (EventBridge entries are limited to 256 KB); the rest are in the store."""
 SCHEMA_VERSION: Literal["1"] = "1"
+
+logger = Logger(service="autotag", child=True)
 
 
 class _Detail(BaseModel):
@@ -193,6 +200,36 @@ class EventPublisher(Protocol):
     def publish(self, detail: EventDetail) -> None: ...
 
 
+MAX_ENTRIES_PER_PUT = 10
+"""PutEvents takes at most 10 entries per request."""
+MAX_PUT_BYTES = 256 * 1024
+"""...and at most 256 KB of entries per request (each entry's size as EventBridge computes it)."""
+_PUT_ATTEMPTS = 3
+
+
+def entry_size(entry: dict[str, Any]) -> int:
+    """An entry's size as EventBridge counts it: Source, DetailType, Detail and Resources in UTF-8,
+    plus 14 bytes for the time (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html)."""
+    size = 14
+    for name in ("Source", "DetailType", "Detail"):
+        size += len(str(entry.get(name, "")).encode())
+    return size + sum(len(r.encode()) for r in entry.get("Resources", []))
+
+
+def put_chunks(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Entries grouped into PutEvents requests: at most 10 and 256 KB each, in order."""
+    chunks: list[list[dict[str, Any]]] = []
+    size = 0
+    for entry in entries:
+        grow = entry_size(entry)
+        if not chunks or len(chunks[-1]) >= MAX_ENTRIES_PER_PUT or size + grow > MAX_PUT_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(entry)
+        size += grow
+    return chunks
+
+
 class EventBridgePublisher:
     """Puts outcome events on a bus (`client` is a boto3 EventBridge client)."""
 
@@ -200,22 +237,95 @@ class EventBridgePublisher:
         self._client = client
         self._bus = bus_name
 
-    def publish(self, detail: EventDetail) -> None:
-        entry = {
+    def _entry(self, detail: EventDetail) -> dict[str, Any]:
+        return {
             "Source": EVENT_SOURCE,
             "DetailType": detail.detail_type,
             "Detail": detail.model_dump_json(),
             "EventBusName": self._bus,
             "Resources": [object_arn(detail.bucket, detail.key)],
         }
-        response = self._client.put_events(Entries=[entry])
-        if response.get("FailedEntryCount", 0):
-            failure = response["Entries"][0]
-            raise TransientError(
-                f"EventBridge did not accept the {detail.detail_type!r} event: "
-                f"{failure.get('ErrorCode')}: {failure.get('ErrorMessage')}",
-                code="event_publish_failed",
-            )
+
+    def publish(self, detail: EventDetail) -> None:
+        self.publish_many([detail])
+
+    def publish_many(self, details: list[EventDetail]) -> None:
+        """Every event, in as few PutEvents requests as EventBridge allows; entries it did not accept
+        are sent again (twice more), then :class:`TransientError`."""
+        for chunk in put_chunks([self._entry(d) for d in details]):
+            pending = chunk
+            for attempt in range(_PUT_ATTEMPTS):
+                response = self._client.put_events(Entries=pending)
+                if not response.get("FailedEntryCount", 0):
+                    break
+                results = response.get("Entries", [])
+                failed = [(e, r) for e, r in zip(pending, results, strict=False) if r.get("ErrorCode")]
+                if attempt == _PUT_ATTEMPTS - 1 or not failed:
+                    entry, failure = failed[0] if failed else (pending[0], results[0] if results else {})
+                    raise TransientError(
+                        f"EventBridge did not accept the {entry['DetailType']!r} event: "
+                        f"{failure.get('ErrorCode')}: {failure.get('ErrorMessage')}",
+                        code="event_publish_failed",
+                    )
+                pending = [e for e, _ in failed]
+
+
+class BatchingPublisher:
+    """An EventPublisher that, inside :meth:`collect`, holds events back and sends them together
+    when the block ends (an SQS batch's outcomes in one PutEvents per 10); outside it, publishes at
+    once. Every event is still published after its record is stored."""
+
+    def __init__(self, inner: EventBridgePublisher) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._pending: list[EventDetail] = []
+
+    def publish(self, detail: EventDetail) -> None:
+        with self._lock:
+            if self._depth:
+                self._pending.append(detail)
+                return
+        self._inner.publish(detail)
+
+    @contextmanager
+    def collect(self) -> Iterator[Outbox]:
+        outbox = Outbox()
+        with self._lock:
+            self._depth += 1
+        try:
+            yield outbox
+        finally:
+            with self._lock:
+                self._depth -= 1
+                pending, self._pending = (self._pending, []) if not self._depth else ([], self._pending)
+            if pending:
+                try:
+                    self._inner.publish_many(pending)
+                except (TransientError, ClientError, BotoCoreError) as error:
+                    # The records are stored: sending the batch back would only find duplicates,
+                    # which publish nothing. The loss is reported (log, metric), not retried.
+                    outbox.unpublished = len(pending)
+                    logger.error(
+                        "outcome events not published", extra={"events": len(pending), "error": str(error)}
+                    )
+
+
+@dataclass
+class Outbox:
+    """What a :meth:`BatchingPublisher.collect` block could not publish (set when it ends)."""
+
+    unpublished: int = 0
+
+
+@contextmanager
+def collecting(publisher: EventPublisher) -> Iterator[Outbox]:
+    """Hold `publisher`'s events back until the block ends, if it can (else they go as they come)."""
+    if isinstance(publisher, BatchingPublisher):
+        with publisher.collect() as outbox:
+            yield outbox
+    else:
+        yield Outbox()
 
 
 class InMemoryPublisher:

@@ -3,6 +3,7 @@ unit tests)."""
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,9 +53,55 @@ class ObjectStorage(Protocol):
         if it changed since `etag`."""
         ...
 
+    def open(self, location: S3Location) -> OpenedObject | None:
+        """One GET: the object's metadata at once, its bytes when :meth:`OpenedObject.read` asks
+        (so a too-large or non-image object is refused before its body is read). None when the
+        object (version) is gone; raises InvalidS3ReferenceError when S3 refuses the reference."""
+        ...
+
     def get_tags(self, location: S3Location) -> dict[str, str]: ...
 
     def put_tags(self, location: S3Location, tags: Mapping[str, str]) -> None: ...
+
+
+class OpenedObject:
+    """An object as one GET returned it: :attr:`info` from the response headers, the body read on
+    demand (and closed unread otherwise)."""
+
+    def __init__(self, info: ObjectInfo, body: Any, *, on_read: Any = None) -> None:
+        self.info = info
+        self._body = body
+        self._on_read = on_read
+
+    def read(self, max_bytes: int) -> bytes:
+        """The bytes; ImageTooLargeError past `max_bytes` (never reads more than one byte beyond)."""
+        data: bytes = self._body.read(max_bytes + 1)
+        if self._on_read is not None:
+            self._on_read()
+        if len(data) > max_bytes:
+            raise ImageTooLargeError(f"object is larger than the limit of {max_bytes} bytes")
+        return data
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> OpenedObject:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _info(response: Mapping[str, Any], size: int) -> ObjectInfo:
+    version = response.get("VersionId")
+    return ObjectInfo(
+        size=size,
+        content_type=response.get("ContentType"),
+        etag=normalize_etag(response.get("ETag")),
+        version_id=None if version in (None, "null") else version,
+    )
 
 
 def normalize_etag(etag: str | None) -> str | None:
@@ -103,6 +150,23 @@ class S3ObjectStorage:
             etag=normalize_etag(response.get("ETag")),
             version_id=None if version in (None, "null") else version,
         )
+
+    def open(self, location: S3Location) -> OpenedObject | None:
+        try:
+            response = self._client.get_object(Bucket=location.bucket, Key=location.key, **_version(location))
+        except ClientError as error:
+            if _code(error) in _GONE_CODES:
+                # A version id S3 cannot place may be refused (400) rather than missing: the HEAD
+                # tells them apart (S3's 400 to it), on this rare path only.
+                if not location.version_id or self.head(location) is None:
+                    return None
+                raise TransientError(f"{location.uri} could not be read; it exists") from None
+
+            refused = _refused_reference(error, location)
+            if refused is not None:
+                raise refused from None
+            raise
+        return OpenedObject(_info(response, int(response.get("ContentLength", 0))), response["Body"])
 
     def read(self, location: S3Location, *, etag: str | None, max_bytes: int) -> bytes:
         extra: dict[str, str] = dict(_version(location))
@@ -184,6 +248,17 @@ class InMemoryObjectStorage:
         if stored is None:
             return None
         return ObjectInfo(len(stored.data), stored.content_type, stored.etag, stored.version_id)
+
+    def open(self, location: S3Location) -> OpenedObject | None:
+        stored = self._find(location)
+        if stored is None:
+            return None
+        info = ObjectInfo(len(stored.data), stored.content_type, stored.etag, stored.version_id)
+        return OpenedObject(info, io.BytesIO(stored.data), on_read=self._count_read)
+
+    def _count_read(self) -> None:
+        with self._lock:
+            self.reads += 1
 
     def read(self, location: S3Location, *, etag: str | None, max_bytes: int) -> bytes:
         stored = self._find(location)

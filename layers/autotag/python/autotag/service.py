@@ -43,6 +43,7 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from autotag.cacheround import RoundLookup
 from autotag.config import AutotagConfig, ObjectFilters, get_config
 from autotag.errors import (
     AutotagError,
@@ -58,14 +59,14 @@ from autotag.events import EventPublisher, ImageTaggedDetail, ImageTaggingFailed
 from autotag.image import S3Location, SourceImage
 from autotag.intake import inspect_image
 from autotag.models import TagOptions, TagResult
-from autotag.objects import ObjectGoneError, ObjectInfo, ObjectStorage
+from autotag.objects import ObjectGoneError, ObjectInfo, ObjectStorage, OpenedObject
 from autotag.observability import record_provider_failures
 from autotag.ordering import Claim, ClaimLostError, Disposition, EventOrder, Refusal, normalize_sequencer
 from autotag.pipeline import AllProvidersFailedError, check_options
 from autotag.retry import Deadline, RetryPolicy, retry_async
 from autotag.s3tags import ObjectTagWriter
 from autotag.settings import RuntimeSettings, get_settings
-from autotag.store.base import ImageRecord, ImageStatus, ImageStore
+from autotag.store.base import CacheEntry, ImageRecord, ImageStatus, ImageStore
 
 logger = Logger(service="autotag", child=True)
 
@@ -93,7 +94,7 @@ class ObjectOutcome:
 
 
 def _describes(record: ImageRecord | None, info: ObjectInfo, location: S3Location) -> bool:
-    """Whether `record` is about the object HEAD just described (same version and bytes)."""
+    """Whether `record` is about the object the GET just described (same version and bytes)."""
     return (
         record is not None
         and record.version_id == location.version_id
@@ -382,8 +383,12 @@ class TaggingService:
         deadline: Deadline,
         etag: str | None = None,
         order: EventOrder | None = None,
+        cache_lookup: RoundLookup | None = None,
     ) -> ObjectOutcome:
         """Tag one S3 object end to end; see the module docstring for outcomes and errors.
+
+        ``cache_lookup``: where to ask the content-hash cache (a batch's shared read,
+        :mod:`autotag.cacheround`); the store directly when None.
 
         ``order`` is the S3 event's place among the key's events (:mod:`autotag.ordering`): a
         duplicate or an older event does no work and changes nothing. None means a request (Tag
@@ -415,7 +420,9 @@ class TaggingService:
                 record = self._skip(location, etag, claimed.reason)
             return ObjectOutcome(record, claimed.disposition)
         try:
-            return self._process_claimed(location, options, deadline, etag, claimed, request=order is None)
+            return self._process_claimed(
+                location, options, deadline, etag, claimed, request=order is None, cache_lookup=cache_lookup
+            )
         except ClaimLostError:
             logger.warning("record taken over while processing", extra={"s3_uri": location.uri})
             return ObjectOutcome(self._skip(location, etag, "superseded while processing"), Disposition.STALE)
@@ -460,14 +467,32 @@ class TaggingService:
         claim: Claim,
         *,
         request: bool,
+        cache_lookup: RoundLookup | None = None,
     ) -> ObjectOutcome:
-        previous = claim.previous
         try:
-            info = self.objects.head(location)
+            opened = self.objects.open(location)  # one GET: headers first, the body if it passes
         except InvalidS3ReferenceError as error:
             self._refused(location, error)
-        if info is None:
+        if opened is None:
             return self._gone(location, etag, claim, request=request)
+        with opened:
+            return self._process_opened(
+                location, options, deadline, etag, claim, opened, request=request, cache_lookup=cache_lookup
+            )
+
+    def _process_opened(
+        self,
+        location: S3Location,
+        options: TagOptions,
+        deadline: Deadline,
+        etag: str | None,
+        claim: Claim,
+        opened: OpenedObject,
+        *,
+        request: bool,
+        cache_lookup: RoundLookup | None = None,
+    ) -> ObjectOutcome:
+        previous, info = claim.previous, opened.info
         if etag and info.etag and etag != info.etag and not location.version_id:
             self._release(claim)
             return ObjectOutcome(
@@ -499,9 +524,11 @@ class TaggingService:
         image: SourceImage | None = None
         try:
             self._check_object(info)
-            data = self.objects.read(location, etag=info.etag, max_bytes=self.config.limits.max_bytes)
+            data = opened.read(self.config.limits.max_bytes)
             image = inspect_image(data, limits=self.config.limits)
-            result, cached = self._tag(image, options, deadline, s3=location)
+            result, cached, to_cache = self._tag(
+                image, options, deadline, s3=location, defer_cache=True, cache_lookup=cache_lookup
+            )
         except ObjectGoneError:
             return self._gone(location, etag, claim, request=request)
         except InvalidS3ReferenceError as error:
@@ -512,19 +539,28 @@ class TaggingService:
             # The tags autotag wrote before are still on the object: the record keeps owning them.
             kept = previous.s3_tags if previous is not None and same_object else None
             self._fail({**base, "s3_tags": kept}, error, image, claim)
+        finally:
+            if cache_lookup is not None:  # the rest of the batch need not wait for this one
+                cache_lookup.skip()
         width, height = image.upright_size
-        s3_tags = self._tag_writer.apply(location, result.tags, self.config.s3_tags, owned=owned)
-        record = ImageRecord.from_result(
-            result,
-            **base,
-            status=ImageStatus.TAGGED,
-            sha256=image.sha256,
-            width=width,
-            height=height,
-            s3_tags=s3_tags,
-            cached=cached,
-        )
-        self.store.put(record, claim=claim)
+        try:
+            s3_tags = self._tag_writer.apply(location, result.tags, self.config.s3_tags, owned=owned)
+            record = ImageRecord.from_result(
+                result,
+                **base,
+                status=ImageStatus.TAGGED,
+                sha256=image.sha256,
+                width=width,
+                height=height,
+                s3_tags=s3_tags,
+                cached=cached,
+            )
+            # The cached result rides with the record (one write request); see docs/storage.md.
+            self.store.put(record, claim=claim, cache=to_cache)
+        except BaseException:
+            if to_cache is not None:  # the next attempt should not pay the providers again
+                self._cache_quietly(to_cache)
+            raise
         self.publisher.publish(ImageTaggedDetail.from_record(record))
         logger.info(
             "image tagged",
@@ -582,8 +618,14 @@ class TaggingService:
         Raises the provider errors as they are (:class:`~autotag.pipeline.AllProvidersFailedError`,
         :class:`~autotag.errors.ProviderTimeoutError` on the deadline, ...).
         """
-        result, _cached = self._tag(image, options or TagOptions(), deadline, s3=s3, retry=retry)
+        result, _cached, _ = self._tag(image, options or TagOptions(), deadline, s3=s3, retry=retry)
         return result
+
+    def _cache_quietly(self, entry: CacheEntry) -> None:
+        try:
+            self.store.cache_result(entry.key, entry.result, ttl_seconds=entry.ttl_seconds)
+        except Exception:
+            logger.debug("result not cached", exc_info=True)
 
     def _tag(
         self,
@@ -593,14 +635,17 @@ class TaggingService:
         *,
         s3: S3Location | None,
         retry: RetryPolicy | None = None,
-    ) -> tuple[TagResult, bool]:
-        """The result for these bytes and options, and whether it came from the cache."""
+        defer_cache: bool = False,
+        cache_lookup: RoundLookup | None = None,
+    ) -> tuple[TagResult, bool, CacheEntry | None]:
+        """The result for these bytes and options, whether it came from the cache, and (with
+        ``defer_cache``) the cache entry the caller is to write, instead of writing it here."""
         if not self.config.cache.enabled:
-            return self._call_providers(image, options, deadline, s3, retry), False
+            return self._call_providers(image, options, deadline, s3, retry), False, None
         key = cache_key(image.sha256, provider_fingerprint(self.config, options))
-        cached = self.store.cached_result(key)
+        cached = cache_lookup.get(key) if cache_lookup is not None else self.store.cached_result(key)
         if cached is not None:
-            return cached, True
+            return cached, True, None
         # Single flight: identical bytes arriving together (copies in one batch) make one call.
         with self._inflight_lock:
             leader = self._inflight.get(key)
@@ -609,18 +654,21 @@ class TaggingService:
                 self._inflight[key] = mine
         if leader is not None:
             try:
-                return leader.result(timeout=deadline.remaining()), True
+                return leader.result(timeout=deadline.remaining()), True, None
             except concurrent.futures.TimeoutError:
                 raise ProviderTimeoutError(
                     "tagging did not finish before the deadline", code="deadline"
                 ) from None
         try:
             result = self._call_providers(image, options, deadline, s3, retry)
+            entry = None
             if not result.failed:
-                ttl = int(self.config.cache.ttl_days * 86400)
-                self.store.cache_result(key, result, ttl_seconds=ttl)
+                entry = CacheEntry(key, result, int(self.config.cache.ttl_days * 86400))
+                if not defer_cache:
+                    self.store.cache_result(entry.key, entry.result, ttl_seconds=entry.ttl_seconds)
+                    entry = None
             mine.set_result(result)
-            return result, False
+            return result, False, entry
         except BaseException as error:
             mine.set_exception(error)
             raise
@@ -761,7 +809,7 @@ def build_service() -> TaggingService:
     """The process-wide service wired to AWS from the function's settings and config (cached;
     ``reset_service()`` drops it)."""
     from autotag.credentials import Credentials
-    from autotag.events import EventBridgePublisher
+    from autotag.events import BatchingPublisher, EventBridgePublisher
     from autotag.objects import S3ObjectStorage
     from autotag.pipeline import Tagger
     from autotag.providers.base import ProviderContext
@@ -786,7 +834,7 @@ def build_service() -> TaggingService:
         tagger=Tagger(config, context),
         store=DynamoImageStore(clients.client("dynamodb"), settings.table_name),
         objects=S3ObjectStorage(s3),
-        publisher=EventBridgePublisher(clients.client("events"), settings.event_bus_name),
+        publisher=BatchingPublisher(EventBridgePublisher(clients.client("events"), settings.event_bus_name)),
         on_close=[http.aclose],
     )
 

@@ -6,6 +6,10 @@ synchronous ``idempotent_function`` in a bounded thread pool (``processing.concu
 the provider calls inside share one background event loop (see :mod:`autotag.service`). A batch of
 N objects therefore takes about one provider round trip, not N.
 
+Shared per batch (issue 14's AWS calls per image): the objects' content-hash cache lookups are one
+``BatchGetItem`` (:mod:`autotag.cacheround`), and their outcome events go out together after the
+batch, 10 per ``PutEvents`` (:class:`autotag.events.BatchingPublisher`).
+
 Per object (each S3 event is its own piece of work, ordered by S3's ``sequencer``; the rules are
 in :mod:`autotag.ordering`, enforced by a conditional write on the image record itself, so there is
 no separate idempotency record to read or write):
@@ -40,9 +44,11 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from autotag.cacheround import CacheRound, RoundLookup
 from autotag.config import AutotagConfig, get_config
 from autotag.dlq import DeadLetter, DeadLetterQueue
 from autotag.errors import AutotagError, BadInputError
+from autotag.events import collecting
 from autotag.ordering import Disposition, EventOrder
 from autotag.retry import Deadline
 from autotag.service import (
@@ -102,28 +108,45 @@ class UploadProcessor:
         remaining = context.get_remaining_time_in_millis() / 1000 if context else DEFAULT_TIMEOUT_SECONDS
         deadline = Deadline.after(max(0.0, remaining - self.config.processing.safety_margin_seconds))
         batch = _Batch(self, deadline, context.aws_request_id if context else "local", metrics)
-        response = async_process_partial_response(
-            event=event,
-            record_handler=batch.handle_message,
-            processor=AsyncBatchProcessor(event_type=EventType.SQS),
-            context=context,
-        )
+        # The batch's outcome events go out together after it (PutEvents takes 10 per request).
+        with collecting(self.service.publisher) as outbox:
+            response = async_process_partial_response(
+                event=event,
+                record_handler=batch.handle_message,
+                processor=AsyncBatchProcessor(event_type=EventType.SQS),
+                context=context,
+            )
+        if outbox.unpublished:
+            batch.count("EventsNotPublished", outbox.unpublished)
         return dict(response)
 
     # Runs in a pool thread.
     def _process_object(
-        self, *, obj: ObjectCreated, replay: bool, message: _Message, deadline: Deadline
+        self,
+        *,
+        obj: ObjectCreated,
+        replay: bool,
+        message: _Message,
+        deadline: Deadline,
+        cache_round: CacheRound | None = None,
     ) -> dict[str, Any]:
+        # Joins the batch's cache round once it runs (not while queued for a pool thread): the
+        # round waits only for objects on their way to a lookup.
+        cache_lookup = RoundLookup(cache_round, cache_round.join()) if cache_round is not None else None
         try:
             outcome = self.service.handle_event(
                 obj.location,
                 deadline=deadline,
                 etag=obj.etag,
                 order=EventOrder(sequencer=obj.sequencer, replay=replay),
+                cache_lookup=cache_lookup,
             )
         except TerminalProcessingError as error:
             self._dead_letter(message, obj, error)
             return {"disposition": "processed", "status": "failed", "error_code": error.code}
+        finally:
+            if cache_lookup is not None:
+                cache_lookup.skip()
         record = outcome.record
         return {
             "disposition": outcome.disposition.value,
@@ -161,14 +184,17 @@ class _Batch:
         self.deadline = deadline
         self.request_id = request_id
         self.metrics = metrics
+        # The batch's content-hash cache lookups, read together (autotag.cacheround).
+        store = processor.service.store
+        self.cache_round = CacheRound(store.cached_results) if processor.config.cache.enabled else None
         self.inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.last_of_key: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         """Several events for one key in a batch run one after the other (else all but one would
         find the key claimed and go back to the queue)."""
 
-    def count(self, name: str) -> None:
+    def count(self, name: str, value: int = 1) -> None:
         if self.metrics is not None:
-            self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+            self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
     async def handle_message(self, record: SQSRecord) -> None:
         loop = asyncio.get_running_loop()
@@ -213,7 +239,8 @@ class _Batch:
                 message=message,
                 deadline=self.deadline,
             )
-            future = asyncio.ensure_future(self._after(self.last_of_key.get((obj.bucket, obj.key)), call))
+            previous = self.last_of_key.get((obj.bucket, obj.key))
+            future = asyncio.ensure_future(self._after(previous, call))
             self.inflight[key] = self.last_of_key[(obj.bucket, obj.key)] = future
             outcome = await future
             self._count_outcome(outcome)
@@ -226,6 +253,8 @@ class _Batch:
     ) -> dict[str, Any]:
         if previous is not None:
             await asyncio.wait([previous])  # its outcome is its own message's
+        if self.cache_round is not None:
+            call = functools.partial(call, cache_round=self.cache_round)
         return await asyncio.get_running_loop().run_in_executor(self.processor._pool, call)
 
     def _count_outcome(self, outcome: dict[str, Any]) -> None:

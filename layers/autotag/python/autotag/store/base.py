@@ -3,6 +3,7 @@ an in-memory fake for unit tests."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
@@ -110,6 +111,15 @@ class TagHit(BaseModel):
     updated_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class CacheEntry:
+    """A result to keep in the content-hash cache, written with the record that used it."""
+
+    key: str
+    result: TagResult
+    ttl_seconds: int
+
+
 class Page(BaseModel, Generic[T]):
     items: list[T]
     cursor: str | None = Field(default=None, description="Opaque; pass back to get the next page")
@@ -118,11 +128,13 @@ class Page(BaseModel, Generic[T]):
 class ImageStore(Protocol):
     def get(self, bucket: str, key: str) -> ImageRecord | None: ...
 
-    def put(self, record: ImageRecord, *, claim: Claim | None = None) -> None:
-        """Write the record and replace its tag-index items atomically (no stale items left).
+    def put(
+        self, record: ImageRecord, *, claim: Claim | None = None, cache: CacheEntry | None = None
+    ) -> None:
+        """Write the record and replace its tag-index items (no stale items left; see docs/storage.md).
 
         With ``claim``: only while the claim is still held (else :class:`~autotag.ordering.ClaimLostError`),
-        and the claim ends with the write."""
+        and the claim ends with the write. ``cache``: a result to cache, written in the same request."""
         ...
 
     def claim(self, bucket: str, key: str, order: EventOrder, *, lease_seconds: float) -> Claim | Refusal:
@@ -139,5 +151,9 @@ class ImageStore(Protocol):
         ...
 
     def cached_result(self, cache_key: str) -> TagResult | None: ...
+
+    def cached_results(self, cache_keys: list[str]) -> dict[str, TagResult]:
+        """Many cached results at once (one request where the store can); misses are absent."""
+        ...
 
     def cache_result(self, cache_key: str, result: TagResult, *, ttl_seconds: int) -> None: ...

@@ -1,15 +1,19 @@
 """The DynamoDB ImageStore: one on-demand table holding image records, the tag index and the cache.
 
-Key design in :mod:`autotag.store.keys` and docs/storage.md. A put replaces the record and its tag
-index items in one transaction, guarded by a revision number on the record so two writers of the
-same image cannot leave each other's index items behind.
+Key design in :mod:`autotag.store.keys` and docs/storage.md. A claimed put (every S3 event and
+request: :mod:`autotag.ordering`) writes the record, its index items and the cached result in one
+BatchWriteItem under the claim; an unclaimed put replaces the record and its index items in one
+transaction, guarded by a revision number on the record so two writers of the same image cannot
+leave each other's index items behind.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -20,19 +24,35 @@ from botocore.exceptions import ClientError
 from autotag.errors import TransientError
 from autotag.models import TagResult
 from autotag.ordering import Claim, ClaimLostError, EventOrder, Refusal, decide, normalize_sequencer
-from autotag.store.base import ImageRecord, ImageStatus, Page, TagHit
+from autotag.store.base import CacheEntry, ImageRecord, ImageStatus, Page, TagHit
 from autotag.store.keys import (
+    CACHE_PREFIX,
     META_SK,
     cache_pk,
     check_limit,
     decode_cursor,
     encode_cursor,
+    image_id,
     image_pk,
     index_entries,
     tag_pk,
 )
 
 TTL_ATTRIBUTE = "expires_at"
+RECORD_ATTRIBUTE = "record_z"
+"""The record as zlib-compressed JSON (binary): a third of the JSON's size, so a typical record item
+stays under 1 KB, one write unit. Items written before hold ``record`` (JSON text); both are read."""
+RESULT_ATTRIBUTE = "result_z"
+"""A cached result, compressed the same way (``result`` before)."""
+INDEX_KEY_SEPARATOR = "|"
+"""In the image item's ``index_keys``: ``{tag pk}|{inverted confidence}`` (a tag key may hold ``|``:
+the last one separates)."""
+BATCH_WRITE_MAX = 25
+"""Requests per BatchWriteItem."""
+BATCH_GET_MAX = 100
+"""Keys per BatchGetItem."""
+CLAIM_WRITE_GUARD_SECONDS = 1.0
+"""A claimed write is sent only while the claim has at least this long to run."""
 _PUT_ATTEMPTS = 8
 _CONFLICT_BACKOFF = 0.02
 
@@ -192,8 +212,10 @@ class DynamoImageStore:
                 self._client.delete_item(
                     TableName=self._table,
                     Key=key,
-                    ConditionExpression="claim_token = :token AND attribute_not_exists(#record)",
-                    ExpressionAttributeNames={"#record": "record"},
+                    ConditionExpression=(
+                        "claim_token = :token AND attribute_not_exists(#record) AND attribute_not_exists(#z)"
+                    ),
+                    ExpressionAttributeNames={"#record": "record", "#z": RECORD_ATTRIBUTE},
                     ExpressionAttributeValues=values,
                 )
         except ClientError as error:
@@ -202,40 +224,68 @@ class DynamoImageStore:
 
     # --- Writes ----------------------------------------------------------------------------------
 
-    def put(self, record: ImageRecord, *, claim: Claim | None = None) -> None:
+    def put(
+        self, record: ImageRecord, *, claim: Claim | None = None, cache: CacheEntry | None = None
+    ) -> None:
         if claim is not None:
-            self._put_claimed(record, claim)
+            self._put_claimed(record, claim, cache)
             return
         for attempt in range(_PUT_ATTEMPTS):
             current = self._get_image_item(record.bucket, record.key)
             try:
                 self._client.transact_write_items(TransactItems=self._put_actions(record, current))
-                return
+                break
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
                 # Another writer changed this image between our read and write: re-read, retry
                 # after a jittered pause so racing writers spread out.
                 self._sleep(random.uniform(0, _CONFLICT_BACKOFF * 2**attempt))
-        raise TransientError(f"image record {record.bucket}/{record.key} kept changing while being written")
+        else:
+            raise TransientError(
+                f"image record {record.bucket}/{record.key} kept changing while being written"
+            )
+        if cache is not None:
+            self.cache_result(cache.key, cache.result, ttl_seconds=cache.ttl_seconds)
 
-    def _put_claimed(self, record: ImageRecord, claim: Claim) -> None:
-        """No read: the claim returned the item as it was, and nobody else writes while it is held."""
-        current = claim.snapshot or None
-        for attempt in range(_PUT_ATTEMPTS):
-            try:
-                self._client.transact_write_items(
-                    TransactItems=self._put_actions(record, current, claim_token=claim.token)
-                )
-                return
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                    raise
-                current = self._get_image_item(record.bucket, record.key)
-                if current is None or current.get("claim_token") != claim.token:
-                    raise ClaimLostError(f"{record.bucket}/{record.key}") from None
+    def _put_claimed(self, record: ImageRecord, claim: Claim, cache: CacheEntry | None) -> None:
+        """One BatchWriteItem, no transaction (half the write units): the record, the index items it
+        names, deletes of the ones its previous version named and no longer does, and the cached
+        result. No read: the claim returned the item as it was, and nobody else writes while it is
+        held. The claim is the guard: a claim lasts until the function's own timeout (see
+        :data:`autotag.service.CLAIM_MARGIN_SECONDS`), so a writer still running holds it; one that
+        finds it (nearly) lapsed writes nothing (:class:`ClaimLostError`). The record item carries no
+        claim attributes: the write ends the claim. Unprocessed items are sent again while the claim
+        lasts. Why the index still matches the record: docs/storage.md."""
+        if claim.until - self._clock() < CLAIM_WRITE_GUARD_SECONDS:
+            raise ClaimLostError(f"{record.bucket}/{record.key}")
+        actions = self._put_actions(record, claim.snapshot or None, claim_token=claim.token)
+        requests: list[dict[str, Any]] = []
+        for action in actions:
+            if "Put" in action:
+                requests.append({"PutRequest": {"Item": action["Put"]["Item"]}})
+            else:
+                requests.append({"DeleteRequest": {"Key": action["Delete"]["Key"]}})
+        if cache is not None:
+            item = self._cache_item(cache.key, cache.result, cache.ttl_seconds)
+            requests.append({"PutRequest": {"Item": item}})
+        self._batch_write(requests, until=claim.until, what=f"{record.bucket}/{record.key}")
+
+    def _batch_write(self, requests: list[dict[str, Any]], *, until: float, what: str) -> None:
+        for start in range(0, len(requests), BATCH_WRITE_MAX):
+            pending = requests[start : start + BATCH_WRITE_MAX]
+            attempt = 0
+            while pending:
+                response = self._client.batch_write_item(RequestItems={self._table: pending})
+                pending = response.get("UnprocessedItems", {}).get(self._table, [])
+                if not pending:
+                    break
+                if until - self._clock() < CLAIM_WRITE_GUARD_SECONDS or attempt >= _PUT_ATTEMPTS:
+                    raise TransientError(
+                        f"image record {what}: DynamoDB left {len(pending)} writes unprocessed"
+                    )
                 self._sleep(random.uniform(0, _CONFLICT_BACKOFF * 2**attempt))
-        raise TransientError(f"image record {record.bucket}/{record.key} kept changing while being written")
+                attempt += 1
 
     def _put_actions(
         self, record: ImageRecord, current: dict[str, Any] | None, *, claim_token: str | None = None
@@ -244,7 +294,7 @@ class DynamoImageStore:
         tags = record.tags if record.status is ImageStatus.TAGGED else ()
         entries = index_entries(record.bucket, record.key, tags)
         new_keys = {(e.pk, e.sk) for e in entries}
-        old_keys = {(k["pk"], k["sk"]) for k in (current or {}).get("index_keys", [])}
+        old_keys = _index_keys(current, record.bucket, record.key)
         revision = int(current.get("revision", 0)) if current else 0
         updated_at = record.updated_at.isoformat()
         image_item = {
@@ -256,12 +306,10 @@ class DynamoImageStore:
             "version_id": record.version_id,
             "etag": record.etag,
             "sequencer": normalize_sequencer(record.sequencer),
-            "sha256": record.sha256,
             "status": record.status.value,
             "updated_at": updated_at,
-            "tag_count": len(record.tags),
-            "record": record.model_dump_json(),
-            "index_keys": [{"pk": e.pk, "sk": e.sk} for e in entries],
+            RECORD_ATTRIBUTE: _compressed(record),
+            "index_keys": [f"{e.pk}{INDEX_KEY_SEPARATOR}{e.sk.partition('#')[0]}" for e in entries],
             "revision": revision + 1,
         }
         put_image: dict[str, Any] = {"TableName": self._table, "Item": _item(image_item)}
@@ -336,28 +384,83 @@ class DynamoImageStore:
         item = response.get("Item")
         if item is None:
             return None
-        values = _plain(item)
+        return self._cached_of(_plain(item))
+
+    def cached_results(self, cache_keys: list[str]) -> dict[str, TagResult]:
+        """BatchGetItem, 100 keys a request; keys DynamoDB leaves unprocessed are asked again."""
+        found: dict[str, TagResult] = {}
+        unique = list(dict.fromkeys(cache_keys))
+        for start in range(0, len(unique), BATCH_GET_MAX):
+            keys = [_item({"pk": cache_pk(k), "sk": META_SK}) for k in unique[start : start + BATCH_GET_MAX]]
+            request: dict[str, Any] = {self._table: {"Keys": keys}}
+            for attempt in range(_PUT_ATTEMPTS):
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    values = _plain(item)
+                    result = self._cached_of(values)
+                    if result is not None:
+                        found[str(values["pk"]).removeprefix(CACHE_PREFIX)] = result
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                self._sleep(random.uniform(0, _CONFLICT_BACKOFF * 2**attempt))
+        return found
+
+    def _cached_of(self, values: dict[str, Any]) -> TagResult | None:
         # TTL deletion lags (up to days): an expired item still read back is a miss.
         if float(values.get(TTL_ATTRIBUTE, 0)) <= self._clock():
             return None
-        return TagResult.model_validate_json(values["result"])
+        if RESULT_ATTRIBUTE in values:
+            return TagResult.model_validate_json(zlib.decompress(bytes(values[RESULT_ATTRIBUTE])))
+        return TagResult.model_validate_json(values["result"])  # written before compression
 
     def cache_result(self, cache_key: str, result: TagResult, *, ttl_seconds: int) -> None:
+        self._client.put_item(TableName=self._table, Item=self._cache_item(cache_key, result, ttl_seconds))
+
+    def _cache_item(self, cache_key: str, result: TagResult, ttl_seconds: int) -> dict[str, Any]:
         item = {
             "pk": cache_pk(cache_key),
             "sk": META_SK,
             "type": "cache",
-            "result": result.model_dump_json(),
+            RESULT_ATTRIBUTE: zlib.compress(result.model_dump_json(exclude_defaults=True).encode(), 9),
             TTL_ATTRIBUTE: int(self._clock() + ttl_seconds),
         }
-        self._client.put_item(TableName=self._table, Item=_item(item))
+        return _item(item)
+
+
+_RECORD_FIELDS_ON_ITEM = ("bucket", "key", "version_id", "etag", "status", "updated_at")
+"""Record fields the image item holds as attributes: left out of the compressed JSON."""
+
+
+def _compressed(record: ImageRecord) -> bytes:
+    text = record.model_dump_json(exclude_defaults=True, exclude=set(_RECORD_FIELDS_ON_ITEM))
+    return zlib.compress(text.encode(), 9)
+
+
+def _index_keys(item: dict[str, Any] | None, bucket: str, key: str) -> set[tuple[str, str]]:
+    """The (pk, sk) of the index items an image item names: ``{tag pk}|{inverted confidence}``
+    strings (the sort key's image id follows from the item), or ``{pk, sk}`` maps (written before)."""
+    keys: set[tuple[str, str]] = set()
+    for entry in (item or {}).get("index_keys", []):
+        if isinstance(entry, dict):
+            keys.add((entry["pk"], entry["sk"]))
+        else:
+            pk, _, score = str(entry).rpartition(INDEX_KEY_SEPARATOR)
+            keys.add((pk, f"{score}#{image_id(bucket, key)}"))
+    return keys
 
 
 def _record_of(item: dict[str, Any] | None) -> ImageRecord | None:
     """The record an image item holds (None for an item that is only a claim so far)."""
-    if not item or "record" not in item:
+    if not item:
         return None
-    return ImageRecord.model_validate_json(item["record"])
+    if RECORD_ATTRIBUTE in item:
+        fields = json.loads(zlib.decompress(bytes(item[RECORD_ATTRIBUTE])))
+        fields.update({name: item[name] for name in _RECORD_FIELDS_ON_ITEM if name in item})
+        return ImageRecord.model_validate(fields)
+    if "record" in item:  # written before compression
+        return ImageRecord.model_validate_json(item["record"])
+    return None
 
 
 def _hit(item: dict[str, Any]) -> TagHit:

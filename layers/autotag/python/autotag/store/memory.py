@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from autotag.models import TagResult
 from autotag.ordering import Claim, ClaimLostError, EventOrder, Refusal, decide, normalize_sequencer
-from autotag.store.base import ImageRecord, ImageStatus, Page, TagHit
+from autotag.store.base import CacheEntry, ImageRecord, ImageStatus, Page, TagHit
 from autotag.store.keys import check_limit, decode_cursor, encode_cursor, index_entries, tag_pk
 
 
@@ -70,7 +70,9 @@ class InMemoryImageStore:
             if lease is not None and lease.token == claim.token:
                 del self.leases[(claim.bucket, claim.key)]
 
-    def put(self, record: ImageRecord, *, claim: Claim | None = None) -> None:
+    def put(
+        self, record: ImageRecord, *, claim: Claim | None = None, cache: CacheEntry | None = None
+    ) -> None:
         image = (record.bucket, record.key)
         tags = record.tags if record.status is ImageStatus.TAGGED else ()
         entries = index_entries(record.bucket, record.key, tags)
@@ -97,6 +99,8 @@ class InMemoryImageStore:
                 )
             self._index_keys[image] = [(e.pk, e.sk) for e in entries]
             self.records[image] = record
+            if cache is not None:
+                self._cache[cache.key] = _CacheEntry(cache.result, self._clock() + cache.ttl_seconds)
 
     def images_with_tag(self, tag: str, *, limit: int = 50, cursor: str | None = None) -> Page[TagHit]:
         check_limit(limit)
@@ -118,6 +122,10 @@ class InMemoryImageStore:
         if entry is None or entry.expires_at <= self._clock():
             return None
         return entry.result
+
+    def cached_results(self, cache_keys: list[str]) -> dict[str, TagResult]:
+        found = {key: self.cached_result(key) for key in cache_keys}
+        return {key: result for key, result in found.items() if result is not None}
 
     def cache_result(self, cache_key: str, result: TagResult, *, ttl_seconds: int) -> None:
         with self._lock:
