@@ -36,6 +36,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from autotag.config import AutotagConfig, ObjectFilters, get_config
+from autotag.corrections import reconcile_object_tags, tags_in_force
 from autotag.errors import (
     AutotagError,
     BadInputError,
@@ -361,7 +362,9 @@ class TaggingService:
                 raise
             self._fail(base, error, image)
         width, height = image.upright_size
-        s3_tags = self._tag_writer.apply(location, result.tags, self.config.s3_tags)
+        # People's corrections win over the provider output, on the object and in the index.
+        in_force, corrections = tags_in_force(self.store, location, result.tags, image.sha256)
+        s3_tags = self._tag_writer.apply(location, in_force, self.config.s3_tags)
         record = ImageRecord.from_result(
             result,
             **base,
@@ -371,8 +374,13 @@ class TaggingService:
             height=height,
             s3_tags=s3_tags,
             cached=cached,
+            corrections=corrections,
         )
         self.store.put(record)
+        # A correction may have landed between the read above and the put: converge on the stored view.
+        reconcile_object_tags(
+            self.store, self._tag_writer, location, self.config.s3_tags, record, last_write=s3_tags
+        )
         self.publisher.publish(ImageTaggedDetail.from_record(record))
         logger.info(
             "image tagged",

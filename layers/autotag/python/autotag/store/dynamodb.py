@@ -16,15 +16,21 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from autotag.errors import TransientError
+from autotag.decisions import TagCorrections
+from autotag.errors import ConflictError, TransientError
 from autotag.models import TagResult
-from autotag.store.base import ImageRecord, ImageStatus, Page, TagHit
+from autotag.resources import FEED_INDEX, TABLE, IndexSpec
+from autotag.store.base import CorrectionUpdate, ImageRecord, ImageStatus, ImageSummary, Page, TagHit
 from autotag.store.keys import (
     META_SK,
     cache_pk,
     check_limit,
     decode_cursor,
+    decode_feed_cursor,
     encode_cursor,
+    encode_feed_cursor,
+    feed_pk,
+    feed_sk,
     image_pk,
     index_entries,
     tag_pk,
@@ -38,20 +44,42 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+def index_definition(index: IndexSpec) -> dict[str, Any]:
+    """CreateTable's GlobalSecondaryIndexes entry for an index spec."""
+    projection: dict[str, Any] = {"ProjectionType": "KEYS_ONLY"}
+    if index.projected_attributes:
+        projection = {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(index.projected_attributes)}
+    return {
+        "IndexName": index.name,
+        "KeySchema": [
+            {"AttributeName": index.partition_key.name, "KeyType": "HASH"},
+            {"AttributeName": index.sort_key.name, "KeyType": "RANGE"},
+        ],
+        "Projection": projection,
+    }
+
+
 def table_definition(name: str) -> dict[str, Any]:
     """CreateTable arguments for the table this store expects (the local stack and tests use it;
     the CDK stack declares the same keys)."""
+    attributes = [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+    for index in TABLE.indexes:
+        attributes += [
+            {"AttributeName": index.partition_key.name, "AttributeType": index.partition_key.type},
+            {"AttributeName": index.sort_key.name, "AttributeType": index.sort_key.type},
+        ]
     return {
         "TableName": name,
-        "AttributeDefinitions": [
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
+        "AttributeDefinitions": attributes,
         "KeySchema": [
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},
         ],
         "BillingMode": "PAY_PER_REQUEST",
+        "GlobalSecondaryIndexes": [index_definition(index) for index in TABLE.indexes],
     }
 
 
@@ -96,9 +124,7 @@ class DynamoImageStore:
 
     def get(self, bucket: str, key: str) -> ImageRecord | None:
         item = self._get_image_item(bucket, key)
-        if item is None:
-            return None
-        return ImageRecord.model_validate_json(item["record"])
+        return None if item is None else _record_of(item)
 
     def _get_image_item(self, bucket: str, key: str) -> dict[str, Any] | None:
         response = self._client.get_item(
@@ -110,22 +136,60 @@ class DynamoImageStore:
         return None if item is None else _plain(item)
 
     def put(self, record: ImageRecord) -> None:
+        def keep_corrections(current: dict[str, Any] | None) -> tuple[ImageRecord, TagCorrections | None]:
+            # The provider output is replaced; people's decisions stay as stored.
+            return record, _corrections_of(current)
+
+        if self._write(record.bucket, record.key, keep_corrections) is None:
+            raise TransientError(
+                f"image record {record.bucket}/{record.key} kept changing while being written"
+            )
+
+    def correct(self, bucket: str, key: str, update: CorrectionUpdate) -> ImageRecord | None:
+        def apply(current: dict[str, Any] | None) -> tuple[ImageRecord, TagCorrections | None] | None:
+            if current is None:
+                raise _NoRecord
+            record = _record_of(current)
+            return record, update(record)
+
+        try:
+            stored = self._write(bucket, key, apply)
+        except _NoRecord:
+            return None
+        if stored is None:
+            raise ConflictError(f"image record {bucket}/{key} kept changing; try the correction again")
+        return stored
+
+    def _write(
+        self,
+        bucket: str,
+        key: str,
+        plan: Callable[[dict[str, Any] | None], tuple[ImageRecord, TagCorrections | None] | None],
+    ) -> ImageRecord | None:
+        """Read the image item, plan the new record and corrections from it, write both with the
+        index items in one transaction guarded by the item's revision; on conflict read again.
+        The record as written, or None when the item kept changing."""
         for attempt in range(_PUT_ATTEMPTS):
-            current = self._get_image_item(record.bucket, record.key)
+            current = self._get_image_item(bucket, key)
+            planned = plan(current)
+            if planned is None:
+                return None
+            record, corrections = planned
+            stored = record.model_copy(update={"corrections": corrections})
             try:
-                self._client.transact_write_items(TransactItems=self._put_actions(record, current))
-                return
+                self._client.transact_write_items(TransactItems=self._put_actions(stored, current))
+                return stored
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
                 # Another writer changed this image between our read and write: re-read, retry
                 # after a jittered pause so racing writers spread out.
                 self._sleep(random.uniform(0, _CONFLICT_BACKOFF * 2**attempt))
-        raise TransientError(f"image record {record.bucket}/{record.key} kept changing while being written")
+        return None
 
     def _put_actions(self, record: ImageRecord, current: dict[str, Any] | None) -> list[dict[str, Any]]:
         pk = image_pk(record.bucket, record.key)
-        tags = record.tags if record.status is ImageStatus.TAGGED else ()
+        tags = record.tags_in_force if record.status is ImageStatus.TAGGED else ()
         entries = index_entries(record.bucket, record.key, tags)
         new_keys = {(e.pk, e.sk) for e in entries}
         old_keys = {(k["pk"], k["sk"]) for k in (current or {}).get("index_keys", [])}
@@ -142,9 +206,13 @@ class DynamoImageStore:
             "status": record.status.value,
             "updated_at": updated_at,
             "tag_count": len(record.tags),
-            "record": record.model_dump_json(),
+            "record": record.model_dump_json(exclude={"corrections"}),
+            "corrections": record.corrections.model_dump_json() if record.corrections else None,
             "index_keys": [{"pk": e.pk, "sk": e.sk} for e in entries],
             "revision": revision + 1,
+            "feed_pk": feed_pk(record.status.value),
+            "feed_sk": feed_sk(updated_at, record.bucket, record.key),
+            "summary": ImageSummary.of(record).model_dump_json(),
         }
         put_image: dict[str, Any] = {"TableName": self._table, "Item": _item(image_item)}
         if current is None:
@@ -203,6 +271,40 @@ class DynamoImageStore:
             cursor=encode_cursor(pk, page[-1]["sk"]) if more and page else None,
         )
 
+    # --- The feed of recent images -----------------------------------------------------------------
+
+    def recent(
+        self, status: ImageStatus, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[ImageSummary]:
+        check_limit(limit)
+        partition = feed_pk(status.value)
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": FEED_INDEX,
+            "KeyConditionExpression": "feed_pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": partition}},
+            "ScanIndexForward": False,
+            "Limit": limit + 1,
+        }
+        if cursor is not None:
+            start_partition, start_sort, start_pk = decode_feed_cursor(cursor, expected_feed_pk=partition)
+            query["ExclusiveStartKey"] = _item(
+                {"feed_pk": start_partition, "feed_sk": start_sort, "pk": start_pk, "sk": META_SK}
+            )
+        items: list[dict[str, Any]] = []
+        while len(items) <= limit:
+            response = self._client.query(**query)
+            items.extend(_plain(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        page, more = items[:limit], len(items) > limit
+        last = page[-1] if page else None
+        return Page[ImageSummary](
+            items=[ImageSummary.model_validate_json(i["summary"]) for i in page],
+            cursor=encode_feed_cursor(partition, last["feed_sk"], last["pk"]) if more and last else None,
+        )
+
     # --- The content-hash cache ----------------------------------------------------------------
 
     def cached_result(self, cache_key: str) -> TagResult | None:
@@ -227,6 +329,20 @@ class DynamoImageStore:
             TTL_ATTRIBUTE: int(self._clock() + ttl_seconds),
         }
         self._client.put_item(TableName=self._table, Item=_item(item))
+
+
+class _NoRecord(Exception):
+    """No image record to correct."""
+
+
+def _corrections_of(item: dict[str, Any] | None) -> TagCorrections | None:
+    raw = (item or {}).get("corrections")
+    return None if raw is None else TagCorrections.model_validate_json(raw)
+
+
+def _record_of(item: dict[str, Any]) -> ImageRecord:
+    record = ImageRecord.model_validate_json(item["record"])
+    return record.model_copy(update={"corrections": _corrections_of(item)})
 
 
 def _hit(item: dict[str, Any]) -> TagHit:
