@@ -39,6 +39,8 @@ DETAIL_TYPE_TAGS_CORRECTED = "Image Tags Corrected"
 
 
 S3_OBJECT_CREATED = "s3:ObjectCreated:*"
+CONSOLE_PATH = "/console"
+"""Where the API serves the web console's static files: the only paths that need no API key."""
 
 # Single-table design (see autotag.store.keys and docs/storage.md).
 TABLE_PARTITION_KEY = "pk"

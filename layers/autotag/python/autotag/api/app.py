@@ -13,6 +13,7 @@ import uuid
 from functools import lru_cache
 from typing import Annotated, Any
 
+from autotag.api import images
 from autotag.api.errors import (
     REQUEST_ID_HEADER,
     BucketNotAllowedError,
@@ -71,9 +72,9 @@ class AutotagResolver(APIGatewayRestResolver):
     @staticmethod
     def _compile_regex(rule: str, base_regex: str = "^{}/*$") -> re.Pattern[str]:
         compiled = APIGatewayRestResolver._compile_regex(rule, base_regex)
-        if not rule.endswith("/<key>"):
+        if "/<key>" not in rule:
             return compiled
-        return re.compile(re.sub(r"\(\?P<key>\[.*\]\+\)", "(?P<key>.+)", compiled.pattern))
+        return re.compile(re.sub(r"\(\?P<key>\[.*?\]\+\)", "(?P<key>.+)", compiled.pattern))
 
 
 app = AutotagResolver(enable_validation=True)
@@ -178,7 +179,7 @@ def get_image(
     record = get_runtime().store.get(bucket, key)
     if record is None:
         raise ImageNotFoundError(f"no record for s3://{bucket}/{key}")
-    return ImageRecordResponse(request_id=request_id_of(app), image=record)
+    return ImageRecordResponse.of(record, request_id=request_id_of(app))
 
 
 @app.get(
@@ -234,6 +235,10 @@ def post_uploads(request: Annotated[UploadRequest, Body()]) -> UploadResponse:
         expires_in=expires,
         max_bytes=limit,
     )
+
+
+# After the routes above: the first route whose method and pattern match serves a request.
+images.register(app)
 
 
 @app.get(OPENAPI_PATH, include_in_schema=False)

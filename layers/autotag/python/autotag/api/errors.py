@@ -20,6 +20,7 @@ from autotag.errors import (
     AutotagError,
     BadInputError,
     ConfigError,
+    ConflictError,
     ContentBlockedError,
     ImageTooLargeError,
     InvalidImageError,
@@ -89,6 +90,7 @@ class RouteMissingError(NotFoundError):
 STATUS_BY_TYPE: tuple[tuple[type[AutotagError], HTTPStatus], ...] = (
     (BucketNotAllowedError, HTTPStatus.FORBIDDEN),
     (NotFoundError, HTTPStatus.NOT_FOUND),
+    (ConflictError, HTTPStatus.CONFLICT),
     (PayloadTooLargeError, HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
     (ImageTooLargeError, HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
     (UnsupportedMediaTypeError, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
@@ -120,6 +122,7 @@ DOCUMENTED_STATUSES: dict[int, str] = {
     403: "Forbidden: the s3 bucket is not allowed; or (from API Gateway, code invalid_api_key) a missing "
     "or invalid API key",
     404: "No such image record, or no such route",
+    409: "Conflict: the image is not tagged (retry it first), or it kept changing during the correction",
     413: "Request body over the Lambda payload limit, or image over the size/pixel limits",
     415: "Unsupported image format, or a request body that is not JSON",
     422: "Unprocessable image (corrupt, empty), URL that could not be fetched, or content blocked",
