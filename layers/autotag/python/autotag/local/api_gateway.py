@@ -38,9 +38,9 @@ from autotag.local.runtime import FunctionPool
 from autotag.local.state import ACCOUNT_ID
 from autotag.resources import (
     API_GATEWAY_MAX_INTEGRATION_SECONDS,
-    CONSOLE_PATH,
     API_GATEWAY_MAX_PAYLOAD_BYTES,
     API_MAX_URL_CHARS,
+    CONSOLE_PATH,
     GatewayError,
 )
 
