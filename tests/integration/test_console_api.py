@@ -69,7 +69,8 @@ def test_correction_reaches_s3_index_bus_and_record(stack, openapi):
     assert reply.status == 200, reply.body
     check_documented(openapi, "PATCH", CORRECT, reply)
     body = reply.json
-    assert body["added"] == ["Sunset"] and body["removed"] == [removed]
+    assert body["added"] == ["Sunset"]
+    assert body["removed"] == [removed]
     assert [t["name"] for t in body["image"]["tags"]] == provider_tags  # what the providers said
     decisions = body["image"]["corrections"]["log"]
     # Who: the API key *id* from the request context of the sample event, never the key.
@@ -172,7 +173,8 @@ def test_feed_lists_tagged_and_failed_newest_first(stack, openapi):
     assert second.json["items"][0]["top_tags"]
     failed = stack.call("GET", FEED, query={"status": "failed"}).json["items"]
     bad = next(i for i in failed if i["key"] == "feed/bad.jpg")
-    assert bad["error_code"] == "corrupt_image" and bad["error"]
+    assert bad["error_code"] == "corrupt_image"
+    assert bad["error"]
     expect_error(
         openapi, stack.call("GET", FEED, query={"status": "lost"}), 400, "invalid_request", FEED, "GET"
     )
@@ -186,7 +188,8 @@ def test_thumbnail_is_small_upright_and_documented(stack, openapi):
     check_documented(openapi, "GET", THUMB, reply)
     body = reply.json
     picture = Image.open(io.BytesIO(base64.b64decode(body["data"])))
-    assert max(picture.size) == 256 and (body["width"], body["height"]) == picture.size
+    assert max(picture.size) == 256
+    assert (body["width"], body["height"]) == picture.size
     assert reply.headers["cache-control"].startswith("private")
     expect_error(
         openapi,

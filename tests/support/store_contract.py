@@ -211,7 +211,8 @@ class ImageStoreContract:
         store.put(record("b", "r.png", ("cat", 0.7), ("bird", 0.6), version_id="v2"))
         got = store.get("b", "r.png")
         assert got.version_id == "v2"
-        assert got.corrections is not None and got.corrections.version == 1
+        assert got.corrections is not None
+        assert got.corrections.version == 1
         assert [t.name for t in got.tags_in_force] == ["sunset", "bird"]
         assert {pk for pk, _ in index_keys()} == {tag_pk("sunset"), tag_pk("bird")}
 
