@@ -4,7 +4,8 @@
 
 const KEY_STORAGE = "autotag.apiKey";
 const POLL_MS = 3000;
-const PAGE = 24;
+// ?page_size=N (1..100) changes how many images a page holds; 24 fills a grid on most screens.
+const PAGE = Math.min(100, Math.max(1, Number(new URLSearchParams(window.location.search).get("page_size")) || 24));
 const API_BASE = new URL("../", window.location.href); // .../<stage>/console/ -> .../<stage>/
 
 const $ = (selector) => document.querySelector(selector);
