@@ -94,7 +94,10 @@ async function thumbnail(bucket, key, size, version) {
 function fillThumb(img, bucket, key, size, version) {
   thumbnail(bucket, key, size, version)
     .then((src) => { img.src = src; })
-    .catch((error) => { img.alt = `${img.alt} (thumbnail unavailable: ${error.message})`; });
+    .catch((error) => {
+      img.alt = `${img.alt} (thumbnail unavailable: ${error.message})`;
+      img.classList.add("missing");
+    });
 }
 
 // --- key handling -----------------------------------------------------------------------------------
