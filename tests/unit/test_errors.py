@@ -8,10 +8,12 @@ from autotag.errors import (
     AutotagError,
     BadInputError,
     ConfigError,
+    ConflictError,
     ContentBlockedError,
     CorruptImageError,
     DecompressionBombError,
     EmptyImageError,
+    ImageNotTaggedError,
     ImageTooLargeError,
     InvalidImageError,
     InvalidS3ReferenceError,
@@ -29,7 +31,7 @@ from autotag.errors import (
     is_retryable,
 )
 
-RETRYABLE = [ThrottledError, TransientError, ProviderTimeoutError, ProviderResponseError]
+RETRYABLE = [ThrottledError, TransientError, ProviderTimeoutError, ProviderResponseError, ConflictError]
 TERMINAL = [
     AuthError,
     QuotaError,
@@ -47,6 +49,7 @@ TERMINAL = [
     NotFoundError,
     ConfigError,
     UnknownProviderError,
+    ImageNotTaggedError,
 ]
 
 
