@@ -137,7 +137,7 @@ def resource_for(path: str) -> tuple[str, dict[str, str] | None]:
 
 def is_public(method: str, path: str) -> bool:
     """The methods the deployed API serves without an API key: GET of the console's files."""
-    return method in ("GET", "HEAD") and (path == CONSOLE_PATH or path.startswith(f"{CONSOLE_PATH}/"))
+    return method == "GET" and (path == CONSOLE_PATH or path.startswith(f"{CONSOLE_PATH}/"))
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:
