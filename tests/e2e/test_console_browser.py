@@ -237,6 +237,12 @@ def test_page_without_a_key_asks_for_one_and_gets_no_data(stack: RunningStack, p
     page.get_by_role("button", name="Use key").click()
     page.get_by_role("status").filter(has_text=re.compile("API key|Forbidden", re.I)).wait_for()
     assert page.locator("#recent-grid li.card").count() == 0
+    # Only the static files are keyless: every data route still wants the key.
+    assert httpx.get(console_url(stack), timeout=30).status_code == 200
+    for path in ("v1/images", f"v1/thumbnails/{stack.bucket}/x.jpg", "v1/tags/x/images"):
+        assert httpx.get(f"{stack.state.api_url}{path}", timeout=30).status_code == 403, path
+    patch = httpx.patch(f"{stack.state.api_url}v1/images/{stack.bucket}/x.jpg/tags", json={"add": ["x"]})
+    assert patch.status_code == 403
 
 
 def expect_count(locator: Any, count: int) -> None:
