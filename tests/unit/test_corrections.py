@@ -191,3 +191,23 @@ def test_log_is_compacted_not_lost():
 def test_actor_is_the_key_id_or_principal_never_the_key(context, actor):
     assert actor_of(context) == actor
     assert "SECRET" not in actor_of(context)
+
+
+def test_local_log_line_for_a_correction():
+    from autotag.local.monitor import describe_event
+
+    line = describe_event(
+        {
+            "detail-type": IMAGE_TAGS_CORRECTED,
+            "detail": {
+                "bucket": "b",
+                "key": "k.jpg",
+                "added": ["sunset"],
+                "removed": ["cat"],
+                "corrected_by": "apikey:abc",
+                "corrected_at": "2025-05-01T10:00:00+00:00",
+            },
+        }
+    )
+    assert line is not None
+    assert line.endswith("corrected  s3://b/k.jpg  [+sunset, -cat]  by apikey:abc")

@@ -26,6 +26,7 @@ from autotag.local.state import ACCOUNT_ID, REGION, LocalResources
 from autotag.resources import (
     DETAIL_TYPE_IMAGE_TAGGED,
     DETAIL_TYPE_TAGGING_FAILED,
+    DETAIL_TYPE_TAGS_CORRECTED,
     EVENT_SOURCE,
     S3_OBJECT_CREATED,
     DeploymentConfig,
@@ -286,7 +287,14 @@ def provision(
         Name=f"{names.prefix}-monitor",
         EventBusName=names.bus,
         EventPattern=json.dumps(
-            {"source": [EVENT_SOURCE], "detail-type": [DETAIL_TYPE_IMAGE_TAGGED, DETAIL_TYPE_TAGGING_FAILED]}
+            {
+                "source": [EVENT_SOURCE],
+                "detail-type": [
+                    DETAIL_TYPE_IMAGE_TAGGED,
+                    DETAIL_TYPE_TAGGING_FAILED,
+                    DETAIL_TYPE_TAGS_CORRECTED,
+                ],
+            }
         ),
         Description="The local stack's one-line-per-image log",
         State="ENABLED",
