@@ -5,6 +5,7 @@ data, and every call the page makes sends the key; see docs/console.md)."""
 from __future__ import annotations
 
 import base64
+from functools import lru_cache
 from importlib import resources
 from typing import Annotated
 
@@ -56,6 +57,7 @@ def _ok(model: type, description: str) -> dict[int, OpenAPIResponse]:
     return {200: {"description": description, "content": {content_types.APPLICATION_JSON: {"model": model}}}}
 
 
+@lru_cache(maxsize=len(CONSOLE_FILES))
 def console_file(name: str) -> str:
     return resources.files("autotag.console").joinpath(name).read_text(encoding="utf-8")
 
