@@ -29,6 +29,17 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// A live redraw replaces nodes: put keyboard focus back on the control that had it.
+function keepingFocus(redraw) {
+  const active = document.activeElement;
+  const label = active && active !== document.body ? active.getAttribute("aria-label") || active.id : null;
+  redraw();
+  if (!label || document.activeElement !== document.body) return;
+  const again = [...view().querySelectorAll("[aria-label], [id]")]
+    .find((node) => node.getAttribute("aria-label") === label || node.id === label);
+  if (again) again.focus();
+}
+
 function say(message, isError = false) {
   const status = $("#status");
   status.textContent = message;
@@ -185,7 +196,7 @@ async function showRecent() {
     const merged = [...fresh, ...extra];
     if (signature(merged) !== signature(items)) {
       items = merged;
-      draw();
+      keepingFocus(draw);
       if (announce && newOnes) say(`${newOnes} new image${newOnes === 1 ? "" : "s"} tagged`);
     }
     if (cursor === null) { cursor = page.cursor; more.hidden = !cursor; }
@@ -275,7 +286,7 @@ async function showImage(bucket, key) {
     if (mine !== renderId || stamp(fresh) === seen) return;
     seen = stamp(fresh);
     if (document.activeElement && document.activeElement.closest("form.add")) return; // do not steal typing
-    renderImage(bucket, key, fresh);
+    keepingFocus(() => renderImage(bucket, key, fresh));
     say("Updated: the image's tags changed");
   });
 }
@@ -372,7 +383,7 @@ async function correct(bucket, key, change, done) {
     const written = Object.keys(response.s3_tags.written || {});
     say(`${done}. S3 tags now: ${written.join(", ") || "none"}`);
     const field = $("#add-tag");
-    if (field && change.add) field.focus();
+    if (field) field.focus(); // the removed row's button is gone: keep the keyboard in the editor
   } catch (error) { say(failure(error), true); }
 }
 
@@ -415,7 +426,7 @@ async function showFailed() {
     if (append) list.append(...page.items.map(item));
     else if (ids !== shown) {
       shown = ids;
-      list.replaceChildren(...page.items.map(item));
+      keepingFocus(() => list.replaceChildren(...page.items.map(item)));
       if (!page.items.length) list.replaceChildren(el("li", { class: "empty", text: "No failed images." }));
     }
     cursor = page.cursor;
