@@ -20,7 +20,7 @@ landed meanwhile, so the last writer always leaves the newest decisions on the o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +39,9 @@ from autotag.store.base import ImageRecord, ImageStatus, ImageStore, S3TagWrite
 logger = Logger(service="autotag", child=True)
 
 MAX_TAGS_PER_CORRECTION = 50
+"""Tags one correction may add, and as many remove."""
 MAX_TAG_NAME_CHARS = 128
+"""The longest tag a person may write (an S3 tag key is 128 characters, prefix included)."""
 _RECONCILE_ROUNDS = 5
 
 
@@ -200,8 +202,3 @@ def reconcile_object_tags(
 
 def _same_decisions(a: ImageRecord, b: ImageRecord) -> bool:
     return corrections_version(a) == corrections_version(b) and a.sha256 == b.sha256 and a.tags == b.tags
-
-
-def top_tags(tags: Iterable[Tag], limit: int = 5) -> list[Tag]:
-    ranked = sorted(tags, key=lambda t: -1.0 if t.confidence is None else -t.confidence)
-    return ranked[:limit]

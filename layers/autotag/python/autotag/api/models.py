@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from autotag.corrections import MAX_TAG_NAME_CHARS, MAX_TAGS_PER_CORRECTION
 from autotag.image import ImageFormat, S3Location, SourceImage
 from autotag.models import Classification, ProviderStatus, Tag, TagOptions, TagResult, tag_key
 from autotag.store.base import ImageRecord, ImageStatus, ImageSummary, S3TagWrite, TagHit
@@ -166,10 +167,11 @@ class ImageRecordResponse(BaseModel):
         return cls(request_id=request_id, image=record, tags_in_force=record.tags_in_force)
 
 
-MAX_CORRECTION_TAGS = 50
 CorrectionTag = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=MAX_TAG_NAME_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
 ]
 
 
@@ -177,10 +179,10 @@ class CorrectionRequest(_Request):
     """Tags to add and to remove; at least one, no tag in both."""
 
     add: list[CorrectionTag] = Field(
-        default_factory=list, max_length=MAX_CORRECTION_TAGS, examples=[["golden retriever"]]
+        default_factory=list, max_length=MAX_TAGS_PER_CORRECTION, examples=[["golden retriever"]]
     )
     remove: list[CorrectionTag] = Field(
-        default_factory=list, max_length=MAX_CORRECTION_TAGS, examples=[["cat"]]
+        default_factory=list, max_length=MAX_TAGS_PER_CORRECTION, examples=[["cat"]]
     )
 
     @model_validator(mode="after")
