@@ -440,6 +440,8 @@ async function showFailed() {
 // --- start -----------------------------------------------------------------------------------------------------
 function start() {
   takeKeyFromFragment();
+  // The fragment is the router's: the skip link moves focus instead of navigating.
+  $(".skip").addEventListener("click", (event) => { event.preventDefault(); view().focus(); });
   $("#key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     sessionStorage.setItem(KEY_STORAGE, $("#api-key").value.trim());
