@@ -160,6 +160,14 @@ def test_bounding_boxes_title_and_description_are_shown(stack: RunningStack, pag
     assert "width:50%" in style.replace(" ", "")
     assert page.get_by_text("One ball on a blue ground").is_visible()
     assert page.locator("#provider-tags").get_by_text("rekognition").count() >= 1
+    # Keyboard: the first Tab reaches the skip link, which moves focus without leaving the page.
+    page.reload()  # the key stays in the tab's sessionStorage
+    page.locator('.box[data-tag="ball"]').wait_for()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "view"
+    assert page.evaluate("location.hash").startswith("#/image/")
 
 
 def test_search_pages_through_results(stack: RunningStack, page: Any) -> None:
