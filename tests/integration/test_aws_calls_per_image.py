@@ -2,9 +2,10 @@
 units per image from the real item sizes (tests/support/aws_calls.py). ``make bench`` prints the
 same figures (bench/bench_aws_calls.py).
 
-The budgets are today's measured figures (11 calls, 18 write units per image), so a change that
-adds a request or grows a write fails here. Issue 14 asks for at most 6 calls per image: lower
-the budgets as the upload path gets there.
+The budgets are today's measured figures (11 calls, 19 write units per image: the image item is
+2.3 KB on main's upload path, 3.0 KB with the feed index's keys and summary, both billed as 3 KB),
+so a change that adds a request or grows a write past the next KB fails here. Issue 14 asks for at
+most 6 calls per image: lower the budgets as the upload path gets there.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tests.support.images import jpeg_bytes
 from tests.support.upload_stack import upload_stack
 
 CALLS_PER_IMAGE_BUDGET = 11.0
-WRITE_UNITS_PER_IMAGE_BUDGET = 18.0
+WRITE_UNITS_PER_IMAGE_BUDGET = 19.0
 IMAGES = 4
 
 

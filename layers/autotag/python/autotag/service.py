@@ -44,6 +44,8 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from autotag.config import AutotagConfig, ObjectFilters, get_config
+from autotag.corrections import corrections_version, owned_object_tags, reconcile_object_tags
+from autotag.decisions import effective_tags
 from autotag.errors import (
     AutotagError,
     BadInputError,
@@ -495,7 +497,7 @@ class TaggingService:
             "size": info.size,
             "content_type": info.content_type,
         }
-        owned = previous.s3_tags.written if previous is not None and previous.s3_tags else {}
+        owned = owned_object_tags(previous, self.config.s3_tags)
         image: SourceImage | None = None
         try:
             self._check_object(info)
@@ -513,7 +515,11 @@ class TaggingService:
             kept = previous.s3_tags if previous is not None and same_object else None
             self._fail({**base, "s3_tags": kept}, error, image, claim)
         width, height = image.upright_size
-        s3_tags = self._tag_writer.apply(location, result.tags, self.config.s3_tags, owned=owned)
+        # People's corrections win over the provider output, on the object and in the index: the
+        # claim returned them with the record (no extra read).
+        corrections = previous.corrections if previous is not None else None
+        in_force = effective_tags(result.tags, corrections, image.sha256)
+        s3_tags = self._tag_writer.apply(location, in_force, self.config.s3_tags, owned=owned)
         record = ImageRecord.from_result(
             result,
             **base,
@@ -523,8 +529,20 @@ class TaggingService:
             height=height,
             s3_tags=s3_tags,
             cached=cached,
+            corrections=corrections,
         )
-        self.store.put(record, claim=claim)
+        stored = self.store.put(record, claim=claim)
+        if corrections_version(stored) != corrections_version(record):
+            # A correction landed while the claim was held: the put applied it, the object follows.
+            reconcile_object_tags(
+                self.store,
+                self._tag_writer,
+                location,
+                self.config.s3_tags,
+                stored,
+                owned={**owned, **s3_tags.written},
+            )
+        record = stored
         self.publisher.publish(ImageTaggedDetail.from_record(record))
         logger.info(
             "image tagged",

@@ -17,16 +17,22 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from autotag.errors import TransientError
+from autotag.decisions import TagCorrections
+from autotag.errors import ConflictError, TransientError
 from autotag.models import TagResult
 from autotag.ordering import Claim, ClaimLostError, EventOrder, Refusal, decide, normalize_sequencer
-from autotag.store.base import ImageRecord, ImageStatus, Page, TagHit
+from autotag.resources import FEED_INDEX, TABLE, IndexSpec
+from autotag.store.base import CorrectionUpdate, ImageRecord, ImageStatus, ImageSummary, Page, TagHit
 from autotag.store.keys import (
     META_SK,
     cache_pk,
     check_limit,
     decode_cursor,
+    decode_feed_cursor,
     encode_cursor,
+    encode_feed_cursor,
+    feed_pk,
+    feed_sk,
     image_pk,
     index_entries,
     tag_pk,
@@ -35,25 +41,48 @@ from autotag.store.keys import (
 TTL_ATTRIBUTE = "expires_at"
 _PUT_ATTEMPTS = 8
 _CONFLICT_BACKOFF = 0.02
+_CLAIM_ATTRIBUTES = ("claim_token", "claim_until", "claim_sequencer")
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+def index_definition(index: IndexSpec) -> dict[str, Any]:
+    """CreateTable's GlobalSecondaryIndexes entry for an index spec."""
+    projection: dict[str, Any] = {"ProjectionType": "KEYS_ONLY"}
+    if index.projected_attributes:
+        projection = {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(index.projected_attributes)}
+    return {
+        "IndexName": index.name,
+        "KeySchema": [
+            {"AttributeName": index.partition_key.name, "KeyType": "HASH"},
+            {"AttributeName": index.sort_key.name, "KeyType": "RANGE"},
+        ],
+        "Projection": projection,
+    }
+
+
 def table_definition(name: str) -> dict[str, Any]:
     """CreateTable arguments for the table this store expects (the local stack and tests use it;
     the CDK stack declares the same keys)."""
+    attributes = [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+    for index in TABLE.indexes:
+        attributes += [
+            {"AttributeName": index.partition_key.name, "AttributeType": index.partition_key.type},
+            {"AttributeName": index.sort_key.name, "AttributeType": index.sort_key.type},
+        ]
     return {
         "TableName": name,
-        "AttributeDefinitions": [
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
+        "AttributeDefinitions": attributes,
         "KeySchema": [
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},
         ],
         "BillingMode": "PAY_PER_REQUEST",
+        "GlobalSecondaryIndexes": [index_definition(index) for index in TABLE.indexes],
     }
 
 
@@ -202,32 +231,81 @@ class DynamoImageStore:
 
     # --- Writes ----------------------------------------------------------------------------------
 
-    def put(self, record: ImageRecord, *, claim: Claim | None = None) -> None:
+    def put(self, record: ImageRecord, *, claim: Claim | None = None) -> ImageRecord:
         if claim is not None:
-            self._put_claimed(record, claim)
-            return
+            return self._put_claimed(record, claim)
+
+        def keep_corrections(current: dict[str, Any] | None) -> tuple[ImageRecord, TagCorrections | None]:
+            # The provider output is replaced; people's decisions stay as stored.
+            return record, _corrections_of(current)
+
+        stored = self._write(record.bucket, record.key, keep_corrections)
+        if stored is None:
+            raise TransientError(
+                f"image record {record.bucket}/{record.key} kept changing while being written"
+            )
+        return stored
+
+    def correct(self, bucket: str, key: str, update: CorrectionUpdate) -> ImageRecord | None:
+        def apply(current: dict[str, Any] | None) -> tuple[ImageRecord, TagCorrections | None] | None:
+            record = _record_of(current)
+            if record is None:  # no item, or only a claim so far
+                raise _NoRecord
+            return record, update(record)
+
+        try:
+            # A claim held on the record stays held: its final write re-applies this correction.
+            stored = self._write(bucket, key, apply, keep_claim=True)
+        except _NoRecord:
+            return None
+        if stored is None:
+            raise ConflictError(f"image record {bucket}/{key} kept changing; try the correction again")
+        return stored
+
+    def _write(
+        self,
+        bucket: str,
+        key: str,
+        plan: Callable[[dict[str, Any] | None], tuple[ImageRecord, TagCorrections | None] | None],
+        *,
+        keep_claim: bool = False,
+    ) -> ImageRecord | None:
+        """Read the image item, plan the new record and corrections from it, write both with the
+        index items in one transaction guarded by the item's revision; on conflict read again.
+        The record as written, or None when the item kept changing."""
         for attempt in range(_PUT_ATTEMPTS):
-            current = self._get_image_item(record.bucket, record.key)
+            current = self._get_image_item(bucket, key)
+            planned = plan(current)
+            if planned is None:
+                return None
+            record, corrections = planned
+            stored = record.model_copy(update={"corrections": corrections})
             try:
-                self._client.transact_write_items(TransactItems=self._put_actions(record, current))
-                return
+                self._client.transact_write_items(
+                    TransactItems=self._put_actions(stored, current, keep_claim=keep_claim)
+                )
+                return stored
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
                 # Another writer changed this image between our read and write: re-read, retry
                 # after a jittered pause so racing writers spread out.
                 self._sleep(random.uniform(0, _CONFLICT_BACKOFF * 2**attempt))
-        raise TransientError(f"image record {record.bucket}/{record.key} kept changing while being written")
+        return None
 
-    def _put_claimed(self, record: ImageRecord, claim: Claim) -> None:
-        """No read: the claim returned the item as it was, and nobody else writes while it is held."""
+    def _put_claimed(self, record: ImageRecord, claim: Claim) -> ImageRecord:
+        """No read: the claim returned the item as it was (with its corrections), and only a
+        correction writes while it is held. The write requires the claim and the revision the claim
+        saw; a correction made meanwhile bumped the revision, so the item is read again and the
+        write retried with that correction applied."""
         current = claim.snapshot or None
         for attempt in range(_PUT_ATTEMPTS):
+            stored = record.model_copy(update={"corrections": _corrections_of(current)})
             try:
                 self._client.transact_write_items(
-                    TransactItems=self._put_actions(record, current, claim_token=claim.token)
+                    TransactItems=self._put_actions(stored, current, claim_token=claim.token)
                 )
-                return
+                return stored
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
@@ -238,10 +316,15 @@ class DynamoImageStore:
         raise TransientError(f"image record {record.bucket}/{record.key} kept changing while being written")
 
     def _put_actions(
-        self, record: ImageRecord, current: dict[str, Any] | None, *, claim_token: str | None = None
+        self,
+        record: ImageRecord,
+        current: dict[str, Any] | None,
+        *,
+        claim_token: str | None = None,
+        keep_claim: bool = False,
     ) -> list[dict[str, Any]]:
         pk = image_pk(record.bucket, record.key)
-        tags = record.tags if record.status is ImageStatus.TAGGED else ()
+        tags = record.tags_in_force if record.status is ImageStatus.TAGGED else ()
         entries = index_entries(record.bucket, record.key, tags)
         new_keys = {(e.pk, e.sk) for e in entries}
         old_keys = {(k["pk"], k["sk"]) for k in (current or {}).get("index_keys", [])}
@@ -260,22 +343,43 @@ class DynamoImageStore:
             "status": record.status.value,
             "updated_at": updated_at,
             "tag_count": len(record.tags),
-            "record": record.model_dump_json(),
+            "record": record.model_dump_json(exclude={"corrections"}),
+            "corrections": record.corrections.model_dump_json() if record.corrections else None,
             "index_keys": [{"pk": e.pk, "sk": e.sk} for e in entries],
             "revision": revision + 1,
+            "feed_pk": feed_pk(record.status.value),
+            "feed_sk": feed_sk(updated_at, record.bucket, record.key),
+            "summary": ImageSummary.of(record).model_dump_json(),
         }
-        put_image: dict[str, Any] = {"TableName": self._table, "Item": _item(image_item)}
+        conditions: list[str] = []
+        values: dict[str, Any] = {}
         if claim_token is not None:
             # The claim's attributes are not in the new item: the write ends the claim.
-            put_image["ConditionExpression"] = "claim_token = :token"
-            put_image["ExpressionAttributeValues"] = {":token": {"S": claim_token}}
-        elif current is None:
-            put_image["ConditionExpression"] = "attribute_not_exists(pk)"
-        elif "revision" not in current:  # only a claim so far
-            put_image["ConditionExpression"] = "attribute_not_exists(revision)"
+            conditions.append("claim_token = :token")
+            values[":token"] = {"S": claim_token}
+        elif keep_claim and current is not None and current.get("claim_token") is not None:
+            # A correction during a claim: the claim stays as it is (its holder re-applies the
+            # correction when it writes; the revision below makes that write see it).
+            for name in _CLAIM_ATTRIBUTES:
+                image_item[name] = current.get(name)
+            conditions.append("claim_token = :token")
+            values[":token"] = {"S": current["claim_token"]}
+        elif keep_claim:
+            conditions.append("attribute_not_exists(claim_token)")
+        if current is None and claim_token is None:
+            conditions.append("attribute_not_exists(pk)")
+        elif current is None or "revision" not in current:  # no record yet (perhaps only a claim)
+            conditions.append("attribute_not_exists(revision)")
         else:
-            put_image["ConditionExpression"] = "revision = :revision"
-            put_image["ExpressionAttributeValues"] = {":revision": {"N": str(revision)}}
+            conditions.append("revision = :revision")
+            values[":revision"] = {"N": str(revision)}
+        put_image: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": _item(image_item),
+            "ConditionExpression": " AND ".join(conditions),
+        }
+        if values:
+            put_image["ExpressionAttributeValues"] = values
         actions: list[dict[str, Any]] = [{"Put": put_image}]
         # A key in both sets is overwritten by its Put (one transaction may not touch an item twice).
         for stale_pk, stale_sk in sorted(old_keys - new_keys):
@@ -327,6 +431,40 @@ class DynamoImageStore:
             cursor=encode_cursor(pk, page[-1]["sk"]) if more and page else None,
         )
 
+    # --- The feed of recent images -----------------------------------------------------------------
+
+    def recent(
+        self, status: ImageStatus, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[ImageSummary]:
+        check_limit(limit)
+        partition = feed_pk(status.value)
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": FEED_INDEX,
+            "KeyConditionExpression": "feed_pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": partition}},
+            "ScanIndexForward": False,
+            "Limit": limit + 1,
+        }
+        if cursor is not None:
+            start_partition, start_sort, start_pk = decode_feed_cursor(cursor, expected_feed_pk=partition)
+            query["ExclusiveStartKey"] = _item(
+                {"feed_pk": start_partition, "feed_sk": start_sort, "pk": start_pk, "sk": META_SK}
+            )
+        items: list[dict[str, Any]] = []
+        while len(items) <= limit:
+            response = self._client.query(**query)
+            items.extend(_plain(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        page, more = items[:limit], len(items) > limit
+        last = page[-1] if page else None
+        return Page[ImageSummary](
+            items=[ImageSummary.model_validate_json(i["summary"]) for i in page],
+            cursor=encode_feed_cursor(partition, last["feed_sk"], last["pk"]) if more and last else None,
+        )
+
     # --- The content-hash cache ----------------------------------------------------------------
 
     def cached_result(self, cache_key: str) -> TagResult | None:
@@ -354,10 +492,21 @@ class DynamoImageStore:
 
 
 def _record_of(item: dict[str, Any] | None) -> ImageRecord | None:
-    """The record an image item holds (None for an item that is only a claim so far)."""
+    """The record an image item holds, with its corrections (None for an item that is only a claim
+    so far)."""
     if not item or "record" not in item:
         return None
-    return ImageRecord.model_validate_json(item["record"])
+    record = ImageRecord.model_validate_json(item["record"])
+    return record.model_copy(update={"corrections": _corrections_of(item)})
+
+
+class _NoRecord(Exception):
+    """No image record to correct."""
+
+
+def _corrections_of(item: dict[str, Any] | None) -> TagCorrections | None:
+    raw = (item or {}).get("corrections")
+    return None if raw is None else TagCorrections.model_validate_json(raw)
 
 
 def _hit(item: dict[str, Any]) -> TagHit:
