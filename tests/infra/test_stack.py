@@ -474,8 +474,13 @@ def test_every_request_body_reaches_the_function(example):
     would answer `{`, `[` or `null` with its own message instead of malformed_json)."""
     assert example.resources_of("AWS::ApiGateway::Model") == {}
     assert example.resources_of("AWS::ApiGateway::RequestValidator") == {}
-    methods = [m["Properties"] for m in example.resources_of("AWS::ApiGateway::Method").values()]
-    assert {m["HttpMethod"] for m in methods} == {"ANY"}
+    resources = example.resources_of("AWS::ApiGateway::Resource")
+    found = example.resources_of("AWS::ApiGateway::Method").values()
+    methods = [m["Properties"] for m in found]
+    # Every path takes any method, but the console's static files: GET only (no body at all).
+    by_path = {(m["Properties"]["HttpMethod"], _resource_path(resources, m)) for m in found}
+    assert {path for method, path in by_path if method != "ANY"} == {"/console", "/console/{proxy+}"}
+    assert {method for method, _ in by_path} == {"ANY", "GET"}
     assert not any("RequestValidatorId" in m or "RequestModels" in m for m in methods)
 
 
