@@ -186,13 +186,29 @@ class ImageRecordResponse(BaseModel):
 CorrectionTag = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=MAX_TAG_NAME_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$"
+        strip_whitespace=True,
+        min_length=1,
+        max_length=MAX_TAG_NAME_CHARS,
+        # Printable, and not only spaces (what is left after the spaces around it are stripped).
+        pattern=r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
     ),
 ]
 
 
 class CorrectionRequest(_Request):
     """Tags to add and to remove; at least one, no tag in both."""
+
+    # The at-least-one rule the validator below enforces, stated in the published schema too.
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "array", "minItems": 1}}}
+                for name in ("add", "remove")
+            ]
+        },
+    )
 
     add: list[CorrectionTag] = Field(
         default_factory=list, max_length=MAX_TAGS_PER_CORRECTION, examples=[["golden retriever"]]
