@@ -233,3 +233,34 @@ def test_local_log_line_for_a_correction():
     )
     assert line is not None
     assert line.endswith("corrected  s3://b/k.jpg  [+sunset, -cat]  by apikey:abc")
+
+
+def test_a_correction_made_while_an_upload_is_tagged_is_on_the_object_and_in_the_index(loop):
+    from autotag.config import AutotagConfig, CachePolicy
+
+    h = Harness(loop, config=AutotagConfig(cache=CachePolicy(enabled=False)))
+    data = jpeg_bytes(64, 48)
+    h.objects.add(BUCKET, "m.jpg", data, version_id="v1", tags=dict(USER_TAGS))
+    h.process("m.jpg")
+    # A re-upload of the same bytes; while the provider is being asked (the claim held), a person
+    # removes "dog" and adds "sunset".
+    h.objects.add(BUCKET, "m.jpg", data, version_id="v2", tags=dict(USER_TAGS))
+    h.tagger.on_call = lambda _image: correct(h, "m.jpg", add=["sunset"], remove=["dog"])
+    record = h.process("m.jpg", version_id="v2")
+    h.tagger.on_call = None
+    assert h.tagger.calls == 2
+    assert [t.name for t in record.tags_in_force] == ["sunset", "pet", "grass"]
+    stored = h.store.get(BUCKET, "m.jpg")
+    assert stored.version_id == "v2"
+    assert stored.corrections.version == 1
+    assert [t.name for t in stored.tags_in_force] == ["sunset", "pet", "grass"]
+    assert h.store.images_with_tag("dog").items == []
+    assert [hit.key for hit in h.store.images_with_tag("sunset").items] == ["m.jpg"]
+    assert object_tags(h, "m.jpg") == {
+        **USER_TAGS,
+        "autotag:sunset": "1.00",
+        "autotag:pet": "0.80",
+        "autotag:grass": "0.40",
+    }
+    tagged = h.publisher.of_type(IMAGE_TAGGED)[-1]
+    assert [t["name"] for t in tagged["tags"]] == ["sunset", "pet", "grass"]
