@@ -7,13 +7,15 @@ A correction adds or removes tags on a stored image. Decisions are an append-onl
   ones, plus the added ones (confidence 1.0, provider ``person``), latest decision per tag;
 - they survive re-tagging, redrives, backfills and re-uploads of the same bytes: every write of
   the provider output carries the stored decisions over (the store), and the pipeline applies them
-  before it writes the object's S3 tags (:func:`tags_in_force`, :func:`reconcile_object_tags`);
+  before it writes the object's S3 tags (the claim returns them with the record;
+  :func:`reconcile_object_tags`);
 - a decision is bound to the bytes it was made on (``sha256``): different bytes under the same key
   are a different image, and the old decisions stay in the log without applying to it.
 
 The store's conditional writes (a revision number on the image item) make concurrent corrections
-and a re-tag racing a correction serialize: each read-modify-write retries on conflict, so no
-decision and no provider result is lost. The object's S3 tags are written after the store commit;
+and a re-tag racing a correction serialize: a correction retries on conflict and keeps a claim it
+finds; the re-tag's claimed write retries with the corrections made meanwhile (docs/storage.md), so
+no decision and no provider result is lost. The object's S3 tags are written after the store commit;
 :func:`reconcile_object_tags` re-reads the record afterwards and writes again if a newer decision
 landed meanwhile, so the last writer always leaves the newest decisions on the object.
 """
