@@ -92,7 +92,7 @@ class Demo:
         started = time.monotonic()
         self.state = wait_for_state(self.state_path, timeout=90, process=self.process)
         banner = self.log_path.read_text().split("\n\n")[0].strip().splitlines()
-        print("\n".join(line for line in banner if "API key" not in line))
+        print("\n".join(line for line in banner if "API key" not in line and "#key=" not in line))
         print(f"  API key          {self.state.api_key[:6]}… (in {self.state_path.name})")
         print(f"  ready in {time.monotonic() - started:.1f}s")
         return self.state
@@ -285,6 +285,20 @@ class Demo:
             print(f"  {name:<13}{attributes.get(name)}")
         print("  (fix the cause, then `autotag redrive` puts it back on the tag queue)")
 
+    def show_console(self, tagged_key: str, failed_key: str) -> None:
+        assert self.state is not None
+        heading("8. the web console in headless Chromium: a tag added in the page, screenshots")
+        from console_shots import capture
+
+        bucket = self.state.resources.images_bucket
+        for path in capture(self.state.api_url, self.state.api_key, bucket, tagged_key, failed_key):
+            print(f"  saved {path.relative_to(ROOT)}")
+        store = DynamoImageStore(self.client("dynamodb"), self.state.resources.table_name)
+        record = store.get(bucket, tagged_key)
+        if record is not None and record.corrections:
+            tags = self.client("s3").get_object_tagging(Bucket=bucket, Key=tagged_key)["TagSet"]
+            print(f"  s3://{bucket}/{tagged_key} object tags now: {', '.join(t['Key'] for t in tags)}")
+
     def run(self) -> None:
         images = samples()
         self.start()
@@ -300,7 +314,8 @@ class Demo:
         self.call_api()
         self.show_event(queue_url)
         self.show_dlq(corrupt)
-        heading("8. Ctrl-C")
+        self.show_console(next(k for k, r in records.items() if r.status.value == "tagged"), corrupt.key)
+        heading("9. Ctrl-C")
         self.stop()
         print("  autotag local stopped; no process left behind")
 

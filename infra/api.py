@@ -12,7 +12,7 @@ Errors API Gateway answers itself (API key, throttling, quota, validator, size, 
 
 from __future__ import annotations
 
-from autotag.resources import DeploymentResources, GatewayError, gateway_errors
+from autotag.resources import CONSOLE_PATH, DeploymentResources, GatewayError, gateway_errors
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
@@ -91,6 +91,11 @@ class TagApi(Construct):
         tags = v1.add_resource("tags")
         tags.add_method("ANY", integration)
         tags.add_proxy(default_integration=integration, any_method=True)  # /v1/tags/{tag}/images
+        # The web console's static files (autotag.api.images): a browser navigating to the page
+        # cannot send the key, and the files carry no data; every call the page makes sends it.
+        console = self.api.root.add_resource(CONSOLE_PATH.strip("/"))
+        console.add_method("GET", integration, api_key_required=False)
+        console.add_resource("{proxy+}").add_method("GET", integration, api_key_required=False)
 
         cors_origin = _single_cors_origin(settings.cors_allow_origins)
         for error in gateway_errors(settings):

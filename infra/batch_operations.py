@@ -96,7 +96,10 @@ class BatchOperations(Construct):
             ),
             log_retention_days=config.monitoring.log_retention_days,
         )
-        table.grant(self.function, *ON_BATCH_TABLE_ACTIONS)
+        # Not table.grant(): the table has an index, and grant() would add every action on index/*.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=ON_BATCH_TABLE_ACTIONS, resources=[table.table_arn])
+        )
         tag_queue.grant(self.function, *ON_BATCH_QUEUE_ACTIONS)
         self.function.add_to_role_policy(
             iam.PolicyStatement(actions=ON_BATCH_OBJECT_ACTIONS, resources=[bucket.arn_for_objects("*")])

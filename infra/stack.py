@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autotag.resources import DeploymentConfig, FunctionName, FunctionSpec, describe, uses_vision_model
+from autotag.resources import (
+    FEED_INDEX,
+    DeploymentConfig,
+    FunctionName,
+    FunctionSpec,
+    describe,
+    uses_vision_model,
+)
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -44,7 +51,8 @@ claimed put (BatchWriteItem: the record, its index items, the cached result), an
 (TransactWriteItems of Puts and Deletes, which IAM authorizes as PutItem / DeleteItem per item), get
 and the result cache (GetItem, PutItem; a batch's lookups in one BatchGetItem)."""
 TAG_INDEX_READ_ACTIONS = ["dynamodb:Query"]
-"""DynamoImageStore.images_with_tag (GET /v1/tags/{tag}/images)."""
+"""DynamoImageStore.images_with_tag (GET /v1/tags/{tag}/images) and .recent (GET /v1/images, on the
+feed index)."""
 IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 """Powertools' DynamoDBPersistenceLayer: conditional put, get, update on success, delete on failure."""
 SECRET_READ_ACTIONS = ["secretsmanager:GetSecretValue"]
@@ -144,7 +152,18 @@ class AutotagStack(Stack):
         """What one function's code calls, and nothing else (tests/infra checks the action sets)."""
         storage = self.storage
         table_actions = RECORD_WRITE_ACTIONS + (TAG_INDEX_READ_ACTIONS if spec.queries_tag_index else [])
-        storage.table.grant(function, *table_actions)
+        # Not table.grant(): with an index on the table it would also grant every action on index/*.
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=table_actions, resources=[storage.table.table_arn])
+        )
+        if spec.queries_tag_index:
+            # The console's feed of recent images (GET /v1/images) queries the feed index, nothing else.
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=TAG_INDEX_READ_ACTIONS,
+                    resources=[f"{storage.table.table_arn}/index/{FEED_INDEX}"],
+                )
+            )
         if spec.uses_idempotency:
             storage.idempotency_table.grant(function, *IDEMPOTENCY_ACTIONS)
         self.bus.bus.grant_put_events_to(function)

@@ -74,7 +74,7 @@ class Storage(Construct):
 
 
 def _table(scope: Construct, construct_id: str, spec: TableSpec, *, removal: RemovalPolicy) -> dynamodb.Table:
-    return dynamodb.Table(
+    table = dynamodb.Table(
         scope,
         construct_id,
         partition_key=dynamodb.Attribute(
@@ -93,3 +93,16 @@ def _table(scope: Construct, construct_id: str, spec: TableSpec, *, removal: Rem
         encryption=dynamodb.TableEncryption.AWS_MANAGED,
         removal_policy=removal,
     )
+    for index in spec.indexes:
+        table.add_global_secondary_index(
+            index_name=index.name,
+            partition_key=dynamodb.Attribute(
+                name=index.partition_key.name, type=_ATTRIBUTE_TYPES[index.partition_key.type]
+            ),
+            sort_key=dynamodb.Attribute(name=index.sort_key.name, type=_ATTRIBUTE_TYPES[index.sort_key.type]),
+            projection_type=dynamodb.ProjectionType.INCLUDE
+            if index.projected_attributes
+            else dynamodb.ProjectionType.KEYS_ONLY,
+            non_key_attributes=list(index.projected_attributes) or None,
+        )
+    return table

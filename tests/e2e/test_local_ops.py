@@ -355,4 +355,6 @@ def test_the_config_the_local_stack_loads_validates(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "config/default.toml: ok (deployment config, stack Autotag; 1 provider(s): basic)\n"
+    assert done.stdout == (
+        "config/default.toml: ok (deployment config, stack Autotag; 2 provider(s): efficientnet, basic)\n"
+    )

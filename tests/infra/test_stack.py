@@ -454,12 +454,27 @@ def test_secret_imported_by_name_is_granted_by_its_name_pattern(imported):
 # --- API -----------------------------------------------------------------------------------------
 
 
-def test_every_api_method_requires_an_api_key(every):
+def test_every_api_method_requires_an_api_key_but_the_console_files(every):
     methods = every.resources_of("AWS::ApiGateway::Method")
     assert methods
-    for logical_id, method in methods.items():
-        assert method["Properties"]["ApiKeyRequired"] is True, logical_id
+    resources = every.resources_of("AWS::ApiGateway::Resource")
+    keyless = []
+    for method in methods.values():
         assert method["Properties"]["HttpMethod"] != "OPTIONS"  # CORS is off by default
+        if method["Properties"]["ApiKeyRequired"] is not True:
+            keyless.append((method["Properties"]["HttpMethod"], _resource_path(resources, method)))
+    # The web console's static files only: a browser navigating to the page cannot send the key.
+    assert sorted(keyless) == [("GET", "/console"), ("GET", "/console/{proxy+}")]
+
+
+def _resource_path(resources, method):
+    ref = method["Properties"]["ResourceId"]
+    parts = []
+    while isinstance(ref, dict) and "Ref" in ref:
+        resource = resources[ref["Ref"]]["Properties"]
+        parts.append(resource["PathPart"])
+        ref = resource["ParentId"]
+    return "/" + "/".join(reversed(parts))
 
 
 def test_every_request_body_reaches_the_function(example):
@@ -467,8 +482,13 @@ def test_every_request_body_reaches_the_function(example):
     would answer `{`, `[` or `null` with its own message instead of malformed_json)."""
     assert example.resources_of("AWS::ApiGateway::Model") == {}
     assert example.resources_of("AWS::ApiGateway::RequestValidator") == {}
-    methods = [m["Properties"] for m in example.resources_of("AWS::ApiGateway::Method").values()]
-    assert {m["HttpMethod"] for m in methods} == {"ANY"}
+    resources = example.resources_of("AWS::ApiGateway::Resource")
+    found = example.resources_of("AWS::ApiGateway::Method").values()
+    methods = [m["Properties"] for m in found]
+    # Every path takes any method, but the console's static files: GET only (no body at all).
+    by_path = {(m["Properties"]["HttpMethod"], _resource_path(resources, m)) for m in found}
+    assert {path for method, path in by_path if method != "ANY"} == {"/console", "/console/{proxy+}"}
+    assert {method for method, _ in by_path} == {"ANY", "GET"}
     assert not any("RequestValidatorId" in m or "RequestModels" in m for m in methods)
 
 
@@ -670,3 +690,16 @@ def test_function_error_throttle_and_provider_failure_alarms(example):
     expressions = [m["Expression"] for a in alarms for m in a.get("Metrics", []) if "Expression" in m]
     assert f'SELECT SUM({PROVIDER_FAILURE_METRIC}) FROM "{METRICS_NAMESPACE}"' in expressions
     assert example.resources_of("AWS::CloudWatch::Dashboard")
+
+
+def test_the_feed_index_is_declared_and_only_the_api_may_query_it(example):
+    tables = example.resources_of("AWS::DynamoDB::Table").values()
+    [table] = [t for t in tables if t["Properties"].get("GlobalSecondaryIndexes")]
+    [index] = table["Properties"]["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "feed"
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["feed_pk", "feed_sk"]
+    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["summary"]}
+    assert "index/*" not in json.dumps(example.raw)
+    for name in FunctionName:
+        granted = json.dumps(role_statements(example.raw, _role_id(example, name)))
+        assert ("/index/feed" in granted) is (name is FunctionName.TAG_API), name

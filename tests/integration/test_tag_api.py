@@ -88,7 +88,10 @@ def expect_error(
 
 def test_openapi_document_is_valid_and_lists_exactly_our_statuses(openapi):
     validate_spec(openapi)
-    assert set(openapi["paths"]) == {TAGS, IMAGE, TAG_IMAGES, UPLOADS}
+    assert set(openapi["paths"]) == {
+        TAGS, IMAGE, TAG_IMAGES, UPLOADS,
+        "/v1/images", "/v1/images/{bucket}/{key}/tags", "/v1/thumbnails/{bucket}/{key}",
+    }  # fmt: skip
     post_tags = openapi["paths"][TAGS]["post"]
     assert set(post_tags["responses"]) == {
         "200", "400", "403", "404", "413", "415", "422", "429", "500", "502", "504"

@@ -11,6 +11,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from autotag.decisions import CorrectionAction, TagCorrections, TagDecision
 from autotag.errors import BadInputError
 from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagResult
 from autotag.store.base import ImageRecord, ImageStatus, S3TagWrite
@@ -53,6 +54,19 @@ def record(bucket: str, key: str, *pairs: tuple[str, float | None], **fields) ->
     }
     values.update(fields)
     return ImageRecord(**values)
+
+
+def decide(
+    current: ImageRecord, *, add: list[str] = (), remove: list[str] = (), by: str = "apikey:k1"
+) -> TagCorrections:
+    """A correction update as the API makes it: decisions bound to the record's bytes."""
+    now = datetime.now(UTC)
+    made = [
+        TagDecision(tag=name, action=action, by=by, at=now, sha256=current.sha256)
+        for action, names in ((CorrectionAction.REMOVE, remove), (CorrectionAction.ADD, add))
+        for name in names
+    ]
+    return (current.corrections or TagCorrections()).with_decisions(made)
 
 
 class ImageStoreContract:
@@ -170,6 +184,149 @@ class ImageStoreContract:
         expected = {tag_pk(t.name) for t in final.tags}
         assert {pk for pk, _ in index_keys()} == expected
 
+    # --- corrections ----------------------------------------------------------------------------
+
+    def test_correction_is_kept_apart_and_wins_in_the_index(self, store, index_keys):
+        store.put(record("b", "c.png", ("dog", 0.9), ("cat", 0.5)))
+        stored = store.correct("b", "c.png", lambda r: decide(r, add=["Sunset"], remove=["cat"]))
+        assert stored is not None
+        got = store.get("b", "c.png")
+        assert [t.name for t in got.tags] == ["dog", "cat"]  # what the provider said, untouched
+        assert [(d.tag, d.action) for d in got.corrections.log] == [
+            ("cat", CorrectionAction.REMOVE),
+            ("Sunset", CorrectionAction.ADD),
+        ]
+        assert got.corrections.log[0].by == "apikey:k1"
+        assert [t.name for t in got.tags_in_force] == ["Sunset", "dog"]
+        assert got.tags_in_force[0].provider == "person"
+        assert [h.key for h in store.images_with_tag("sunset").items] == ["c.png"]
+        assert store.images_with_tag("sunset").items[0].providers == ("person",)
+        assert store.images_with_tag("cat").items == []
+        assert {pk for pk, _ in index_keys()} == {tag_pk("sunset"), tag_pk("dog")}
+
+    def test_correction_survives_a_retag_of_the_same_bytes(self, store, index_keys):
+        store.put(record("b", "r.png", ("dog", 0.9), ("cat", 0.5)))
+        store.correct("b", "r.png", lambda r: decide(r, add=["sunset"], remove=["cat"]))
+        # A re-tag (redrive, backfill, re-upload of the same bytes) writes new provider output.
+        store.put(record("b", "r.png", ("cat", 0.7), ("bird", 0.6), version_id="v2"))
+        got = store.get("b", "r.png")
+        assert got.version_id == "v2"
+        assert got.corrections is not None
+        assert got.corrections.version == 1
+        assert [t.name for t in got.tags_in_force] == ["sunset", "bird"]
+        assert {pk for pk, _ in index_keys()} == {tag_pk("sunset"), tag_pk("bird")}
+
+    def test_corrections_do_not_apply_to_different_bytes(self, store):
+        store.put(record("b", "d.png", ("dog", 0.9)))
+        store.correct("b", "d.png", lambda r: decide(r, remove=["dog"]))
+        assert store.images_with_tag("dog").items == []
+        store.put(record("b", "d.png", ("dog", 0.8), sha256="cd" * 32))
+        got = store.get("b", "d.png")
+        assert len(got.corrections.log) == 1  # kept in the log, but made on other bytes
+        assert [t.name for t in got.tags_in_force] == ["dog"]
+        assert [h.key for h in store.images_with_tag("dog").items] == ["d.png"]
+
+    def test_later_decision_on_a_tag_wins(self, store):
+        store.put(record("b", "l.png", ("dog", 0.9)))
+        store.correct("b", "l.png", lambda r: decide(r, remove=["dog"]))
+        store.correct("b", "l.png", lambda r: decide(r, add=["DOG"]))
+        got = store.get("b", "l.png")
+        assert got.corrections.version == 2
+        assert [(t.name, t.confidence, t.sources) for t in got.tags_in_force] == [
+            ("dog", 1.0, ("basic", "person"))
+        ]
+
+    def test_correcting_a_missing_record_is_none(self, store):
+        assert store.correct("b", "nothing.png", lambda r: decide(r, add=["x"])) is None
+
+    def test_refused_correction_writes_nothing(self, store):
+        store.put(record("b", "f.png", ("dog", 0.9)))
+
+        def refuse(_record):
+            raise BadInputError("no")
+
+        with pytest.raises(BadInputError):
+            store.correct("b", "f.png", refuse)
+        assert store.get("b", "f.png").corrections is None
+
+    def test_concurrent_corrections_and_retags_lose_nothing(self, store, index_keys):
+        store.put(record("b", "race.png", ("dog", 0.9)))
+        errors: list[BaseException] = []
+
+        def corrector(n: int) -> None:
+            try:
+                store.correct("b", "race.png", lambda r: decide(r, add=[f"person{n}"], by=f"apikey:{n}"))
+            except BaseException as exc:
+                errors.append(exc)
+
+        def retagger(n: int) -> None:
+            try:
+                store.put(record("b", "race.png", (f"provider{n}", 0.5), ("dog", 0.9)))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=corrector, args=(n,)) for n in range(6)]
+        threads += [threading.Thread(target=retagger, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        final = store.get("b", "race.png")
+        assert final.corrections.version == 6
+        assert sorted(d.tag for d in final.corrections.log) == [f"person{n}" for n in range(6)]
+        in_force = {t.key for t in final.tags_in_force}
+        assert {f"person{n}" for n in range(6)} <= in_force
+        assert {pk for pk, _ in index_keys()} == {tag_pk(name) for name in in_force}
+
+    # --- the feed of recent images ----------------------------------------------------------------
+
+    def test_recent_is_newest_first_by_status_with_pages(self, store):
+        for i in range(5):
+            store.put(
+                record("b", f"n{i}.png", ("tree", 0.5), updated_at=datetime(2025, 1, 1, 0, i, tzinfo=UTC))
+            )
+        store.put(
+            record(
+                "b",
+                "bad.png",
+                status=ImageStatus.FAILED,
+                error_code="corrupt_image",
+                error="broken",
+                updated_at=datetime(2025, 1, 2, tzinfo=UTC),
+            )
+        )
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = store.recent(ImageStatus.TAGGED, limit=2, cursor=cursor)
+            seen.extend(i.key for i in page.items)
+            cursor = page.cursor
+            if cursor is None:
+                break
+        assert seen == [f"n{i}.png" for i in reversed(range(5))]
+        (failed,) = store.recent(ImageStatus.FAILED).items
+        assert (failed.key, failed.error_code, failed.error) == ("bad.png", "corrupt_image", "broken")
+
+    def test_recent_moves_an_image_between_statuses_and_shows_corrections(self, store):
+        store.put(record("b", "m.png", status=ImageStatus.FAILED, error_code="transient"))
+        store.put(record("b", "m.png", ("dog", 0.9), ("cat", 0.4)))
+        assert store.recent(ImageStatus.FAILED).items == []
+        store.correct("b", "m.png", lambda r: decide(r, add=["puppy"], remove=["cat"]))
+        (summary,) = store.recent(ImageStatus.TAGGED).items
+        assert summary.corrected is True
+        assert [t.name for t in summary.top_tags] == ["puppy", "dog"]
+
+    def test_recent_refuses_a_cursor_of_another_status(self, store):
+        for i in range(3):
+            store.put(record("b", f"s{i}.png", ("x", 0.5)))
+        cursor = store.recent(ImageStatus.TAGGED, limit=1).cursor
+        assert cursor is not None
+        with pytest.raises(BadInputError):
+            store.recent(ImageStatus.FAILED, cursor=cursor)
+        with pytest.raises(BadInputError):
+            store.images_with_tag("x", cursor=cursor)
+
     def test_cache_hit_miss_and_expiry(self, store, clock):
         result = TagResult(tags=tags(("dog", 0.9)), title="t")
         assert store.cached_result("h1") is None
@@ -281,3 +438,54 @@ class ImageStoreContract:
         assert store.cached_result("h9") == result
         assert store.cached_results(["h9", "missing", "h9"]) == {"h9": result}
         assert store.cached_results([]) == {}
+
+    # --- corrections and the claim ------------------------------------------------------------------
+
+    def test_the_claim_returns_the_corrections(self, store):
+        from autotag.ordering import Claim, EventOrder
+
+        store.put(record("b", "cc.png", ("dog", 0.9), ("cat", 0.5), sequencer="01"))
+        store.correct("b", "cc.png", lambda r: decide(r, remove=["cat"]))
+        claim = store.claim("b", "cc.png", EventOrder(sequencer="02"), lease_seconds=60)
+        assert isinstance(claim, Claim)
+        assert claim.previous is not None
+        assert claim.previous.corrections is not None
+        assert [t.name for t in claim.previous.tags_in_force] == ["dog"]
+
+    def test_a_correction_during_a_claim_waits_for_its_write_and_is_kept(self, store, index_keys):
+        import threading
+
+        from autotag.ordering import Claim, EventOrder
+
+        store.put(record("b", "cw.png", ("dog", 0.9), sequencer="01"))
+        claim = store.claim("b", "cw.png", EventOrder(sequencer="02"), lease_seconds=60)
+        assert isinstance(claim, Claim)
+        # A person corrects the image while the new upload is being tagged: it waits, then lands.
+        done: list[object] = []
+        person = threading.Thread(
+            target=lambda: done.append(store.correct("b", "cw.png", lambda r: decide(r, add=["sunset"])))
+        )
+        person.start()
+        person.join(0.3)
+        assert done == []  # still waiting for the claimed write
+        stored = store.put(record("b", "cw.png", ("bird", 0.8), sequencer="02"), claim=claim)
+        assert stored.corrections is None
+        person.join(10)
+        assert len(done) == 1
+        assert done[0] is not None
+        got = store.get("b", "cw.png")
+        assert got.corrections is not None
+        assert got.corrections.version == 1
+        assert [t.name for t in got.tags_in_force] == ["sunset", "bird"]
+        assert {pk for pk, _ in index_keys()} == {tag_pk("sunset"), tag_pk("bird")}
+        # The claim ended with its write: the next event for the key may claim.
+        assert isinstance(store.claim("b", "cw.png", EventOrder(sequencer="03"), lease_seconds=60), Claim)
+
+    def test_a_claim_only_item_cannot_be_corrected(self, store):
+        from autotag.ordering import Claim, EventOrder
+
+        claim = store.claim("b", "co.png", EventOrder(sequencer="01"), lease_seconds=60)
+        assert isinstance(claim, Claim)
+        assert store.correct("b", "co.png", lambda r: decide(r, add=["x"])) is None
+        stored = store.put(record("b", "co.png", ("dog", 0.9), sequencer="01"), claim=claim)
+        assert stored.corrections is None

@@ -8,10 +8,12 @@ from autotag.errors import (
     AutotagError,
     BadInputError,
     ConfigError,
+    ConflictError,
     ContentBlockedError,
     CorruptImageError,
     DecompressionBombError,
     EmptyImageError,
+    ImageNotTaggedError,
     ImageTooLargeError,
     InvalidImageError,
     InvalidS3ReferenceError,
@@ -30,7 +32,7 @@ from autotag.errors import (
     is_retryable,
 )
 
-RETRYABLE = [ThrottledError, TransientError, ProviderTimeoutError, ProviderResponseError]
+RETRYABLE = [ThrottledError, TransientError, ProviderTimeoutError, ProviderResponseError, ConflictError]
 TERMINAL = [
     AuthError,
     QuotaError,
@@ -49,6 +51,7 @@ TERMINAL = [
     ObjectNotFoundError,
     ConfigError,
     UnknownProviderError,
+    ImageNotTaggedError,
 ]
 
 

@@ -164,6 +164,20 @@ class ObjectNotFoundError(NotFoundError):
     code = "object_not_found"
 
 
+class ConflictError(AutotagError):
+    """The resource is not in a state that allows the change, or kept changing under it."""
+
+    code = "conflict"
+    retryable = True
+
+
+class ImageNotTaggedError(ConflictError):
+    """Tags can be corrected on a tagged image only (retry a failed one first)."""
+
+    code = "image_not_tagged"
+    retryable = False
+
+
 class ConfigError(AutotagError):
     code = "invalid_config"
 

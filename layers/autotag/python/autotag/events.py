@@ -1,5 +1,6 @@
-"""Outcome events on the EventBridge bus: ``Image Tagged`` and ``Image Tagging Failed`` (source
-``autotag``). The detail models here are the contract; their JSON Schemas are generated into
+"""Events on the EventBridge bus: ``Image Tagged``, ``Image Tagging Failed`` and ``Image Tags
+Corrected`` (source ``autotag``; the names are defined once, in :mod:`autotag.resources`). The
+detail models here are the contract; their JSON Schemas are generated into
 ``events/schemas/`` (``python -m autotag.events events/schemas``) and documented in docs/events.md.
 """
 
@@ -20,12 +21,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from autotag.errors import TransientError
-from autotag.models import TagKind
-from autotag.store.base import ImageRecord
+from autotag.models import Tag, TagKind
+from autotag.resources import (
+    DETAIL_TYPE_IMAGE_TAGGED,
+    DETAIL_TYPE_TAGGING_FAILED,
+    DETAIL_TYPE_TAGS_CORRECTED,
+    EVENT_SOURCE,
+)
+from autotag.store.base import ImageRecord, S3TagWrite
 
-EVENT_SOURCE = "autotag"
-IMAGE_TAGGED = "Image Tagged"
-IMAGE_TAGGING_FAILED = "Image Tagging Failed"
+IMAGE_TAGGED = DETAIL_TYPE_IMAGE_TAGGED
+IMAGE_TAGGING_FAILED = DETAIL_TYPE_TAGGING_FAILED
+IMAGE_TAGS_CORRECTED = DETAIL_TYPE_TAGS_CORRECTED
 MAX_EVENT_TAGS = 100
 """Tags carried in one event (EventBridge entries are limited to 256 KB); the rest are in the store."""
 SCHEMA_VERSION: Literal["1"] = "1"
@@ -86,8 +93,10 @@ class ImageTaggedDetail(ImageRef):
     content_type: str | None = None
     width: int | None = None
     height: int | None = None
-    tags: list[EventTag] = Field(description=f"Best first, at most {MAX_EVENT_TAGS}")
-    tag_count: int = Field(description="All tags stored for the image (tags may carry fewer)")
+    tags: list[EventTag] = Field(
+        description=f"The tags in force (people's corrections applied), best first, at most {MAX_EVENT_TAGS}"
+    )
+    tag_count: int = Field(description="All tags in force for the image (tags may carry fewer)")
     title: str | None = None
     description: str | None = None
     classification: EventClassification | None = None
@@ -116,17 +125,8 @@ class ImageTaggedDetail(ImageRef):
             content_type=record.content_type,
             width=record.width,
             height=record.height,
-            tags=[
-                EventTag(
-                    name=t.name,
-                    confidence=t.confidence,
-                    provider=t.provider,
-                    providers=list(t.sources),
-                    kind=t.kind,
-                )
-                for t in record.tags[:MAX_EVENT_TAGS]
-            ],
-            tag_count=len(record.tags),
+            tags=_event_tags(record.tags_in_force),
+            tag_count=len(record.tags_in_force),
             title=record.title,
             description=record.description,
             classification=None
@@ -176,7 +176,67 @@ class ImageTaggingFailedDetail(ImageRef):
         )
 
 
-EventDetail = ImageTaggedDetail | ImageTaggingFailedDetail
+class ImageTagsCorrectedDetail(ImageRef):
+    """People added or removed tags on an image (PATCH /v1/images/{bucket}/{key}/tags)."""
+
+    detail_type: ClassVar[str] = IMAGE_TAGS_CORRECTED
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    sha256: str | None = None
+    added: list[str] = Field(description="Tags this correction added")
+    removed: list[str] = Field(description="Tags this correction removed")
+    corrected_by: str = Field(
+        description="Who: apikey:<API key id>, or principal:<IAM or authorizer principal>"
+    )
+    corrections_version: int = Field(description="Counts the image's corrections; the latest wins")
+    tags: list[EventTag] = Field(
+        description=f"The tags in force after the correction (people's first), at most {MAX_EVENT_TAGS}"
+    )
+    tag_count: int
+    s3_tags_written: list[str] = Field(description="Object tag keys autotag wrote on the object")
+    s3_tags_note: str | None = Field(default=None, description="Why fewer or no object tags were written")
+    corrected_at: datetime
+
+    @classmethod
+    def of_correction(
+        cls,
+        record: ImageRecord,
+        *,
+        added: list[str],
+        removed: list[str],
+        corrected_by: str,
+        corrected_at: datetime,
+        s3_tags: S3TagWrite,
+    ) -> ImageTagsCorrectedDetail:
+        in_force = record.tags_in_force
+        return cls(
+            bucket=record.bucket,
+            key=record.key,
+            version_id=record.version_id,
+            etag=record.etag,
+            sha256=record.sha256,
+            added=added,
+            removed=removed,
+            corrected_by=corrected_by,
+            corrections_version=record.corrections.version if record.corrections else 0,
+            tags=_event_tags(in_force),
+            tag_count=len(in_force),
+            s3_tags_written=sorted(s3_tags.written),
+            s3_tags_note=s3_tags.reason,
+            corrected_at=corrected_at,
+        )
+
+
+EventDetail = ImageTaggedDetail | ImageTaggingFailedDetail | ImageTagsCorrectedDetail
+
+
+def _event_tags(tags: tuple[Tag, ...]) -> list[EventTag]:
+    return [
+        EventTag(
+            name=t.name, confidence=t.confidence, provider=t.provider, providers=list(t.sources), kind=t.kind
+        )
+        for t in tags[:MAX_EVENT_TAGS]
+    ]
 
 
 def _providers(record: ImageRecord) -> list[EventProviderStatus]:
@@ -345,10 +405,11 @@ class InMemoryPublisher:
 
 # --- JSON Schemas ----------------------------------------------------------------------------
 
-DetailModel = type[ImageTaggedDetail] | type[ImageTaggingFailedDetail]
+DetailModel = type[ImageTaggedDetail] | type[ImageTaggingFailedDetail] | type[ImageTagsCorrectedDetail]
 SCHEMA_FILES: dict[str, DetailModel] = {
     "image_tagged.schema.json": ImageTaggedDetail,
     "image_tagging_failed.schema.json": ImageTaggingFailedDetail,
+    "image_tags_corrected.schema.json": ImageTagsCorrectedDetail,
 }
 
 

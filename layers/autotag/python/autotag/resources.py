@@ -36,15 +36,24 @@ EVENT_SOURCE = "autotag"
 DETAIL_TYPE_TAG_REQUESTED = "Tag Image Requested"
 DETAIL_TYPE_IMAGE_TAGGED = "Image Tagged"
 DETAIL_TYPE_TAGGING_FAILED = "Image Tagging Failed"
+DETAIL_TYPE_TAGS_CORRECTED = "Image Tags Corrected"
 
 
 S3_OBJECT_CREATED = "s3:ObjectCreated:*"
+CONSOLE_PATH = "/console"
+"""Where the API serves the web console's static files: the only paths that need no API key."""
 
 # Single-table design (see autotag.store.keys and docs/storage.md).
 TABLE_PARTITION_KEY = "pk"
 TABLE_SORT_KEY = "sk"
 TABLE_TTL_ATTRIBUTE = "expires_at"
 """Epoch seconds; set on result-cache items only."""
+FEED_INDEX = "feed"
+"""Global secondary index over image records: by status, most recently processed first."""
+FEED_PARTITION_KEY = "feed_pk"
+FEED_SORT_KEY = "feed_sk"
+FEED_PROJECTED_ATTRIBUTES = ("summary",)
+"""Besides the keys, what the feed index carries (a small JSON summary of the image)."""
 
 # Powertools idempotency defaults (DynamoDBPersistenceLayer): key ``id``, TTL ``expiration``.
 IDEMPOTENCY_PARTITION_KEY = "id"
@@ -361,9 +370,17 @@ class AttributeSpec(_Model):
     type: Literal["S", "N", "B"] = "S"
 
 
+class IndexSpec(_Model):
+    name: str
+    partition_key: AttributeSpec
+    sort_key: AttributeSpec
+    projected_attributes: tuple[str, ...] = ()
+
+
 class TableSpec(_Model):
     partition_key: AttributeSpec
     sort_key: AttributeSpec | None = None
+    indexes: tuple[IndexSpec, ...] = ()
     ttl_attribute: str | None = None
     billing_mode: Literal["PAY_PER_REQUEST"] = "PAY_PER_REQUEST"
     point_in_time_recovery: bool = True
@@ -469,6 +486,14 @@ TABLE = TableSpec(
     partition_key=AttributeSpec(name=TABLE_PARTITION_KEY),
     sort_key=AttributeSpec(name=TABLE_SORT_KEY),
     ttl_attribute=TABLE_TTL_ATTRIBUTE,
+    indexes=(
+        IndexSpec(
+            name=FEED_INDEX,
+            partition_key=AttributeSpec(name=FEED_PARTITION_KEY),
+            sort_key=AttributeSpec(name=FEED_SORT_KEY),
+            projected_attributes=FEED_PROJECTED_ATTRIBUTES,
+        ),
+    ),
 )
 IDEMPOTENCY_TABLE = TableSpec(
     partition_key=AttributeSpec(name=IDEMPOTENCY_PARTITION_KEY),

@@ -45,6 +45,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from autotag.cacheround import RoundLookup
 from autotag.config import AutotagConfig, ObjectFilters, get_config
+from autotag.corrections import corrections_version, owned_object_tags, reconcile_object_tags
+from autotag.decisions import effective_tags
 from autotag.errors import (
     AutotagError,
     BadInputError,
@@ -520,7 +522,7 @@ class TaggingService:
             "size": info.size,
             "content_type": info.content_type,
         }
-        owned = previous.s3_tags.written if previous is not None and previous.s3_tags else {}
+        owned = owned_object_tags(previous, self.config.s3_tags)
         image: SourceImage | None = None
         try:
             self._check_object(info)
@@ -543,8 +545,12 @@ class TaggingService:
             if cache_lookup is not None:  # the rest of the batch need not wait for this one
                 cache_lookup.skip()
         width, height = image.upright_size
+        # People's corrections win over the provider output, on the object and in the index: the
+        # claim returned them with the record (no extra read; a correction waits while it is held).
+        corrections = previous.corrections if previous is not None else None
+        in_force = effective_tags(result.tags, corrections, image.sha256)
         try:
-            s3_tags = self._tag_writer.apply(location, result.tags, self.config.s3_tags, owned=owned)
+            s3_tags = self._tag_writer.apply(location, in_force, self.config.s3_tags, owned=owned)
             record = ImageRecord.from_result(
                 result,
                 **base,
@@ -554,13 +560,26 @@ class TaggingService:
                 height=height,
                 s3_tags=s3_tags,
                 cached=cached,
+                corrections=corrections,
             )
             # The cached result rides with the record (one write request); see docs/storage.md.
-            self.store.put(record, claim=claim, cache=to_cache)
+            stored = self.store.put(record, claim=claim, cache=to_cache)
         except BaseException:
             if to_cache is not None:  # the next attempt should not pay the providers again
                 self._cache_quietly(to_cache)
             raise
+        if corrections_version(stored) != corrections_version(record):
+            # The stored corrections differ from what the object was written with (a write made
+            # without a claim): the object follows the record.
+            reconcile_object_tags(
+                self.store,
+                self._tag_writer,
+                location,
+                self.config.s3_tags,
+                stored,
+                owned={**owned, **s3_tags.written},
+            )
+        record = stored
         self.publisher.publish(ImageTaggedDetail.from_record(record))
         logger.info(
             "image tagged",

@@ -13,6 +13,7 @@ import uuid
 from functools import lru_cache
 from typing import Annotated, Any
 
+from autotag.api import images
 from autotag.api.body import check_json_object
 from autotag.api.errors import (
     REQUEST_ID_HEADER,
@@ -192,7 +193,7 @@ def get_image(
     record = get_runtime().store.get(bucket, key)
     if record is None:
         raise ImageNotFoundError(f"no record for s3://{bucket}/{key}")
-    return ImageRecordResponse(request_id=request_id_of(app), image=record)
+    return ImageRecordResponse.of(record, request_id=request_id_of(app))
 
 
 @app.get(
@@ -248,6 +249,10 @@ def post_uploads(request: Annotated[UploadRequest, Body()]) -> UploadResponse:
         expires_in=expires,
         max_bytes=limit,
     )
+
+
+# After the routes above: the first route whose method and pattern match serves a request.
+images.register(app)
 
 
 @app.get(OPENAPI_PATH, include_in_schema=False)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from autotag.corrections import MAX_TAG_NAME_CHARS, MAX_TAGS_PER_CORRECTION
 from autotag.image import ImageFormat, S3Location, SourceImage
-from autotag.models import Classification, ProviderStatus, Tag, TagOptions, TagResult, json_integer
-from autotag.store.base import ImageRecord, TagHit
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
+from autotag.models import Classification, ProviderStatus, Tag, TagOptions, TagResult, json_integer, tag_key
+from autotag.store.base import ImageRecord, ImageStatus, ImageSummary, S3TagWrite, TagHit
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
 S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"
@@ -170,7 +171,87 @@ class TagResponse(BaseModel):
 
 class ImageRecordResponse(BaseModel):
     request_id: str
-    image: ImageRecord
+    image: ImageRecord = Field(
+        description="`tags` is what the providers said; `corrections` what people decided, and who"
+    )
+    tags_in_force: tuple[Tag, ...] = Field(
+        default=(), description="The providers' tags with people's corrections applied (index, S3 tags)"
+    )
+
+    @classmethod
+    def of(cls, record: ImageRecord, *, request_id: str) -> ImageRecordResponse:
+        return cls(request_id=request_id, image=record, tags_in_force=record.tags_in_force)
+
+
+CorrectionTag = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=MAX_TAG_NAME_CHARS,
+        # Printable, and not only spaces (what is left after the spaces around it are stripped).
+        pattern=r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
+    ),
+]
+
+
+class CorrectionRequest(_Request):
+    """Tags to add and to remove; at least one, no tag in both."""
+
+    # The at-least-one rule the validator below enforces, stated in the published schema too.
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "array", "minItems": 1}}}
+                for name in ("add", "remove")
+            ]
+        },
+    )
+
+    add: list[CorrectionTag] = Field(
+        default_factory=list, max_length=MAX_TAGS_PER_CORRECTION, examples=[["golden retriever"]]
+    )
+    remove: list[CorrectionTag] = Field(
+        default_factory=list, max_length=MAX_TAGS_PER_CORRECTION, examples=[["cat"]]
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> CorrectionRequest:
+        if not self.add and not self.remove:
+            raise PydanticCustomError("empty_correction", "give at least one tag to add or remove")
+        both = {tag_key(t) for t in self.add} & {tag_key(t) for t in self.remove}
+        if both:
+            raise PydanticCustomError(
+                "add_and_remove",
+                "a tag cannot be both added and removed: {tags}",
+                {"tags": ", ".join(sorted(both))},
+            )
+        return self
+
+
+class CorrectionResponse(ImageRecordResponse):
+    added: list[str]
+    removed: list[str]
+    s3_tags: S3TagWrite = Field(description="The object's S3 tags as written after the correction")
+
+
+class ImageSummaryPage(BaseModel):
+    request_id: str
+    status: ImageStatus
+    items: list[ImageSummary]
+    cursor: str | None = Field(default=None, description="Opaque; pass it back as ?cursor= for the next page")
+
+
+class ThumbnailResponse(BaseModel):
+    """A small rendition of the object, upright, in a format browsers display."""
+
+    request_id: str
+    content_type: str
+    width: int
+    height: int
+    data: str = Field(description="The image bytes, base64")
 
 
 class TagHitsPage(BaseModel):

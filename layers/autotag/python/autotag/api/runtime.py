@@ -12,16 +12,19 @@ from typing import Any
 
 from autotag.api.settings import ApiSettings, get_api_settings
 from autotag.config import AutotagConfig, get_config
+from autotag.corrections import CorrectionOutcome, CorrectionRequest, CorrectionService
 from autotag.errors import ObjectNotFoundError, TransientError
 from autotag.fetch import FetchError, check_url, fetch_image_url
-from autotag.image import S3Location, SourceImage
+from autotag.image import PreparedImage, S3Location, SourceImage
 from autotag.intake import inspect_image
 from autotag.models import TagOptions, TagResult
 from autotag.objects import ObjectGoneError, ObjectInfo, ObjectStorage
 from autotag.retry import Deadline, RetryPolicy
+from autotag.s3tags import ObjectTagWriter
 from autotag.service import TaggingService, TerminalProcessingError, build_service
 from autotag.settings import RuntimeSettings, get_settings
 from autotag.store.base import ImageRecord, ImageStatus, ImageStore
+from autotag.thumbnails import thumbnail
 
 UrlFetcher = Callable[[str, float], bytes]
 """(url, timeout seconds) -> the image bytes; SSRF-safe (autotag.fetch)."""
@@ -91,6 +94,19 @@ class ApiRuntime:
         if record.status is ImageStatus.SKIPPED:
             raise ObjectNotFoundError(f"{location.uri}: {record.error or 'object not found'}")
         return record
+
+    def correct_tags(self, bucket: str, key: str, request: CorrectionRequest) -> CorrectionOutcome:
+        """Record people's decisions, bring the object's S3 tags in line, announce the correction."""
+        service = CorrectionService(
+            store=self.store,
+            tag_writer=ObjectTagWriter(self.objects),
+            policy=self.config.s3_tags,
+            publisher=self.service.publisher,
+        )
+        return service.correct(bucket, key, request)
+
+    def thumbnail(self, location: S3Location, side: int) -> PreparedImage:
+        return thumbnail(self.read_object(location), side)
 
     def presign_put(self, bucket: str, key: str, *, content_type: str, expires_in: int) -> str:
         return self.presigner(bucket, key, content_type, expires_in)

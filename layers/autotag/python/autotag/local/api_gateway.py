@@ -41,6 +41,7 @@ from autotag.local.state import ACCOUNT_ID
 from autotag.resources import (
     API_GATEWAY_MAX_INTEGRATION_SECONDS,
     API_GATEWAY_MAX_PAYLOAD_BYTES,
+    CONSOLE_PATH,
     GatewayError,
 )
 
@@ -139,11 +140,18 @@ class _TokenBucket:
 
 def resource_for(path: str) -> tuple[str, dict[str, str] | None]:
     """The resource of the deployed API's tree that serves `path`, and its path parameters."""
-    if path in ("/", "/v1", "/v1/tags"):
+    if path in ("/", "/v1", "/v1/tags", CONSOLE_PATH):
         return path, None
+    if path.startswith(f"{CONSOLE_PATH}/"):
+        return f"{CONSOLE_PATH}/{{proxy+}}", {"proxy": path[len(CONSOLE_PATH) + 1 :]}
     if path.startswith("/v1/"):
         return "/v1/{proxy+}", {"proxy": path[len("/v1/") :]}
     return "/{proxy+}", {"proxy": path.lstrip("/")}
+
+
+def is_public(method: str, path: str) -> bool:
+    """The methods the deployed API serves without an API key: GET of the console's files."""
+    return method == "GET" and (path == CONSOLE_PATH or path.startswith(f"{CONSOLE_PATH}/"))
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:
@@ -311,11 +319,17 @@ class LocalApiGateway:
             return self.config.gateway_error("MISSING_AUTHENTICATION_TOKEN", str(uuid.uuid4()))
         path = full_path[len(stage_prefix) :] or "/"
         api_key = _header(headers, "x-api-key")
-        if api_key is None or api_key not in self.config.api_keys:
-            return self.config.gateway_error("INVALID_API_KEY", str(uuid.uuid4()))
-        refused = self._within_plan(api_key)
-        if refused is not None:
-            return refused
+        if is_public(method, path):
+            # The console's static files: no key (a browser's navigation cannot send one), no plan.
+            api_key = None
+            if self._stage_bucket and not self._stage_bucket.take():
+                return self.config.gateway_error("THROTTLED", str(uuid.uuid4()))
+        else:
+            if api_key is None or api_key not in self.config.api_keys:
+                return self.config.gateway_error("INVALID_API_KEY", str(uuid.uuid4()))
+            refused = self._within_plan(api_key)
+            if refused is not None:
+                return refused
         if len(body) > API_GATEWAY_MAX_PAYLOAD_BYTES:
             return self.config.gateway_error("REQUEST_TOO_LARGE", str(uuid.uuid4()))
         event = proxy_event(

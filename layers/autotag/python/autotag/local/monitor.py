@@ -1,6 +1,7 @@
 """The local stack's readable log: one line per image, from the outcome events on the bus.
 
-A queue subscribed to the bus (``Image Tagged`` / ``Image Tagging Failed``) is read here, so the
+A queue subscribed to the bus (``Image Tagged`` / ``Image Tagging Failed`` / ``Image Tags
+Corrected``) is read here, so the
 line reflects what subscribers really receive, whichever path (upload, API, bus) tagged the image.
 """
 
@@ -15,7 +16,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from autotag.resources import DETAIL_TYPE_IMAGE_TAGGED, DETAIL_TYPE_TAGGING_FAILED
+from autotag.resources import (
+    DETAIL_TYPE_IMAGE_TAGGED,
+    DETAIL_TYPE_TAGGING_FAILED,
+    DETAIL_TYPE_TAGS_CORRECTED,
+)
 
 log = logging.getLogger("autotag.local")
 SHOWN_TAGS = 6
@@ -52,6 +57,12 @@ def describe_event(event: dict[str, Any]) -> str | None:
         return (
             f"{_clock(detail.get('failed_at'))}  FAILED  {where}  "
             f"{detail.get('error_code', '?')}: {detail.get('reason', '')}{retry}"
+        )
+    if kind == DETAIL_TYPE_TAGS_CORRECTED:
+        change = [f"+{t}" for t in detail.get("added") or []] + [f"-{t}" for t in detail.get("removed") or []]
+        return (
+            f"{_clock(detail.get('corrected_at'))}  corrected  {where}  [{', '.join(change)}]  "
+            f"by {detail.get('corrected_by', '?')}"
         )
     return None
 

@@ -26,6 +26,7 @@ from autotag.local.state import ACCOUNT_ID, REGION, LocalResources
 from autotag.resources import (
     DETAIL_TYPE_IMAGE_TAGGED,
     DETAIL_TYPE_TAGGING_FAILED,
+    DETAIL_TYPE_TAGS_CORRECTED,
     EVENT_SOURCE,
     S3_OBJECT_CREATED,
     DeploymentConfig,
@@ -35,6 +36,7 @@ from autotag.resources import (
     describe,
     function_environment,
 )
+from autotag.store.dynamodb import index_definition
 
 LOCAL_PREFIX = "autotag-local"
 ASYNC_INVOKE_ATTEMPTS = 3
@@ -128,8 +130,21 @@ def _create_table(dynamodb: Any, name: str, spec: TableSpec) -> None:
     if spec.sort_key is not None:
         keys.append({"AttributeName": spec.sort_key.name, "KeyType": "RANGE"})
         attributes.append({"AttributeName": spec.sort_key.name, "AttributeType": spec.sort_key.type})
+    extra: dict[str, Any] = {}
+    if spec.indexes:
+        extra["GlobalSecondaryIndexes"] = [index_definition(index) for index in spec.indexes]
+        known = {a["AttributeName"] for a in attributes}
+        for index in spec.indexes:
+            for attribute in (index.partition_key, index.sort_key):
+                if attribute.name not in known:
+                    known.add(attribute.name)
+                    attributes.append({"AttributeName": attribute.name, "AttributeType": attribute.type})
     dynamodb.create_table(
-        TableName=name, KeySchema=keys, AttributeDefinitions=attributes, BillingMode=spec.billing_mode
+        TableName=name,
+        KeySchema=keys,
+        AttributeDefinitions=attributes,
+        BillingMode=spec.billing_mode,
+        **extra,
     )
     dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
     if spec.ttl_attribute:
@@ -272,7 +287,14 @@ def provision(
         Name=f"{names.prefix}-monitor",
         EventBusName=names.bus,
         EventPattern=json.dumps(
-            {"source": [EVENT_SOURCE], "detail-type": [DETAIL_TYPE_IMAGE_TAGGED, DETAIL_TYPE_TAGGING_FAILED]}
+            {
+                "source": [EVENT_SOURCE],
+                "detail-type": [
+                    DETAIL_TYPE_IMAGE_TAGGED,
+                    DETAIL_TYPE_TAGGING_FAILED,
+                    DETAIL_TYPE_TAGS_CORRECTED,
+                ],
+            }
         ),
         Description="The local stack's one-line-per-image log",
         State="ENABLED",

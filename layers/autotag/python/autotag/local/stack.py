@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote, unquote_plus
 
 from autotag.local.api_gateway import ApiGatewayConfig, LocalApiGateway
 from autotag.local.batch_jobs import LocalBatchOperations
@@ -398,6 +398,7 @@ def banner(state: LocalState, options: LocalOptions) -> str:
         f"                   e.g. aws --endpoint-url {endpoint} s3 cp photo.jpg s3://{r.images_bucket}/",
         f"  API              {state.api_url}   (header x-api-key; e.g. POST {state.api_url}v1/tags)",
         f"  API key          {state.api_key}",
+        f"  console          {state.api_url}console/#key={quote(state.api_key, safe='')}",
         f"  images bucket    {r.images_bucket}",
         f"  table            {r.table_name}   (idempotency: {r.idempotency_table_name})",
         f"  event bus        {r.event_bus_name}",

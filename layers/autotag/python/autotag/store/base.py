@@ -3,6 +3,7 @@ an in-memory fake for unit tests."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from autotag.decisions import TagCorrections, effective_tags
 from autotag.models import Classification, ProviderStatus, Tag, TagResult
 
 if TYPE_CHECKING:
@@ -84,6 +86,15 @@ class ImageRecord(BaseModel):
     s3_tags: S3TagWrite | None = None
     cached: bool = Field(default=False, description="The result came from the content-hash cache")
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    corrections: TagCorrections | None = Field(
+        default=None,
+        description="What people decided (stored apart from `tags`, which is what the providers said)",
+    )
+
+    @property
+    def tags_in_force(self) -> tuple[Tag, ...]:
+        """The providers' tags with people's decisions applied (what the index and S3 tags carry)."""
+        return effective_tags(self.tags, self.corrections, self.sha256)
 
     @classmethod
     def from_result(cls, result: TagResult, **fields: object) -> ImageRecord:
@@ -120,6 +131,62 @@ class CacheEntry:
     ttl_seconds: int
 
 
+class SummaryTag(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    confidence: float | None = None
+    provider: str
+
+
+SUMMARY_TAGS = 5
+CORRECTION_WAIT_SECONDS = 10.0
+"""How long a correction waits for an image being tagged (a live claim) before a 409."""
+
+
+class ImageSummary(BaseModel):
+    """One image as the recent-images feed lists it (newest first, by status)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    status: ImageStatus
+    updated_at: datetime
+    title: str | None = None
+    tag_count: int = 0
+    top_tags: tuple[SummaryTag, ...] = Field(default=(), description=f"The best {SUMMARY_TAGS} tags in force")
+    corrected: bool = Field(default=False, description="People corrected this image's tags")
+    error_code: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, record: ImageRecord) -> ImageSummary:
+        tags = record.tags_in_force
+        ranked = sorted(tags, key=lambda t: -1.0 if t.confidence is None else -t.confidence)
+        return cls(
+            bucket=record.bucket,
+            key=record.key,
+            version_id=record.version_id,
+            status=record.status,
+            updated_at=record.updated_at,
+            title=record.title,
+            tag_count=len(tags),
+            top_tags=tuple(
+                SummaryTag(name=t.name, confidence=t.confidence, provider=t.provider)
+                for t in ranked[:SUMMARY_TAGS]
+            ),
+            corrected=bool(record.corrections and record.corrections.log),
+            error_code=record.error_code,
+            error=record.error,
+        )
+
+
+CorrectionUpdate = Callable[[ImageRecord], TagCorrections]
+"""Given the stored record (with its corrections), the new corrections; may raise to refuse."""
+
+
 class Page(BaseModel, Generic[T]):
     items: list[T]
     cursor: str | None = Field(default=None, description="Opaque; pass back to get the next page")
@@ -130,11 +197,15 @@ class ImageStore(Protocol):
 
     def put(
         self, record: ImageRecord, *, claim: Claim | None = None, cache: CacheEntry | None = None
-    ) -> None:
+    ) -> ImageRecord:
         """Write the record and replace its tag-index items (no stale items left; see docs/storage.md).
+        The stored corrections are kept (``record.corrections`` is ignored) and applied to the
+        index; the record as written (with them) is returned.
 
         With ``claim``: only while the claim is still held (else :class:`~autotag.ordering.ClaimLostError`),
-        and the claim ends with the write. ``cache``: a result to cache, written in the same request."""
+        and the claim ends with the write; the corrections are those of the item the claim returned
+        (a correction waits while a claim is held). ``cache``: a result to cache, written in the
+        same request."""
         ...
 
     def claim(self, bucket: str, key: str, order: EventOrder, *, lease_seconds: float) -> Claim | Refusal:
@@ -144,6 +215,18 @@ class ImageStore(Protocol):
 
     def release(self, claim: Claim) -> None:
         """Give a claim up without writing a record (best effort; it expires anyway)."""
+        ...
+
+    def correct(self, bucket: str, key: str, update: CorrectionUpdate) -> ImageRecord | None:
+        """Replace the image's corrections with ``update(record)`` and its index items with the
+        tags in force, atomically against concurrent writers (re-read and retried on conflict).
+        A claim held on the record is kept. The record as stored, or None when there is no record."""
+        ...
+
+    def recent(
+        self, status: ImageStatus, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[ImageSummary]:
+        """Images with this status, most recently processed first."""
         ...
 
     def images_with_tag(self, tag: str, *, limit: int = 50, cursor: str | None = None) -> Page[TagHit]:

@@ -21,17 +21,32 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from autotag.errors import TransientError
+from autotag.decisions import TagCorrections
+from autotag.errors import ConflictError, TransientError
 from autotag.models import TagResult
 from autotag.ordering import Claim, ClaimLostError, EventOrder, Refusal, decide, normalize_sequencer
-from autotag.store.base import CacheEntry, ImageRecord, ImageStatus, Page, TagHit
+from autotag.resources import FEED_INDEX, TABLE, IndexSpec
+from autotag.store.base import (
+    CORRECTION_WAIT_SECONDS,
+    CacheEntry,
+    CorrectionUpdate,
+    ImageRecord,
+    ImageStatus,
+    ImageSummary,
+    Page,
+    TagHit,
+)
 from autotag.store.keys import (
     CACHE_PREFIX,
     META_SK,
     cache_pk,
     check_limit,
     decode_cursor,
+    decode_feed_cursor,
     encode_cursor,
+    encode_feed_cursor,
+    feed_pk,
+    feed_sk,
     image_id,
     image_pk,
     index_entries,
@@ -60,20 +75,42 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+def index_definition(index: IndexSpec) -> dict[str, Any]:
+    """CreateTable's GlobalSecondaryIndexes entry for an index spec."""
+    projection: dict[str, Any] = {"ProjectionType": "KEYS_ONLY"}
+    if index.projected_attributes:
+        projection = {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(index.projected_attributes)}
+    return {
+        "IndexName": index.name,
+        "KeySchema": [
+            {"AttributeName": index.partition_key.name, "KeyType": "HASH"},
+            {"AttributeName": index.sort_key.name, "KeyType": "RANGE"},
+        ],
+        "Projection": projection,
+    }
+
+
 def table_definition(name: str) -> dict[str, Any]:
     """CreateTable arguments for the table this store expects (the local stack and tests use it;
     the CDK stack declares the same keys)."""
+    attributes = [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+    for index in TABLE.indexes:
+        attributes += [
+            {"AttributeName": index.partition_key.name, "AttributeType": index.partition_key.type},
+            {"AttributeName": index.sort_key.name, "AttributeType": index.sort_key.type},
+        ]
     return {
         "TableName": name,
-        "AttributeDefinitions": [
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
+        "AttributeDefinitions": attributes,
         "KeySchema": [
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},
         ],
         "BillingMode": "PAY_PER_REQUEST",
+        "GlobalSecondaryIndexes": [index_definition(index) for index in TABLE.indexes],
     }
 
 
@@ -226,40 +263,106 @@ class DynamoImageStore:
 
     def put(
         self, record: ImageRecord, *, claim: Claim | None = None, cache: CacheEntry | None = None
-    ) -> None:
+    ) -> ImageRecord:
         if claim is not None:
-            self._put_claimed(record, claim, cache)
-            return
-        for attempt in range(_PUT_ATTEMPTS):
-            current = self._get_image_item(record.bucket, record.key)
+            return self._put_claimed(record, claim, cache)
+
+        def keep_corrections(current: dict[str, Any] | None) -> tuple[ImageRecord, TagCorrections | None]:
+            # The provider output is replaced; people's decisions stay as stored.
+            return record, _corrections_of(current)
+
+        stored = self._write(record.bucket, record.key, keep_corrections)
+        if stored is None:
+            raise TransientError(
+                f"image record {record.bucket}/{record.key} kept changing while being written"
+            )
+        if cache is not None:
+            self.cache_result(cache.key, cache.result, ttl_seconds=cache.ttl_seconds)
+        return stored
+
+    def correct(self, bucket: str, key: str, update: CorrectionUpdate) -> ImageRecord | None:
+        def apply(current: dict[str, Any] | None) -> tuple[ImageRecord, TagCorrections | None] | None:
+            record = _record_of(current)
+            if record is None:  # no item, or only a claim so far
+                raise _NoRecord
+            if self._claim_live(current):
+                raise _ClaimHeld
+            return record, update(record)
+
+        deadline = self._clock() + CORRECTION_WAIT_SECONDS
+        attempt = 0
+        while True:
             try:
-                self._client.transact_write_items(TransactItems=self._put_actions(record, current))
-                break
+                # Never while a claim is held: the claimed write replaces the whole item (one
+                # BatchWriteItem, no condition), so a correction waits for it and is then kept.
+                stored = self._write(bucket, key, apply, unclaimed=True)
+            except _NoRecord:
+                return None
+            except _ClaimHeld:
+                if self._clock() >= deadline:
+                    raise ConflictError(
+                        f"image {bucket}/{key} is being tagged; try the correction again"
+                    ) from None
+                self._sleep(min(0.5, _CONFLICT_BACKOFF * 2**attempt))
+                attempt += 1
+                continue
+            if stored is None:
+                raise ConflictError(f"image record {bucket}/{key} kept changing; try the correction again")
+            return stored
+
+    def _claim_live(self, item: dict[str, Any] | None) -> bool:
+        until = (item or {}).get("claim_until")
+        return until is not None and float(until) >= self._clock()
+
+    def _write(
+        self,
+        bucket: str,
+        key: str,
+        plan: Callable[[dict[str, Any] | None], tuple[ImageRecord, TagCorrections | None] | None],
+        *,
+        unclaimed: bool = False,
+    ) -> ImageRecord | None:
+        """Read the image item, plan the new record and corrections from it, write both with the
+        index items in one transaction guarded by the item's revision (and, ``unclaimed``, by no
+        live claim); on conflict read again. The record as written, or None when the item kept
+        changing."""
+        for attempt in range(_PUT_ATTEMPTS):
+            current = self._get_image_item(bucket, key)
+            planned = plan(current)
+            if planned is None:
+                return None
+            record, corrections = planned
+            stored = record.model_copy(update={"corrections": corrections})
+            try:
+                self._client.transact_write_items(
+                    TransactItems=self._put_actions(
+                        stored, current, unclaimed_at=self._clock() if unclaimed else None
+                    )
+                )
+                return stored
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
                 # Another writer changed this image between our read and write: re-read, retry
                 # after a jittered pause so racing writers spread out.
                 self._sleep(random.uniform(0, _CONFLICT_BACKOFF * 2**attempt))
-        else:
-            raise TransientError(
-                f"image record {record.bucket}/{record.key} kept changing while being written"
-            )
-        if cache is not None:
-            self.cache_result(cache.key, cache.result, ttl_seconds=cache.ttl_seconds)
+        return None
 
-    def _put_claimed(self, record: ImageRecord, claim: Claim, cache: CacheEntry | None) -> None:
+    def _put_claimed(self, record: ImageRecord, claim: Claim, cache: CacheEntry | None) -> ImageRecord:
         """One BatchWriteItem, no transaction (half the write units): the record, the index items it
         names, deletes of the ones its previous version named and no longer does, and the cached
-        result. No read: the claim returned the item as it was, and nobody else writes while it is
-        held. The claim is the guard: a claim lasts until the function's own timeout (see
+        result. No read: the claim returned the item as it was, with people's corrections, and nobody
+        else writes while it is held (a correction waits for the claim to end). The claim is the
+        guard: a claim lasts until the function's own timeout (see
         :data:`autotag.service.CLAIM_MARGIN_SECONDS`), so a writer still running holds it; one that
         finds it (nearly) lapsed writes nothing (:class:`ClaimLostError`). The record item carries no
         claim attributes: the write ends the claim. Unprocessed items are sent again while the claim
         lasts. Why the index still matches the record: docs/storage.md."""
         if claim.until - self._clock() < CLAIM_WRITE_GUARD_SECONDS:
             raise ClaimLostError(f"{record.bucket}/{record.key}")
-        actions = self._put_actions(record, claim.snapshot or None, claim_token=claim.token)
+        current = claim.snapshot or None
+        stored = record.model_copy(update={"corrections": _corrections_of(current)})
+        actions = self._put_actions(stored, current, claim_token=claim.token)
         requests: list[dict[str, Any]] = []
         for action in actions:
             if "Put" in action:
@@ -270,6 +373,7 @@ class DynamoImageStore:
             item = self._cache_item(cache.key, cache.result, cache.ttl_seconds)
             requests.append({"PutRequest": {"Item": item}})
         self._batch_write(requests, until=claim.until, what=f"{record.bucket}/{record.key}")
+        return stored
 
     def _batch_write(self, requests: list[dict[str, Any]], *, until: float, what: str) -> None:
         for start in range(0, len(requests), BATCH_WRITE_MAX):
@@ -288,10 +392,15 @@ class DynamoImageStore:
                 attempt += 1
 
     def _put_actions(
-        self, record: ImageRecord, current: dict[str, Any] | None, *, claim_token: str | None = None
+        self,
+        record: ImageRecord,
+        current: dict[str, Any] | None,
+        *,
+        claim_token: str | None = None,
+        unclaimed_at: float | None = None,
     ) -> list[dict[str, Any]]:
         pk = image_pk(record.bucket, record.key)
-        tags = record.tags if record.status is ImageStatus.TAGGED else ()
+        tags = record.tags_in_force if record.status is ImageStatus.TAGGED else ()
         entries = index_entries(record.bucket, record.key, tags)
         new_keys = {(e.pk, e.sk) for e in entries}
         old_keys = _index_keys(current, record.bucket, record.key)
@@ -309,21 +418,39 @@ class DynamoImageStore:
             "status": record.status.value,
             "updated_at": updated_at,
             RECORD_ATTRIBUTE: _compressed(record),
+            "tag_count": len(record.tags),
+            "corrections": record.corrections.model_dump_json() if record.corrections else None,
             "index_keys": [f"{e.pk}{INDEX_KEY_SEPARATOR}{e.sk.partition('#')[0]}" for e in entries],
             "revision": revision + 1,
+            "feed_pk": feed_pk(record.status.value),
+            "feed_sk": feed_sk(updated_at, record.bucket, record.key),
+            "summary": ImageSummary.of(record).model_dump_json(),
         }
-        put_image: dict[str, Any] = {"TableName": self._table, "Item": _item(image_item)}
+        conditions: list[str] = []
+        values: dict[str, Any] = {}
         if claim_token is not None:
             # The claim's attributes are not in the new item: the write ends the claim.
-            put_image["ConditionExpression"] = "claim_token = :token"
-            put_image["ExpressionAttributeValues"] = {":token": {"S": claim_token}}
-        elif current is None:
-            put_image["ConditionExpression"] = "attribute_not_exists(pk)"
-        elif "revision" not in current:  # only a claim so far
-            put_image["ConditionExpression"] = "attribute_not_exists(revision)"
+            conditions.append("claim_token = :token")
+            values[":token"] = {"S": claim_token}
+        elif unclaimed_at is not None:
+            # A correction: only while nobody holds a live claim (the claimed write replaces the
+            # whole item); an expired claim's attributes are dropped with this write.
+            conditions.append("(attribute_not_exists(claim_until) OR claim_until < :now)")
+            values[":now"] = _item({"n": _number(unclaimed_at)})["n"]
+        if current is None and claim_token is None:
+            conditions.append("attribute_not_exists(pk)")
+        elif current is None or "revision" not in current:  # no record yet (perhaps only a claim)
+            conditions.append("attribute_not_exists(revision)")
         else:
-            put_image["ConditionExpression"] = "revision = :revision"
-            put_image["ExpressionAttributeValues"] = {":revision": {"N": str(revision)}}
+            conditions.append("revision = :revision")
+            values[":revision"] = {"N": str(revision)}
+        put_image: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": _item(image_item),
+            "ConditionExpression": " AND ".join(conditions),
+        }
+        if values:
+            put_image["ExpressionAttributeValues"] = values
         actions: list[dict[str, Any]] = [{"Put": put_image}]
         # A key in both sets is overwritten by its Put (one transaction may not touch an item twice).
         for stale_pk, stale_sk in sorted(old_keys - new_keys):
@@ -373,6 +500,40 @@ class DynamoImageStore:
         return Page[TagHit](
             items=[_hit(i) for i in page],
             cursor=encode_cursor(pk, page[-1]["sk"]) if more and page else None,
+        )
+
+    # --- The feed of recent images -----------------------------------------------------------------
+
+    def recent(
+        self, status: ImageStatus, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[ImageSummary]:
+        check_limit(limit)
+        partition = feed_pk(status.value)
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": FEED_INDEX,
+            "KeyConditionExpression": "feed_pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": partition}},
+            "ScanIndexForward": False,
+            "Limit": limit + 1,
+        }
+        if cursor is not None:
+            start_partition, start_sort, start_pk = decode_feed_cursor(cursor, expected_feed_pk=partition)
+            query["ExclusiveStartKey"] = _item(
+                {"feed_pk": start_partition, "feed_sk": start_sort, "pk": start_pk, "sk": META_SK}
+            )
+        items: list[dict[str, Any]] = []
+        while len(items) <= limit:
+            response = self._client.query(**query)
+            items.extend(_plain(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        page, more = items[:limit], len(items) > limit
+        last = page[-1] if page else None
+        return Page[ImageSummary](
+            items=[ImageSummary.model_validate_json(i["summary"]) for i in page],
+            cursor=encode_feed_cursor(partition, last["feed_sk"], last["pk"]) if more and last else None,
         )
 
     # --- The content-hash cache ----------------------------------------------------------------
@@ -433,7 +594,7 @@ _RECORD_FIELDS_ON_ITEM = ("bucket", "key", "version_id", "etag", "status", "upda
 
 
 def _compressed(record: ImageRecord) -> bytes:
-    text = record.model_dump_json(exclude_defaults=True, exclude=set(_RECORD_FIELDS_ON_ITEM))
+    text = record.model_dump_json(exclude_defaults=True, exclude={*_RECORD_FIELDS_ON_ITEM, "corrections"})
     return zlib.compress(text.encode(), 9)
 
 
@@ -451,16 +612,32 @@ def _index_keys(item: dict[str, Any] | None, bucket: str, key: str) -> set[tuple
 
 
 def _record_of(item: dict[str, Any] | None) -> ImageRecord | None:
-    """The record an image item holds (None for an item that is only a claim so far)."""
+    """The record an image item holds, with its corrections (None for an item that is only a claim
+    so far)."""
     if not item:
         return None
     if RECORD_ATTRIBUTE in item:
         fields = json.loads(zlib.decompress(bytes(item[RECORD_ATTRIBUTE])))
         fields.update({name: item[name] for name in _RECORD_FIELDS_ON_ITEM if name in item})
-        return ImageRecord.model_validate(fields)
-    if "record" in item:  # written before compression
-        return ImageRecord.model_validate_json(item["record"])
-    return None
+        record = ImageRecord.model_validate(fields)
+    elif "record" in item:  # written before compression
+        record = ImageRecord.model_validate_json(item["record"])
+    else:
+        return None
+    return record.model_copy(update={"corrections": _corrections_of(item)})
+
+
+class _NoRecord(Exception):
+    """No image record to correct."""
+
+
+class _ClaimHeld(Exception):
+    """The image is being tagged (a live claim): a correction waits for the claimed write."""
+
+
+def _corrections_of(item: dict[str, Any] | None) -> TagCorrections | None:
+    raw = (item or {}).get("corrections")
+    return None if raw is None else TagCorrections.model_validate_json(raw)
 
 
 def _hit(item: dict[str, Any]) -> TagHit:

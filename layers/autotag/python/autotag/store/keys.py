@@ -6,6 +6,9 @@ Item types (``pk`` / ``sk``), see docs/storage.md:
 - tag index:     ``TAG#{tag_key}`` / ``{inverted confidence, 7 digits}#{image id}``
 - result cache:  ``CACHE#{cache key}`` / ``META`` (TTL attribute ``expires_at``)
 
+Image records also carry the keys of the ``feed`` index (``FEED#{status}`` / ``{updated_at}#{image
+id}``), queried newest first for the console's recent and failed images.
+
 A Query on ``TAG#{tag_key}`` in ascending sort-key order returns the images carrying that tag,
 highest confidence first, with tags that have no confidence last.
 """
@@ -25,6 +28,7 @@ from autotag.models import Tag, tag_key
 IMAGE_PREFIX = "IMG#"
 TAG_PREFIX = "TAG#"
 CACHE_PREFIX = "CACHE#"
+FEED_PREFIX = "FEED#"
 META_SK = "META"
 
 MAX_INDEXED_TAGS = 49
@@ -63,6 +67,15 @@ def inverted_confidence(confidence: float | None) -> str:
 
 def tag_sk(confidence: float | None, bucket: str, key: str) -> str:
     return f"{inverted_confidence(confidence)}#{image_id(bucket, key)}"
+
+
+def feed_pk(status: str) -> str:
+    return f"{FEED_PREFIX}{status}"
+
+
+def feed_sk(updated_at: str, bucket: str, key: str) -> str:
+    """ISO-8601 UTC timestamps sort as text; the image id makes the key unique."""
+    return f"{updated_at}#{image_id(bucket, key)}"
 
 
 def cache_pk(cache_key: str) -> str:
@@ -139,3 +152,22 @@ def decode_cursor(cursor: str, *, expected_pk: str) -> tuple[str, str]:
     if not isinstance(pk, str) or not isinstance(sk, str) or pk != expected_pk or not sk:
         raise invalid
     return pk, sk
+
+
+def encode_feed_cursor(feed_partition: str, feed_sort: str, pk: str) -> str:
+    """A feed page's position: the index keys and the table key of the last item returned."""
+    return encode_cursor(
+        feed_partition, json.dumps([feed_sort, pk], separators=(",", ":"), ensure_ascii=False)
+    )
+
+
+def decode_feed_cursor(cursor: str, *, expected_feed_pk: str) -> tuple[str, str, str]:
+    """(feed pk, feed sk, table pk) of a feed cursor; anything else is a BadInputError."""
+    partition, packed = decode_cursor(cursor, expected_pk=expected_feed_pk)
+    try:
+        sort, pk = json.loads(packed)
+    except (ValueError, TypeError):
+        raise BadInputError("invalid cursor: pass back the cursor of the previous page unchanged") from None
+    if not isinstance(sort, str) or not isinstance(pk, str) or not pk.startswith(IMAGE_PREFIX):
+        raise BadInputError("invalid cursor: pass back the cursor of the previous page unchanged")
+    return partition, sort, pk

@@ -7,10 +7,31 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from autotag.errors import ConflictError
 from autotag.models import TagResult
 from autotag.ordering import Claim, ClaimLostError, EventOrder, Refusal, decide, normalize_sequencer
-from autotag.store.base import CacheEntry, ImageRecord, ImageStatus, Page, TagHit
-from autotag.store.keys import check_limit, decode_cursor, encode_cursor, index_entries, tag_pk
+from autotag.store.base import (
+    CORRECTION_WAIT_SECONDS,
+    CacheEntry,
+    CorrectionUpdate,
+    ImageRecord,
+    ImageStatus,
+    ImageSummary,
+    Page,
+    TagHit,
+)
+from autotag.store.keys import (
+    check_limit,
+    decode_cursor,
+    decode_feed_cursor,
+    encode_cursor,
+    encode_feed_cursor,
+    feed_pk,
+    feed_sk,
+    image_pk,
+    index_entries,
+    tag_pk,
+)
 
 
 @dataclass(frozen=True)
@@ -72,35 +93,87 @@ class InMemoryImageStore:
 
     def put(
         self, record: ImageRecord, *, claim: Claim | None = None, cache: CacheEntry | None = None
-    ) -> None:
+    ) -> ImageRecord:
         image = (record.bucket, record.key)
-        tags = record.tags if record.status is ImageStatus.TAGGED else ()
-        entries = index_entries(record.bucket, record.key, tags)
         with self._lock:
             if claim is not None:
                 lease = self.leases.get(image)
                 if lease is None or lease.token != claim.token:
                     raise ClaimLostError(f"{record.bucket}/{record.key}")
                 del self.leases[image]
-            for pk, sk in self._index_keys.pop(image, []):
-                partition = self.index.get(pk, {})
-                partition.pop(sk, None)
-                if not partition:
-                    self.index.pop(pk, None)
-            for entry in entries:
-                self.index.setdefault(entry.pk, {})[entry.sk] = TagHit(
-                    bucket=record.bucket,
-                    key=record.key,
-                    version_id=record.version_id,
-                    tag=entry.tag,
-                    confidence=entry.confidence,
-                    providers=entry.providers,
-                    updated_at=record.updated_at,
-                )
-            self._index_keys[image] = [(e.pk, e.sk) for e in entries]
-            self.records[image] = record
+            current = self.records.get(image)
+            # The provider output is replaced; people's decisions stay as stored (under the lock, a
+            # correction made while the claim was held is among them).
+            stored = record.model_copy(update={"corrections": current.corrections if current else None})
+            self._store(stored)
             if cache is not None:
                 self._cache[cache.key] = _CacheEntry(cache.result, self._clock() + cache.ttl_seconds)
+            return stored
+
+    def correct(self, bucket: str, key: str, update: CorrectionUpdate) -> ImageRecord | None:
+        # As in DynamoDB: never while the image is being tagged (a live lease); wait for its write.
+        deadline = time.monotonic() + CORRECTION_WAIT_SECONDS
+        while True:
+            with self._lock:
+                current = self.records.get((bucket, key))
+                if current is None:
+                    return None
+                lease = self.leases.get((bucket, key))
+                if lease is None or lease.until < self._clock():
+                    # Under the lock: no other writer can land between the read and the write.
+                    stored = current.model_copy(update={"corrections": update(current)})
+                    self._store(stored)
+                    return stored
+            if time.monotonic() >= deadline:
+                raise ConflictError(f"image {bucket}/{key} is being tagged; try the correction again")
+            time.sleep(0.01)
+
+    def _store(self, record: ImageRecord) -> None:
+        image = (record.bucket, record.key)
+        tags = record.tags_in_force if record.status is ImageStatus.TAGGED else ()
+        entries = index_entries(record.bucket, record.key, tags)
+        for pk, sk in self._index_keys.pop(image, []):
+            partition = self.index.get(pk, {})
+            partition.pop(sk, None)
+            if not partition:
+                self.index.pop(pk, None)
+        for entry in entries:
+            self.index.setdefault(entry.pk, {})[entry.sk] = TagHit(
+                bucket=record.bucket,
+                key=record.key,
+                version_id=record.version_id,
+                tag=entry.tag,
+                confidence=entry.confidence,
+                providers=entry.providers,
+                updated_at=record.updated_at,
+            )
+        self._index_keys[image] = [(e.pk, e.sk) for e in entries]
+        self.records[image] = record
+
+    def recent(
+        self, status: ImageStatus, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[ImageSummary]:
+        check_limit(limit)
+        partition = feed_pk(status.value)
+        with self._lock:
+            feed = sorted(
+                (
+                    (feed_sk(r.updated_at.isoformat(), r.bucket, r.key), image_pk(r.bucket, r.key), r)
+                    for r in self.records.values()
+                    if r.status is status
+                ),
+                key=lambda entry: (entry[0], entry[1]),
+                reverse=True,
+            )
+        if cursor is not None:
+            _, after_sort, after_pk = decode_feed_cursor(cursor, expected_feed_pk=partition)
+            feed = [e for e in feed if (e[0], e[1]) < (after_sort, after_pk)]
+        page, more = feed[:limit], len(feed) > limit
+        last = page[-1] if page else None
+        return Page[ImageSummary](
+            items=[ImageSummary.of(r) for _, _, r in page],
+            cursor=encode_feed_cursor(partition, last[0], last[1]) if more and last else None,
+        )
 
     def images_with_tag(self, tag: str, *, limit: int = 50, cursor: str | None = None) -> Page[TagHit]:
         check_limit(limit)

@@ -1,0 +1,1 @@
+"""The web console's static files (index.html, app.js, app.css), served by autotag.api.images."""
