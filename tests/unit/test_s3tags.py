@@ -89,7 +89,8 @@ def test_no_free_slots_writes_nothing_and_says_why():
 
 def test_partial_slots_are_filled_with_the_best_labels():
     current = {f"user{i}": "v" for i in range(8)}
-    plan = plan_tag_set(current, labels(("a", 0.1), ("b", 0.9), ("c", 0.5), ("d", 0.7)), POLICY)
+    # Tags arrive ranked by the pipeline (content before attributes); that order is kept.
+    plan = plan_tag_set(current, labels(("b", 0.9), ("d", 0.7), ("c", 0.5), ("a", 1.0)), POLICY)
     assert list(plan.write.written) == ["autotag:b", "autotag:d"]
     assert len(plan.tag_set) == 10
     assert plan.write.reason == "2 of 4 tags written: 8 user tags leave 2 free slots"
@@ -97,8 +98,8 @@ def test_partial_slots_are_filled_with_the_best_labels():
 
 def test_policy_caps_and_thresholds():
     policy = S3TagPolicy(key_prefix="at/", max_tags=2, min_confidence=0.5)
-    plan = plan_tag_set({}, labels(("a", 0.4), ("b", 0.9), ("c", 0.6), ("d", 0.7)), policy)
-    assert plan.write.written == {"at/b": "0.90", "at/d": "0.70"}
+    plan = plan_tag_set({}, labels(("a", 0.4), ("b", 0.9), ("d", 0.7), ("c", 0.6)), policy)
+    assert plan.write.written == {"at/b": "0.90", "at/d": "0.70"}  # ranked order; "a" is under 0.5
 
 
 def test_labels_that_collide_after_sanitizing_are_written_once():

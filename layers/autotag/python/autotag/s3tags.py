@@ -53,8 +53,10 @@ def desired_tags(tags: Sequence[Tag], policy: S3TagPolicy, *, slots: int) -> dic
     limit = min(slots, policy.max_tags)
     wanted: dict[str, str] = {}
     room = MAX_KEY_CHARS - len(policy.key_prefix)
-    ranked = sorted(tags, key=lambda t: -1.0 if t.confidence is None else -t.confidence)
-    for tag in ranked:
+    # The pipeline's order is the ranking (people's decisions, then content, then attributes such as
+    # orientation or colour, each by confidence): a re-sort by confidence alone would fill the slots
+    # with `basic`'s certain but least telling tags.
+    for tag in tags:
         if len(wanted) >= limit:
             break
         if tag.confidence is not None and tag.confidence < policy.min_confidence:

@@ -164,7 +164,7 @@ class ImageSummary(BaseModel):
     @classmethod
     def of(cls, record: ImageRecord) -> ImageSummary:
         tags = record.tags_in_force
-        ranked = sorted(tags, key=lambda t: -1.0 if t.confidence is None else -t.confidence)
+        ranked = tags  # the pipeline's ranking (see autotag.s3tags.desired_tags)
         return cls(
             bucket=record.bucket,
             key=record.key,
