@@ -21,7 +21,6 @@ Writes bench/results/vision.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import resource
@@ -142,24 +141,12 @@ def hits(ranked: list[str], accepted: frozenset[str]) -> tuple[bool, bool]:
 
 
 def basic_tags(data: bytes) -> list[str]:
-    import httpx
     from autotag.config import ProviderConfig
-    from autotag.credentials import StaticCredentials
-    from autotag.intake import fit, load_image
-    from autotag.providers.base import EffectiveOptions, ProviderContext, ProviderRequest
     from autotag.providers.basic import BasicProvider
-    from autotag.retry import Deadline
 
-    context = ProviderContext(http=httpx.AsyncClient(), credentials=StaticCredentials({}))
-    provider = BasicProvider(ProviderConfig(name="basic"), context)
-    source = load_image(data)
-    request = ProviderRequest(
-        image=fit(source, BasicProvider.constraints),
-        source=source,
-        options=EffectiveOptions(lang="en", min_confidence=None, max_tags=None),
-        deadline=Deadline.after(30),
-    )
-    result = asyncio.run(provider.tag(request))
+    from tests.support.tagging import offline_context, tag_image
+
+    result = tag_image(BasicProvider(ProviderConfig(name="basic"), offline_context()), data)
     ordered = sorted(result.tags, key=lambda t: -(t.confidence or 0))
     return [t.name for t in ordered]
 

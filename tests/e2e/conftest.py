@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -100,6 +101,35 @@ class RunningStack:
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, "--state", str(self.state_path), timeout=timeout)
+
+    @contextlib.contextmanager
+    def notifications_paused(self) -> Iterator[Any]:
+        """The S3 client, with the bucket notifying nobody until the block ends: objects written
+        inside predate autotag (what a backfill is for)."""
+        s3 = self.client("s3")
+        notifications = s3.get_bucket_notification_configuration(Bucket=self.bucket)
+        notifications.pop("ResponseMetadata", None)
+        s3.put_bucket_notification_configuration(Bucket=self.bucket, NotificationConfiguration={})
+        try:
+            yield s3
+        finally:
+            s3.put_bucket_notification_configuration(
+                Bucket=self.bucket, NotificationConfiguration=notifications
+            )
+
+    def request_tagging(self, key: str) -> None:
+        """A Tag Image Requested event for `key` on the stack's bus, as a user's producer sends it."""
+        response = self.client("events").put_events(
+            Entries=[
+                {
+                    "Source": "autotag",
+                    "DetailType": "Tag Image Requested",
+                    "EventBusName": self.state.resources.event_bus_name,
+                    "Detail": json.dumps({"bucket": self.bucket, "key": key}),
+                }
+            ]
+        )
+        assert response["FailedEntryCount"] == 0
 
     def subscribe(self) -> str:
         """A debug queue receiving every event autotag publishes (a rule on the bus, as a user adds)."""

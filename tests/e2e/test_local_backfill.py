@@ -42,12 +42,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, provider: ImageDescriberServ
 
 def upload_existing_objects(stack: RunningStack, count: int) -> list[str]:
     """Objects that predate autotag: written while the bucket has no notification configured."""
-    s3 = stack.client("s3")
-    notifications = s3.get_bucket_notification_configuration(Bucket=stack.bucket)
-    notifications.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration={})
     keys = [f"archive/{i:04d}.png" for i in range(count)]
-    try:
+    with stack.notifications_paused() as s3:
         with ThreadPoolExecutor(8) as pool:
             # Distinct pixels: every object is a different image (no content-hash cache hits).
             list(
@@ -59,8 +55,6 @@ def upload_existing_objects(stack: RunningStack, count: int) -> list[str]:
                 )
             )
         s3.put_object(Bucket=stack.bucket, Key="archive/notes.txt", Body=b"not an image")  # filtered out
-    finally:
-        s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration=notifications)
     return keys
 
 

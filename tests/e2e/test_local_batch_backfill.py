@@ -39,17 +39,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 def existing_objects(stack: RunningStack, prefix: str, count: int) -> list[str]:
     """Objects that predate autotag: written while the bucket notifies nobody."""
-    s3 = stack.client("s3")
-    notifications = s3.get_bucket_notification_configuration(Bucket=stack.bucket)
-    notifications.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration={})
     keys = [f"{prefix}{i:03d} old photo+{i}.png" for i in range(count)]
-    try:
+    with stack.notifications_paused() as s3:
         for i, key in enumerate(keys):
             s3.put_object(Bucket=stack.bucket, Key=key, Body=png((i * 7 % 256, 90, 200), (8, 8)))
         s3.put_object(Bucket=stack.bucket, Key=f"{prefix}readme.txt", Body=b"not an image")
-    finally:
-        s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration=notifications)
     return keys
 
 
@@ -194,7 +188,9 @@ def test_budget_ceiling_and_dry_run_stop_a_job_before_any_task(stack: RunningSta
         stack.wait_record(key, timeout=60)
 
 
-def test_cancel_stops_a_job_waiting_for_confirmation(stack: RunningStack) -> None:
+def job_waiting_for_confirmation(stack: RunningStack, prefix: str, **user_arguments: str) -> str:
+    """A job over `prefix` created straight through the S3 Control API with ConfirmationRequired (as
+    an interrupted CLI leaves it), once it waits for confirmation (Suspended)."""
     import boto3
 
     extra = stack.state.resources.extra
@@ -209,19 +205,19 @@ def test_cancel_stops_a_job_waiting_for_confirmation(stack: RunningStack) -> Non
         "before-sign.s3-control.*",
         lambda request, **_: setattr(request, "url", request.url.replace("//123456789012.", "//", 1)),
     )
-    existing_objects(stack, "cancel/", 2)
+    invoke: dict[str, object] = {"FunctionArn": extra[OUTPUT_FUNCTION_ARN], "InvocationSchemaVersion": "2.0"}
+    if user_arguments:
+        invoke["UserArguments"] = user_arguments
     job_id = control.create_job(
         AccountId="123456789012",
         ConfirmationRequired=True,
-        Operation={
-            "LambdaInvoke": {"FunctionArn": extra[OUTPUT_FUNCTION_ARN], "InvocationSchemaVersion": "2.0"}
-        },
+        Operation={"LambdaInvoke": invoke},
         Report={"Enabled": False},
         ManifestGenerator={
             "S3JobManifestGenerator": {
                 "SourceBucket": f"arn:aws:s3:::{stack.bucket}",
                 "EnableManifestOutput": False,
-                "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": ["cancel/"]}},
+                "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": [prefix]}},
             }
         },
         Priority=1,
@@ -230,8 +226,14 @@ def test_cancel_stops_a_job_waiting_for_confirmation(stack: RunningStack) -> Non
     wait_for(
         lambda: control.describe_job(AccountId="123456789012", JobId=job_id)["Job"]["Status"] == "Suspended",
         timeout=30,
-        what="the job to wait for confirmation",
+        what=f"job {job_id} to wait for confirmation",
     )
+    return job_id
+
+
+def test_cancel_stops_a_job_waiting_for_confirmation(stack: RunningStack) -> None:
+    existing_objects(stack, "cancel/", 2)
+    job_id = job_waiting_for_confirmation(stack, "cancel/")
     cancel = stack.cli("backfill", "cancel", job_id)
     assert cancel.returncode == 0, cancel.stderr
     assert f"job {job_id}: Cancelling" in cancel.stdout
@@ -240,32 +242,7 @@ def test_cancel_stops_a_job_waiting_for_confirmation(stack: RunningStack) -> Non
     assert status.returncode == 1  # --wait: the job did not complete
 
     # A job left waiting (an interrupted CLI) is confirmed later, through the same budget guard.
-    waiting = control.create_job(
-        AccountId="123456789012",
-        ConfirmationRequired=True,
-        Operation={
-            "LambdaInvoke": {
-                "FunctionArn": extra[OUTPUT_FUNCTION_ARN],
-                "InvocationSchemaVersion": "2.0",
-                "UserArguments": {"force": "false"},
-            }
-        },
-        Report={"Enabled": False},
-        ManifestGenerator={
-            "S3JobManifestGenerator": {
-                "SourceBucket": f"arn:aws:s3:::{stack.bucket}",
-                "EnableManifestOutput": False,
-                "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": ["cancel/"]}},
-            }
-        },
-        Priority=1,
-        RoleArn=extra[OUTPUT_ROLE_ARN],
-    )["JobId"]
-    wait_for(
-        lambda: control.describe_job(AccountId="123456789012", JobId=waiting)["Job"]["Status"] == "Suspended",
-        timeout=30,
-        what="the second job to wait for confirmation",
-    )
+    waiting = job_waiting_for_confirmation(stack, "cancel/", force="false")
     confirmed = stack.cli("backfill", "confirm", waiting, "--wait")
     assert confirmed.returncode == 0, confirmed.stderr + confirmed.stdout
     assert "budget: 3 object(s) at most, engine batch-operations" in confirmed.stderr

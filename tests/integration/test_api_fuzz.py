@@ -35,11 +35,6 @@ def stack(aws_emulator):
         yield built
 
 
-@pytest.fixture(scope="module")
-def openapi(stack):
-    return stack.call("GET", "/v1/openapi.json").json
-
-
 # --- Strategies ------------------------------------------------------------------------------------
 
 SMALL_JPEG = base64.b64encode(jpeg_bytes(24, 16, seed=2)).decode()

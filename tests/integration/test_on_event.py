@@ -12,17 +12,11 @@ import pytest
 from autotag.store.dynamodb import DynamoImageStore
 from jsonschema import Draft202012Validator
 
-from tests.support.api_stack import EVENTS_DIR, ApiStack, api_stack, load_event
-from tests.support.events import next_sequencer
+from tests.support.api_stack import ApiStack
+from tests.support.events import load_event, load_schema, next_sequencer
 from tests.support.images import jpeg_bytes, truncated_jpeg
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No application metrics")]
-
-
-@pytest.fixture(scope="module")
-def stack(aws_emulator):
-    with api_stack(aws_emulator) as built:
-        yield built
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +27,7 @@ def _clean_queues(stack):
 
 
 def tag_requested(stack: ApiStack, key: str, **detail: Any) -> dict[str, Any]:
-    event = copy.deepcopy(load_event("eventbridge_tag_image_requested.json"))
+    event = copy.deepcopy(load_event("eventbridge_tag_image_requested"))
     event["detail"] = {"bucket": stack.bucket, "key": key, **detail}
     event["resources"] = [f"arn:aws:s3:::{stack.bucket}/{key}"]
     event["id"] = f"req-{key}"
@@ -41,7 +35,7 @@ def tag_requested(stack: ApiStack, key: str, **detail: Any) -> dict[str, Any]:
 
 
 def object_created(stack: ApiStack, key: str, etag: str, sequencer: str | None = None) -> dict[str, Any]:
-    event = copy.deepcopy(load_event("eventbridge_s3_object_created.json"))
+    event = copy.deepcopy(load_event("eventbridge_s3_object_created"))
     event["detail"]["bucket"]["name"] = stack.bucket
     event["detail"]["object"].update(key=key, etag=etag, sequencer=sequencer or next_sequencer())
     event["resources"] = [f"arn:aws:s3:::{stack.bucket}"]
@@ -87,9 +81,9 @@ def put_same_image(stack: ApiStack, *keys: str) -> dict[str, str]:
 
 
 def test_sample_events_match_the_documented_schema_and_models():
-    schema = json.loads((EVENTS_DIR / "schemas" / "tag_image_requested.schema.json").read_text())
+    schema = load_schema("tag_image_requested")
     Draft202012Validator.check_schema(schema)
-    Draft202012Validator(schema).validate(load_event("eventbridge_tag_image_requested.json")["detail"])
+    Draft202012Validator(schema).validate(load_event("eventbridge_tag_image_requested")["detail"])
     from autotag.subscriber import tag_image_requested_schema
 
     assert schema == tag_image_requested_schema(), "regenerate with: python -m autotag.subscriber"
@@ -177,7 +171,7 @@ def test_url_encoded_keys_in_object_created_events_are_decoded(stack):
 )
 def test_malformed_events_end_in_the_dlq_with_the_reason(stack, event, code):
     if isinstance(event, dict) and event.get("source") == "autotag":
-        base = load_event("eventbridge_tag_image_requested.json")
+        base = load_event("eventbridge_tag_image_requested")
         event = {**base, **event}
     result = stack.on_event(event)
     assert result["status"] == "dead_lettered"
@@ -196,7 +190,7 @@ def test_malformed_events_end_in_the_dlq_with_the_reason(stack, event, code):
 
 
 def test_missing_key_reason_names_the_field(stack):
-    event = load_event("eventbridge_tag_image_requested.json")
+    event = load_event("eventbridge_tag_image_requested")
     event["detail"] = {"bucket": stack.bucket}
     stack.on_event(event)
     (letter,) = stack.dead_letters()

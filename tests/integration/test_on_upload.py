@@ -3,36 +3,16 @@ import json
 
 import jsonschema
 import pytest
-from autotag.store.dynamodb import DynamoImageStore
 from autotag.store.keys import tag_pk
 
 from tests.support.events import load_schema, s3_notification, s3_record, s3_test_event, sqs_message
 from tests.support.images import jpeg_bytes, truncated_jpeg
 from tests.support.upload_stack import upload_stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_uploads")]
+STACK = upload_stack
 
 USER_TAGS = {"owner": "alice", "project": "summer", "cost-center": "42"}
-
-
-@pytest.fixture(scope="module")
-def stack(aws_emulator):
-    with upload_stack(aws_emulator) as created:
-        yield created
-
-
-@pytest.fixture(autouse=True)
-def _fresh(stack):
-    stack.provider.reset()
-    stack.provider.tags = ["cat", "pet", "whiskers", "indoor"]
-    stack.drain(stack.events_queue_url, wait=0)
-    stack.drain(stack.dlq_url, wait=0)
-    stack.drain(stack.tag_queue_url, wait=0)
-
-
-@pytest.fixture
-def store(stack):
-    return DynamoImageStore(stack.emulator.client("dynamodb"), stack.table)
 
 
 def index_keys(stack, key):

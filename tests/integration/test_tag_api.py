@@ -21,7 +21,8 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
 from PIL import Image
 
-from tests.support.api_stack import HttpReply, api_stack, load_event
+from tests.support.api_stack import HttpReply
+from tests.support.events import load_event
 from tests.support.https_server import Reply
 from tests.support.images import bomb_png, jpeg_bytes, truncated_jpeg
 from tests.support.provider_servers import ImageDescriberServer
@@ -32,19 +33,6 @@ TAGS = "/v1/tags"
 IMAGE = "/v1/images/{bucket}/{key}"
 TAG_IMAGES = "/v1/tags/{tag}/images"
 UPLOADS = "/v1/uploads"
-
-
-@pytest.fixture(scope="module")
-def stack(aws_emulator):
-    with api_stack(aws_emulator) as built:
-        yield built
-
-
-@pytest.fixture(scope="module")
-def openapi(stack):
-    reply = stack.call("GET", "/v1/openapi.json")
-    assert reply.status == 200
-    return reply.json
 
 
 @pytest.fixture(autouse=True)
@@ -109,7 +97,7 @@ def test_openapi_document_is_valid_and_lists_exactly_our_statuses(openapi):
 
 
 def test_post_tags_with_the_sample_event(stack, openapi):
-    event = load_event("apigw_post_tags.json")
+    event = load_event("apigw_post_tags")
     reply = stack.invoke(event)
     assert reply.status == 200, reply.body
     check_documented(openapi, "POST", TAGS, reply)
@@ -201,7 +189,7 @@ def test_get_image_with_the_sample_event(stack, openapi):
     key = "photos/2025/cat.jpg"
     stack.put_image(key, jpeg_bytes(64, 64, seed=7))
     assert stack.call("POST", TAGS, {"s3": {"bucket": stack.bucket, "key": key}, "store": True}).status == 200
-    event = copy.deepcopy(load_event("apigw_get_image.json"))
+    event = copy.deepcopy(load_event("apigw_get_image"))
     event["path"] = event["path"].replace("example-images-bucket", stack.bucket)
     reply = stack.invoke(event)
     assert reply.status == 200, reply.body
@@ -221,7 +209,7 @@ def test_list_images_by_tag_is_paginated_with_an_opaque_cursor(stack, openapi):
             )
     finally:
         stack.provider.tags = ["cat", "pet", "whiskers", "indoor"]
-    event = copy.deepcopy(load_event("apigw_get_tag_images.json"))
+    event = copy.deepcopy(load_event("apigw_get_tag_images"))
     event["path"] = "/v1/tags/Zebra-Crossing/images"
     event["queryStringParameters"] = {"limit": "2"}
     event["multiValueQueryStringParameters"] = {"limit": ["2"]}
@@ -566,7 +554,7 @@ def test_unstored_requests_are_answered_from_the_result_cache(cached, openapi):
 def test_an_upload_tagged_by_on_event_fills_the_cache_for_the_api(cached):
     data = jpeg_bytes(64, 64, seed=32)
     cached.put_image("cache/uploaded.jpg", data)
-    event = copy.deepcopy(load_event("eventbridge_tag_image_requested.json"))
+    event = copy.deepcopy(load_event("eventbridge_tag_image_requested"))
     event["detail"] = {"bucket": cached.bucket, "key": "cache/uploaded.jpg"}
     event["id"] = "cache-uploaded"
     assert cached.on_event(event)["status"] == "tagged"

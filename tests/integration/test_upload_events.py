@@ -22,26 +22,8 @@ from tests.support.provider_servers import Reply
 from tests.support.sqs_delivery import lambda_records, move_messages, receive_all
 from tests.support.upload_stack import UploadStack, upload_stack
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def stack(aws_emulator):
-    with upload_stack(aws_emulator) as created:
-        yield created
-
-
-@pytest.fixture(autouse=True)
-def _fresh(stack):
-    stack.provider.reset()
-    stack.provider.tags = ["cat", "pet", "whiskers", "indoor"]
-    for url in (stack.events_queue_url, stack.dlq_url, stack.tag_queue_url):
-        stack.drain(url, wait=0)
-
-
-@pytest.fixture
-def store(stack):
-    return DynamoImageStore(stack.emulator.client("dynamodb"), stack.table)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_uploads")]
+STACK = upload_stack
 
 
 def queue_arn(stack: UploadStack) -> str:

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,19 +24,14 @@ from autotag.fetch import fetch_image_url
 from autotag.store.dynamodb import create_table
 
 from tests.support.aws import Emulator, unique
-from tests.support.events import s3_notification, s3_record, sqs_batch, sqs_message
+from tests.support.events import load_event, s3_notification, s3_record, sqs_batch, sqs_message
 from tests.support.https_server import FakeDns, ImageHost, LoopbackInternet
 from tests.support.lambda_context import lambda_context
 from tests.support.provider_servers import ImageDescriberServer
 from tests.support.upload_stack import create_idempotency_table
 
-EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 PUBLIC_IMAGE_HOST = "93.184.215.14"
 PUBLIC_REDIRECTOR = "93.184.215.15"
-
-
-def load_event(name: str) -> dict[str, Any]:
-    return json.loads((EVENTS_DIR / name).read_text())
 
 
 @dataclass
@@ -61,7 +55,7 @@ def rest_event(
     base64_body: bool = False,
 ) -> dict[str, Any]:
     """A REST proxy event built from the sample in events/ (API Gateway's exact shape)."""
-    event = copy.deepcopy(load_event("apigw_post_tags.json"))
+    event = copy.deepcopy(load_event("apigw_post_tags"))
     merged = {k: v for k, v in event["headers"].items() if k != "Content-Type"}
     if body is not None:
         merged["Content-Type"] = "application/json"

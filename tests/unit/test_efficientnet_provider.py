@@ -6,21 +6,20 @@ from __future__ import annotations
 import asyncio
 import io
 
-import httpx
 import pytest
 from autotag.config import AutotagConfig, ProviderConfig
-from autotag.credentials import StaticCredentials
 from autotag.errors import ConfigError, ProviderBadInputError, ProviderError
 from autotag.image import ImageFormat
 from autotag.intake import fit, load_image
 from autotag.models import TagKind
 from autotag.providers import provider_class
-from autotag.providers.base import EffectiveOptions, ProviderContext, ProviderRequest
+from autotag.providers.base import EffectiveOptions, ProviderRequest
 from autotag.providers.efficientnet import EfficientNetProvider
 from autotag.retry import Deadline
 from autotag.vision import model as vision_model
 from PIL import Image
 
+from tests.support.tagging import offline_context, tag_image
 from tests.support.vision import write_colour_model
 
 
@@ -30,29 +29,18 @@ def colour_model(tmp_path_factory):
 
 
 def make(options: dict | None = None, model_path=None, **config) -> EfficientNetProvider:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(599)))
-    context = ProviderContext(http=http, credentials=StaticCredentials({}))
     merged = dict(options or {})
     if model_path is not None:
         merged["model_path"] = str(model_path)
-    return EfficientNetProvider(ProviderConfig(name="efficientnet", options=merged, **config), context)
+    return EfficientNetProvider(
+        ProviderConfig(name="efficientnet", options=merged, **config), offline_context()
+    )
 
 
 def picture(rgb: tuple[int, int, int], fmt: str = "JPEG") -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (640, 480), rgb).save(buffer, format=fmt)
     return buffer.getvalue()
-
-
-def run(provider: EfficientNetProvider, data: bytes, *, min_confidence=None, max_tags=None):
-    source = load_image(data)
-    request = ProviderRequest(
-        image=fit(source, EfficientNetProvider.constraints),
-        source=source,
-        options=EffectiveOptions(lang="en", min_confidence=min_confidence, max_tags=max_tags),
-        deadline=Deadline.after(30),
-    )
-    return asyncio.run(provider.tag(request))
 
 
 def test_registered_offline_keyless_and_a_default():
@@ -64,7 +52,7 @@ def test_registered_offline_keyless_and_a_default():
 
 
 def test_red_picture_is_a_tabby_and_a_cat(colour_model):
-    result = run(make(model_path=colour_model), picture((230, 20, 20)))
+    result = tag_image(make(model_path=colour_model), picture((230, 20, 20)))
     tags = {t.name: t for t in result.tags}
     assert result.providers[0].provider == "efficientnet"
     assert result.providers[0].tag_count == len(result.tags)
@@ -80,8 +68,8 @@ def test_red_picture_is_a_tabby_and_a_cat(colour_model):
 
 
 def test_blue_and_green(colour_model):
-    blue = {t.name for t in run(make(model_path=colour_model), picture((20, 20, 230))).tags}
-    green = {t.name for t in run(make(model_path=colour_model), picture((20, 230, 20), "PNG")).tags}
+    blue = {t.name for t in tag_image(make(model_path=colour_model), picture((20, 20, 230))).tags}
+    green = {t.name for t in tag_image(make(model_path=colour_model), picture((20, 230, 20), "PNG")).tags}
     assert {"tench", "fish", "animal"} <= blue
     assert {"daisy", "flower", "plant"} <= green
     assert "cat" not in blue | green
@@ -89,24 +77,24 @@ def test_blue_and_green(colour_model):
 
 def test_min_confidence_and_max_tags(colour_model):
     provider = make(model_path=colour_model)
-    everything = run(provider, picture((230, 20, 20)), min_confidence=0.0).tags
-    capped = run(provider, picture((230, 20, 20)), max_tags=2).tags
+    everything = tag_image(provider, picture((230, 20, 20)), min_confidence=0.0).tags
+    capped = tag_image(provider, picture((230, 20, 20)), max_tags=2).tags
     assert len(capped) == 2
     assert [t.name for t in capped] == [t.name for t in everything[:2]]
-    strict = run(provider, picture((230, 20, 20)), min_confidence=0.999).tags
+    strict = tag_image(provider, picture((230, 20, 20)), min_confidence=0.999).tags
     assert all(t.confidence >= 0.999 for t in strict)
     # Without min_confidence the provider's own floor (0.1) keeps the 997 unlikely classes out.
-    default = run(provider, picture((230, 20, 20))).tags
+    default = tag_image(provider, picture((230, 20, 20))).tags
     assert all(t.confidence >= 0.1 for t in default)
 
 
 def test_vocabulary_options(colour_model):
     options = {"rename": {"tabby": "cat:tabby", "animal": "animals"}, "deny": ["mammal"], "parents": True}
-    tags = {t.name for t in run(make(options, model_path=colour_model), picture((230, 20, 20))).tags}
+    tags = {t.name for t in tag_image(make(options, model_path=colour_model), picture((230, 20, 20))).tags}
     assert {"cat:tabby", "animals", "cat"} <= tags
     assert not {"tabby", "animal", "mammal"} & tags
     allowed = make({"allow": ["cat"]}, model_path=colour_model)
-    only = {t.name for t in run(allowed, picture((230, 20, 20))).tags}
+    only = {t.name for t in tag_image(allowed, picture((230, 20, 20))).tags}
     assert only == {"cat"}
 
 
@@ -123,7 +111,7 @@ def test_invalid_options_are_a_config_error():
 
 def test_missing_model_is_a_clear_terminal_error(tmp_path):
     with pytest.raises(ProviderError) as caught:
-        run(make(model_path=tmp_path / "absent.onnx"), picture((1, 2, 3)))
+        tag_image(make(model_path=tmp_path / "absent.onnx"), picture((1, 2, 3)))
     assert caught.value.code == "model_unavailable"
     assert not caught.value.retryable
     assert "make model" in caught.value.message
@@ -149,9 +137,9 @@ def test_model_is_loaded_once_per_process_and_lazily(colour_model):
     key = (colour_model.resolve(), 1)
     vision_model._LOADED.pop(key, None)
     assert key not in vision_model._LOADED  # constructing the provider loads nothing
-    run(provider, picture((230, 20, 20)))
+    tag_image(provider, picture((230, 20, 20)))
     first = vision_model._LOADED[key]
-    run(make(model_path=colour_model), picture((20, 20, 230)))
+    tag_image(make(model_path=colour_model), picture((20, 20, 230)))
     assert vision_model._LOADED[key] is first
 
 
@@ -194,11 +182,12 @@ def test_missing_runtime_is_a_clear_terminal_error(colour_model):
     code = (
         "import sys\n"
         "sys.modules['onnxruntime'] = None  # as if it were not installed\n"
-        "from tests.unit.test_efficientnet_provider import make, picture, run\n"
+        "from tests.unit.test_efficientnet_provider import make, picture\n"
+        "from tests.support.tagging import tag_image\n"
         "from autotag.errors import ProviderError\n"
         "from pathlib import Path\n"
         "try:\n"
-        f"    run(make(model_path=Path({str(colour_model)!r})), picture((9, 9, 9)))\n"
+        f"    tag_image(make(model_path=Path({str(colour_model)!r})), picture((9, 9, 9)))\n"
         "except ProviderError as error:\n"
         "    assert error.code == 'model_unavailable', error.code\n"
         "    assert 'onnxruntime' in error.message and 'make setup' in error.message, error.message\n"

@@ -27,18 +27,7 @@ from autotag.providers.http import (
 )
 from autotag.retry import Deadline, RetryPolicy
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.time = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.time += seconds
+from tests.support.clock import FakeClock
 
 
 def response(status: int, headers: dict[str, str] | None = None, **kwargs) -> httpx.Response:
@@ -144,28 +133,30 @@ def test_send_honours_retry_after_with_the_clock():
     assert clock.sleeps[0] >= 4
 
 
+class Answering:
+    """A transport handler that answers every request with one status and counts the requests."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.calls = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return httpx.Response(self.status)
+
+
 def test_send_gives_up_after_max_attempts():
-    calls: list[int] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(1)
-        return httpx.Response(500)
-
+    handler = Answering(500)
     with pytest.raises(TransientError):
         _send(handler, attempts=2)
-    assert len(calls) == 2
+    assert handler.calls == 2
 
 
 def test_send_does_not_retry_auth_errors():
-    calls: list[int] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(1)
-        return httpx.Response(401)
-
+    handler = Answering(401)
     with pytest.raises(AuthError):
         _send(handler)
-    assert len(calls) == 1
+    assert handler.calls == 1
 
 
 def test_transport_failures_map_to_the_taxonomy():
@@ -194,15 +185,10 @@ def test_check_sees_body_level_errors():
 
 
 def test_no_attempt_after_the_deadline():
-    calls: list[int] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(1)
-        return httpx.Response(200)
-
+    handler = Answering(200)
     with pytest.raises(TransientError):
         _send(handler, seconds=0)
-    assert calls == []
+    assert handler.calls == 0
 
 
 def test_send_gives_bare_requests_the_client_defaults():

@@ -33,19 +33,9 @@ from autotag.providers.base import Capabilities, InputForm, Provider, ProviderCo
 from autotag.retry import Deadline
 
 from tests.support import images
+from tests.support.clock import FakeClock
 
 Outcome: TypeAlias = TagResult | ProviderError
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.time = 1000.0
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.time += seconds
 
 
 class ScriptedProvider(Provider):
@@ -103,7 +93,7 @@ def result(provider: str, *tags: tuple[str, float | None], **extra: object) -> T
 @pytest.fixture
 def context():
     http = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(599)))
-    return ProviderContext(http=http, credentials=StaticCredentials({}), clock=FakeClock())
+    return ProviderContext(http=http, credentials=StaticCredentials({}), clock=FakeClock(start=1000.0))
 
 
 def make_tagger(context, scripts, **config_fields):

@@ -7,20 +7,7 @@ import pytest
 from autotag.errors import AuthError, ProviderBadInputError, ThrottledError, TransientError
 from autotag.retry import Deadline, RetryPolicy, retry_async
 
-
-class FakeClock:
-    """Time moves only when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.time = 500.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.time += seconds
+from tests.support.clock import FakeClock
 
 
 class Flaky:
@@ -37,7 +24,7 @@ class Flaky:
 
 
 def run(call, *, policy=None, seconds=60.0, clock=None, rng=None, on_retry=None):
-    clock = clock or FakeClock()
+    clock = clock or FakeClock(start=500.0)
     deadline = Deadline.after(seconds, clock)
     return asyncio.run(
         retry_async(
@@ -51,7 +38,7 @@ def run(call, *, policy=None, seconds=60.0, clock=None, rng=None, on_retry=None)
 
 
 def test_retries_transient_failures_until_success():
-    clock = FakeClock()
+    clock = FakeClock(start=500.0)
     call = Flaky(TransientError("503"), TransientError("503"))
     retries: list[int] = []
     assert run(call, clock=clock, on_retry=lambda e, attempt, d: retries.append(attempt)) == "done"
@@ -69,7 +56,7 @@ def test_attempts_are_bounded():
 
 @pytest.mark.parametrize("error", [AuthError("bad key"), ProviderBadInputError("bad image")])
 def test_non_retryable_errors_are_not_retried(error):
-    clock = FakeClock()
+    clock = FakeClock(start=500.0)
     call = Flaky(error)
     with pytest.raises(type(error)):
         run(call, clock=clock)
@@ -87,7 +74,7 @@ def test_backoff_is_exponential_with_full_jitter_and_capped():
 
 
 def test_retry_after_is_honoured():
-    clock = FakeClock()
+    clock = FakeClock(start=500.0)
     call = Flaky(ThrottledError("429", retry_after=7.5))
     assert run(call, clock=clock) == "done"
     assert len(clock.sleeps) == 1
@@ -102,7 +89,7 @@ def test_retry_after_beyond_the_policy_is_left_to_redelivery():
 
 
 def test_never_waits_past_the_deadline():
-    clock = FakeClock()
+    clock = FakeClock(start=500.0)
     call = Flaky(ThrottledError("429", retry_after=5))
     with pytest.raises(ThrottledError):
         run(call, clock=clock, seconds=3)
@@ -111,7 +98,7 @@ def test_never_waits_past_the_deadline():
 
 
 def test_total_time_stays_within_the_deadline():
-    clock = FakeClock()
+    clock = FakeClock(start=500.0)
     start = clock.time
     call = Flaky(*(ThrottledError("429", retry_after=2) for _ in range(10)))
     with pytest.raises(ThrottledError):
@@ -121,7 +108,7 @@ def test_total_time_stays_within_the_deadline():
 
 
 def test_expired_deadline_fails_before_calling():
-    clock = FakeClock()
+    clock = FakeClock(start=500.0)
     call = Flaky()
     with pytest.raises(TransientError) as caught:
         run(call, clock=clock, seconds=0)
@@ -130,7 +117,7 @@ def test_expired_deadline_fails_before_calling():
 
 
 def test_deadline_arithmetic():
-    clock = FakeClock()
+    clock = FakeClock(start=500.0)
     deadline = Deadline.after(10, clock)
     assert deadline.remaining() == 10
     assert deadline.cap(30) == 10
