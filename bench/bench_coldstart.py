@@ -26,7 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.common import LAYER, LOOPBACK_AWS_ENV, ROOT, machine, ratio, stats, text_table, write_result
+from bench.common import LAYER, ROOT, machine, ratio, stats, text_table, write_result
+from tests.support.loopback_env import LOOPBACK_AWS_ENV
 
 TARGET_RATIO = 1.5
 CPU_SAMPLES: dict[str, list[float]] = {}

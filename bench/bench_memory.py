@@ -35,7 +35,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from bench.common import LOOPBACK_AWS_ENV, ROOT, loopback_environment, write_result
+from bench.common import ROOT, loopback_environment, write_result
+from tests.support.loopback_env import LOOPBACK_AWS_ENV
 
 loopback_environment()
 

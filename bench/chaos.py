@@ -71,14 +71,15 @@ from bench.harness import (
     running_stack,
 )
 
+PROVIDER_FAULTS = Faults(error_rate=0.10, throttle_rate=0.05, hang_rate=0.02, retry_after=1.0)
+
 
 @dataclass(frozen=True)
 class ChaosPlan:
     uploads: int = 1000
     seed: int = 7
-    error_rate: float = 0.10
-    throttle_rate: float = 0.05
-    hang_rate: float = 0.02
+    provider_faults: Faults = PROVIDER_FAULTS
+    """The imagedescriber double's faults (its hang outlasts the client's timeout; seeded by `seed`)."""
     corrupt_rate: float = 0.03
     delete_rate: float = 0.01
     duplicate_rate: float = 0.10
@@ -93,7 +94,6 @@ class ChaosPlan:
     on_upload_timeout: int = 10
     """Seconds; the tag queue's visibility timeout is 6x this (AWS's guidance)."""
     provider_timeout: float = 1.0
-    retry_after: float = 1.0
     timeout: float = 900.0
     """Global limit of the run, after which it reports what it has and fails."""
     workers: int = 2
@@ -136,7 +136,7 @@ class ChaosReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "plan": self.plan.__dict__,
+            "plan": dataclasses.asdict(self.plan),
             "ok": self.ok,
             "problems": self.problems,
             "seconds": round(self.seconds, 1),
@@ -310,6 +310,7 @@ class Chaos:
         started = self.started = time.time()
         deadline = time.monotonic() + plan.timeout
         kinds = Counter(o.kind for o in objects)
+        faults = plan.provider_faults
         self.say(
             f"chaos: {plan.uploads} uploads ({valid} images, {kinds['corrupt']} corrupt, "
             f"{kinds['deleted']} deleted before processing, "
@@ -317,7 +318,8 @@ class Chaos:
             f"{sum(o.overwrite == 'same_bytes' for o in objects)} same-bytes re-uploads, "
             f"{sum(o.overwrite == 'a_b_a' for o in objects)} A-B-A overwrites, "
             f"{sum(bool(o.upload.user_tags) for o in objects)} with user tags); provider faults "
-            f"{plan.error_rate:.0%} HTTP 500, {plan.throttle_rate:.0%} 429, {plan.hang_rate:.0%} timeouts; "
+            f"{faults.error_rate:.0%} HTTP 500, {faults.throttle_rate:.0%} 429, "
+            f"{faults.hang_rate:.0%} timeouts; "
             f"{plan.kills} kills"
         )
         self.client.put_all([o.upload for o in objects], after=lambda u: self.after_upload(by_key[u.key]))
@@ -616,14 +618,8 @@ def _letter_keys(body: str, attributes: dict[str, str]) -> list[str]:
 
 
 def run(plan: ChaosPlan, *, out: TextIO, workdir: Path) -> ChaosReport:
-    faults = Faults(
-        error_rate=plan.error_rate,
-        throttle_rate=plan.throttle_rate,
-        hang_rate=plan.hang_rate,
-        retry_after=plan.retry_after,
-        hang_seconds=plan.provider_timeout + 2.0,
-        seed=plan.seed,
-    )
+    hang_seconds = plan.provider_timeout + 2.0  # past the client's timeout
+    faults = dataclasses.replace(plan.provider_faults, hang_seconds=hang_seconds, seed=plan.seed)
     provider = CountingDescriber(latency=0.1, faults=faults, lifetime=plan.timeout + 300).start()
     config = deployment_config(
         provider.url,

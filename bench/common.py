@@ -17,21 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.support.loopback_env import LOOPBACK_AWS_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 LAYER = ROOT / "layers" / "autotag" / "python"
-
-LOOPBACK_AWS_ENV = {
-    # Dummy credentials and no metadata lookups: nothing a benchmark starts can reach AWS.
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-}
 
 
 def loopback_environment() -> None:

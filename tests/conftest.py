@@ -10,13 +10,10 @@ import os
 
 import pytest
 
+from tests.support.loopback_env import LOOPBACK_AWS_ENV
+
 SAFE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
+    **LOOPBACK_AWS_ENV,
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_NAMESPACE": "autotag-tests",
@@ -25,10 +22,7 @@ SAFE_ENV = {
 }
 for _name, _value in SAFE_ENV.items():
     os.environ[_name] = _value
-for _name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-    os.environ.pop(_name, None)
-os.environ["AWS_CONFIG_FILE"] = os.devnull
-os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+os.environ.pop("AWS_PROFILE", None)
 
 
 @pytest.fixture(scope="session")
