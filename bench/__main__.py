@@ -164,6 +164,11 @@ def _aws_calls() -> list[Row]:
     ]
 
 
+def _provider_prices(usd_per_1000: dict[str, float]) -> str:
+    """Each provider's fee per 1,000 images, by the first word of its name."""
+    return ", ".join(f"{name.split()[0]} ${usd:.2f}" for name, usd in usd_per_1000.items())
+
+
 def _bill() -> list[Row]:
     bill = read_result("bill")
     if not bill:
@@ -175,9 +180,7 @@ def _bill() -> list[Row]:
             "benchmark": "the whole bill",
             "figure": f"AWS cost per 1,000 images, on_upload at {whole['memory_mb']} MB, us-east-1 prices",
             "ours": f"${whole['total_usd_per_1000']:.4f}",
-            "baseline": ", ".join(
-                f"{name.split()[0]} ${usd:.2f}" for name, usd in bill["providers_usd_per_1000"].items()
-            ),
+            "baseline": _provider_prices(bill["providers_usd_per_1000"]),
             "ratio": "largest: " + ", ".join(f"{name} ${usd:.4f}" for name, usd in lines),
             "target": "<= $0.01, provider fee aside",
             "result": "memory table: "
@@ -322,9 +325,7 @@ def _cost() -> list[Row]:
             "benchmark": "cost model",
             "figure": f"Lambda arm64 per 1,000 images ({ours['memory_mb']} MB, measured durations)",
             "ours": f"${ours['total_usd_per_1000']:.4f} ({ours['billed_ms_per_image']:.0f} billed ms/image)",
-            "baseline": ", ".join(
-                f"{name.split()[0]} ${p['usd_per_1000']:.2f}" for name, p in cost["providers"].items()
-            ),
+            "baseline": _provider_prices({name: p["usd_per_1000"] for name, p in cost["providers"].items()}),
             "ratio": ", ".join(
                 f"{p['lambda_share_of_provider']:.1%} of {name.split()[0]}"
                 for name, p in cost["providers"].items()

@@ -163,20 +163,14 @@ def test_a_checkpoint_of_an_earlier_local_stack_is_not_resumed(capsys, deploymen
     bucket, sqs, queue_url = deployment["bucket"], deployment["sqs"], deployment["queue_url"]
     keys = _put_objects(deployment["s3"], bucket, 30)
     checkpoints = tmp_path / "checkpoints"
+    state = str(deployment["state"])  # the same file after a restart
+    backfill_old = ("backfill", f"s3://{bucket}/old/", "--checkpoint-dir", str(checkpoints), "--state", state)
     _interrupt_a_backfill(deployment, checkpoints)
     assert len(_drain(sqs, queue_url)) == 20
     assert len(list(checkpoints.glob("*.json"))) == 1
 
     # The same stack, still running: the interrupted run resumes after old/019.png.
-    status, out, err = run(
-        capsys,
-        "backfill",
-        f"s3://{bucket}/old/",
-        "--checkpoint-dir",
-        str(checkpoints),
-        "--state",
-        str(deployment["state"]),
-    )
+    status, out, err = run(capsys, *backfill_old)
     assert status == 0, err
     assert "resuming after old/019.png" in err
     assert "10 enqueued" in out
@@ -188,15 +182,7 @@ def test_a_checkpoint_of_an_earlier_local_stack_is_not_resumed(capsys, deploymen
     _interrupt_a_backfill(deployment, checkpoints)
     _drain(sqs, queue_url)
     deployment["start"]("second")
-    status, out, err = run(
-        capsys,
-        "backfill",
-        f"s3://{bucket}/old/",
-        "--checkpoint-dir",
-        str(checkpoints),
-        "--state",
-        str(deployment["state"]),
-    )
+    status, out, err = run(capsys, *backfill_old)
     assert status == 0, err
     assert "resuming after" not in err
     assert "earlier instance of this target" in err
