@@ -39,8 +39,7 @@ os.environ.update(
 )
 
 from tests.support.aws import Emulator  # noqa: E402
-from tests.support.aws_calls import AwsCallLog  # noqa: E402
-from tests.support.images import jpeg_bytes  # noqa: E402
+from tests.support.aws_calls import AwsCallLog, upload_unlogged  # noqa: E402
 from tests.support.upload_stack import upload_stack  # noqa: E402
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the emulator's access log
@@ -70,12 +69,7 @@ def measure(emulator: Any, images: int, batch: int) -> dict[str, Any]:
     sys.stdout = stdout
     log = AwsCallLog(reader=emulator.client("dynamodb"))
     with upload_stack(emulator, latency=0.0, concurrency=batch) as stack, log.installed():
-        with log.ignoring():
-            messages = []
-            for i in range(images):
-                key = f"calls/photo {i:03d}.jpg"
-                etag, version = stack.upload(key, jpeg_bytes(320, 240, seed=7000 + i), tags={"owner": "me"})
-                messages.append(stack.message(key, etag, version))
+        messages = upload_unlogged(log, stack, [f"calls/photo {i:03d}.jpg" for i in range(images)], seed=7000)
         log.clear()
         invocations = 0
         for start in range(0, images, batch):

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.aws_calls import AwsCallLog
-from tests.support.images import jpeg_bytes
+from tests.support.aws_calls import AwsCallLog, upload_unlogged
 from tests.support.upload_stack import upload_stack
 
 CALLS_PER_IMAGE_BUDGET = 6.0
@@ -37,12 +36,7 @@ before."""
 def counted(aws_emulator):
     log = AwsCallLog(reader=aws_emulator.client("dynamodb"))
     with upload_stack(aws_emulator, concurrency=IMAGES) as stack, log.installed():
-        with log.ignoring():
-            messages = []
-            for i in range(IMAGES):
-                key = f"counted/photo {i}.jpg"
-                etag, version = stack.upload(key, jpeg_bytes(320, 240, seed=4100 + i), tags={"owner": "me"})
-                messages.append(stack.message(key, etag, version))
+        messages = upload_unlogged(log, stack, [f"counted/photo {i}.jpg" for i in range(IMAGES)], seed=4100)
         log.clear()
         response = stack.invoke(*messages)
         with log.ignoring():

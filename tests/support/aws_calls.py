@@ -31,13 +31,15 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from botocore.handlers import BUILTIN_HANDLERS
+
+from tests.support.images import jpeg_bytes
 
 WRITE_UNIT_BYTES = 1024
 READ_UNIT_BYTES = 4096
@@ -328,3 +330,14 @@ def counting_aws_calls() -> Iterator[AwsCallLog]:
     """A new :class:`AwsCallLog`, installed for the block."""
     with AwsCallLog().installed() as log:
         yield log
+
+
+def upload_unlogged(log: AwsCallLog, stack: Any, keys: Sequence[str], *, seed: int) -> list[dict[str, Any]]:
+    """A distinct photo (with a user tag) put at each key of the upload stack's bucket without being
+    logged, and the SQS message each upload's notification is: what a measured on_upload run gets."""
+    messages = []
+    with log.ignoring():
+        for i, key in enumerate(keys):
+            etag, version = stack.upload(key, jpeg_bytes(320, 240, seed=seed + i), tags={"owner": "me"})
+            messages.append(stack.message(key, etag, version))
+    return messages

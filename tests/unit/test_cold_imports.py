@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -49,18 +50,23 @@ NOT_AT_COLD_START = {
 }
 
 
-def imported_at_cold_start(name: str) -> set[str]:
-    env = child_environment(function_environment(name))
+def run_in_function(name: str, script: str) -> Any:
+    """Run `script` in a fresh interpreter with function `name`'s deployed environment and handler
+    path; what it prints last, as JSON."""
     completed = subprocess.run(
-        [sys.executable, "-c", _LIST_MODULES, str(HANDLERS[name])],
+        [sys.executable, "-c", script, str(HANDLERS[name])],
         capture_output=True,
         text=True,
         check=False,
-        env=env,
+        env=child_environment(function_environment(name)),
         timeout=120,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
-    return set(json.loads(completed.stdout.strip().splitlines()[-1]))
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def imported_at_cold_start(name: str) -> set[str]:
+    return set(run_in_function(name, _LIST_MODULES))
 
 
 @pytest.fixture(scope="module", params=sorted(HANDLERS))
@@ -85,19 +91,9 @@ def test_heavy_modules_are_not_imported_at_cold_start(cold_modules):
 
 
 def test_provider_http_calls_are_traced_once_the_client_module_loads():
-    env = child_environment(function_environment("on_upload"))
     script = _LIST_MODULES.replace(
         "print(json.dumps(sorted(sys.modules)))",
         "from autotag.providers.http import make_client\n"
         "print(json.dumps([type(make_client()._transport).__name__]))",
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", script, str(HANDLERS["on_upload"])],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert json.loads(completed.stdout.strip().splitlines()[-1]) == ["AsyncInstrumentedTransport"]
+    assert run_in_function("on_upload", script) == ["AsyncInstrumentedTransport"]
