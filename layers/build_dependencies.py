@@ -341,27 +341,44 @@ def report_sizes() -> int:
 # --- Main ----------------------------------------------------------------------------------------
 
 
-def build(*, force: bool = False) -> bool:
-    """Build the layer unless its inputs are unchanged. Returns whether it was (re)built."""
-    requirements = select_requirements(export_requirements())
-    python = target_python()
-    digest = inputs_hash(requirements, bytecode=python is not None)
-    if not force and SITE_DIR.is_dir() and STAMP.is_file() and STAMP.read_text().strip() == digest:
-        print(f"dependency layer is up to date ({digest[:12]}); skipping the build")
-        return False
-    print(f"building the dependency layer: {len(requirements)} distributions for arm64 / cp{PYTHON_VERSION}")
-    staging = LAYER_DIR / ".staging"
+def is_current(site_dir: Path, stamp: Path, digest: str) -> bool:
+    """Whether `site_dir` was installed from the inputs `digest` names (its stamp says so)."""
+    return site_dir.is_dir() and stamp.is_file() and stamp.read_text().strip() == digest
+
+
+def install_site(
+    requirements: list[str], site_dir: Path, stamp: Path, digest: str, python: str | None = None
+) -> list[str]:
+    """Install `requirements` into a staging folder beside `site_dir`, compile them with `python`
+    (when given) and check them. When the checks pass, the staged tree replaces `site_dir` and
+    `stamp` records `digest`; otherwise nothing is replaced. Returns the problems found."""
+    staging = site_dir.parent / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "python").mkdir(parents=True)
     install(requirements, staging / "python")
     compile_bytecode(staging / "python", python)
     problems = check_layer(staging / "python")
     if problems:
-        raise LayerBuildError("the built layer fails its checks:\n  " + "\n  ".join(problems))
-    shutil.rmtree(SITE_DIR, ignore_errors=True)
-    (staging / "python").rename(SITE_DIR)
+        return problems
+    shutil.rmtree(site_dir, ignore_errors=True)
+    (staging / "python").rename(site_dir)
     shutil.rmtree(staging, ignore_errors=True)
-    STAMP.write_text(digest + "\n", encoding="utf-8")
+    stamp.write_text(digest + "\n", encoding="utf-8")
+    return []
+
+
+def build(*, force: bool = False) -> bool:
+    """Build the layer unless its inputs are unchanged. Returns whether it was (re)built."""
+    requirements = select_requirements(export_requirements())
+    python = target_python()
+    digest = inputs_hash(requirements, bytecode=python is not None)
+    if not force and is_current(SITE_DIR, STAMP, digest):
+        print(f"dependency layer is up to date ({digest[:12]}); skipping the build")
+        return False
+    print(f"building the dependency layer: {len(requirements)} distributions for arm64 / cp{PYTHON_VERSION}")
+    problems = install_site(requirements, SITE_DIR, STAMP, digest, python)
+    if problems:
+        raise LayerBuildError("the built layer fails its checks:\n  " + "\n  ".join(problems))
     return True
 
 

@@ -29,7 +29,6 @@ import io
 import json
 import math
 import pickle
-import shutil
 import struct
 import subprocess
 import sys
@@ -472,20 +471,12 @@ def runtime_requirements() -> list[str]:
 def build_layer(*, force: bool = False) -> None:
     requirements = runtime_requirements()
     digest = deps.inputs_hash(requirements)
-    if not force and SITE_DIR.is_dir() and SITE_STAMP.is_file() and SITE_STAMP.read_text().strip() == digest:
+    if not force and deps.is_current(SITE_DIR, SITE_STAMP, digest):
         print(f"model layer runtime is up to date ({digest[:12]}); skipping the install")
     else:
-        staging = MODEL_LAYER_DIR / ".staging"
-        shutil.rmtree(staging, ignore_errors=True)
-        (staging / "python").mkdir(parents=True)
-        deps.install(requirements, staging / "python")
-        problems = deps.check_layer(staging / "python")
+        problems = deps.install_site(requirements, SITE_DIR, SITE_STAMP, digest)
         if problems:
             raise ModelBuildError("the model layer fails its checks:\n  " + "\n  ".join(problems))
-        shutil.rmtree(SITE_DIR, ignore_errors=True)
-        (staging / "python").rename(SITE_DIR)
-        shutil.rmtree(staging, ignore_errors=True)
-        SITE_STAMP.write_text(digest + "\n", encoding="utf-8")
     problems = deps.check_layer(SITE_DIR)
     if problems:
         raise ModelBuildError("the model layer fails its checks:\n  " + "\n  ".join(problems))
