@@ -26,6 +26,11 @@ def _clean_queues(stack):
     return
 
 
+def dead_lettered(bucket: str, key: str, error_code: str) -> dict[str, str]:
+    """What on_event returns for an event it sends to the DLQ."""
+    return {"status": "dead_lettered", "bucket": bucket, "key": key, "error_code": error_code}
+
+
 def tag_requested(stack: ApiStack, key: str, **detail: Any) -> dict[str, Any]:
     event = copy.deepcopy(load_event("eventbridge_tag_image_requested"))
     event["detail"] = {"bucket": stack.bucket, "key": key, **detail}
@@ -203,12 +208,7 @@ def test_a_bucket_not_allowed_goes_to_the_dlq(stack):
     event = tag_requested(stack, "x.jpg")
     event["detail"]["bucket"] = stack.other_bucket
     calls = stack.provider.calls
-    assert stack.on_event(event) == {
-        "status": "dead_lettered",
-        "bucket": stack.other_bucket,
-        "key": "x.jpg",
-        "error_code": "bucket_not_allowed",
-    }
+    assert stack.on_event(event) == dead_lettered(stack.other_bucket, "x.jpg", "bucket_not_allowed")
     assert stack.provider.calls == calls
     (letter,) = stack.dead_letters()
     assert letter["MessageAttributes"]["error_code"]["StringValue"] == "bucket_not_allowed"
@@ -217,12 +217,7 @@ def test_a_bucket_not_allowed_goes_to_the_dlq(stack):
 def test_a_terminal_failure_is_recorded_announced_and_dead_lettered(stack):
     stack.put_image("broken/cat.jpg", truncated_jpeg())
     result = stack.on_event(tag_requested(stack, "broken/cat.jpg"))
-    assert result == {
-        "status": "dead_lettered",
-        "bucket": stack.bucket,
-        "key": "broken/cat.jpg",
-        "error_code": "corrupt_image",
-    }
+    assert result == dead_lettered(stack.bucket, "broken/cat.jpg", "corrupt_image")
     record = store(stack).get(stack.bucket, "broken/cat.jpg")
     assert record is not None
     assert record.status.value == "failed"
@@ -316,12 +311,7 @@ def test_a_bad_request_never_damages_a_good_record(stack):
 def test_a_request_for_a_key_that_never_existed_goes_to_the_dlq_with_the_reason(stack):
     calls = stack.provider.calls
     result = stack.on_event(tag_requested(stack, "never/there.jpg"))
-    assert result == {
-        "status": "dead_lettered",
-        "bucket": stack.bucket,
-        "key": "never/there.jpg",
-        "error_code": "object_not_found",
-    }
+    assert result == dead_lettered(stack.bucket, "never/there.jpg", "object_not_found")
     (letter,) = stack.dead_letters()
     attributes = {k: v["StringValue"] for k, v in letter["MessageAttributes"].items()}
     assert attributes["error_code"] == "object_not_found"

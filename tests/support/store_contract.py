@@ -7,7 +7,9 @@ A test module subclasses :class:`ImageStoreContract` and provides three fixtures
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -28,6 +30,24 @@ class FakeWallClock:
 
 def tags(*pairs: tuple[str, float | None], provider: str = "basic") -> tuple[Tag, ...]:
     return tuple(Tag(name=name, confidence=conf, provider=provider) for name, conf in pairs)
+
+
+def run_together(workers: list[Callable[[], object]]) -> list[BaseException]:
+    """Start every worker in its own thread, wait for all; what they raised."""
+    errors: list[BaseException] = []
+
+    def guarded(work: Callable[[], object]) -> None:
+        try:
+            work()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(work,)) for work in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
 
 
 def record(bucket: str, key: str, *pairs: tuple[str, float | None], **fields) -> ImageRecord:
@@ -166,20 +186,10 @@ class ImageStoreContract:
         assert all(pk.startswith(tag_pk("new")) for pk, _ in index_keys())
 
     def test_concurrent_retags_leave_exactly_the_last_index(self, store, index_keys):
-        errors: list[BaseException] = []
-
         def writer(n: int) -> None:
-            try:
-                store.put(record("b", "race.png", *[(f"w{n}-{j}", 0.5) for j in range(3)]))
-            except BaseException as exc:
-                errors.append(exc)
+            store.put(record("b", "race.png", *[(f"w{n}-{j}", 0.5) for j in range(3)]))
 
-        threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
+        assert run_together([functools.partial(writer, n) for n in range(6)]) == []
         final = store.get("b", "race.png")
         expected = {tag_pk(t.name) for t in final.tags}
         assert {pk for pk, _ in index_keys()} == expected
@@ -251,27 +261,16 @@ class ImageStoreContract:
 
     def test_concurrent_corrections_and_retags_lose_nothing(self, store, index_keys):
         store.put(record("b", "race.png", ("dog", 0.9)))
-        errors: list[BaseException] = []
 
         def corrector(n: int) -> None:
-            try:
-                store.correct("b", "race.png", lambda r: decide(r, add=[f"person{n}"], by=f"apikey:{n}"))
-            except BaseException as exc:
-                errors.append(exc)
+            store.correct("b", "race.png", lambda r: decide(r, add=[f"person{n}"], by=f"apikey:{n}"))
 
         def retagger(n: int) -> None:
-            try:
-                store.put(record("b", "race.png", (f"provider{n}", 0.5), ("dog", 0.9)))
-            except BaseException as exc:
-                errors.append(exc)
+            store.put(record("b", "race.png", (f"provider{n}", 0.5), ("dog", 0.9)))
 
-        threads = [threading.Thread(target=corrector, args=(n,)) for n in range(6)]
-        threads += [threading.Thread(target=retagger, args=(n,)) for n in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
+        workers = [functools.partial(corrector, n) for n in range(6)]
+        workers += [functools.partial(retagger, n) for n in range(4)]
+        assert run_together(workers) == []
         final = store.get("b", "race.png")
         assert final.corrections.version == 6
         assert sorted(d.tag for d in final.corrections.log) == [f"person{n}" for n in range(6)]
