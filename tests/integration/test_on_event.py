@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 from autotag.store.dynamodb import DynamoImageStore
-from jsonschema import Draft202012Validator
 
 from tests.support.api_stack import ApiStack
-from tests.support.events import load_event, load_schema, next_sequencer
+from tests.support.events import load_event, next_sequencer
 from tests.support.images import jpeg_bytes, truncated_jpeg
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No application metrics")]
@@ -83,15 +82,6 @@ def put_same_image(stack: ApiStack, *keys: str) -> dict[str, str]:
         )
         etags[key] = response["ETag"].strip('"')
     return etags
-
-
-def test_sample_events_match_the_documented_schema_and_models():
-    schema = load_schema("tag_image_requested")
-    Draft202012Validator.check_schema(schema)
-    Draft202012Validator(schema).validate(load_event("eventbridge_tag_image_requested")["detail"])
-    from autotag.subscriber import tag_image_requested_schema
-
-    assert schema == tag_image_requested_schema(), "regenerate with: python -m autotag.subscriber"
 
 
 def test_both_event_kinds_do_exactly_what_an_upload_does(stack):

@@ -7,7 +7,7 @@ from autotag.events import SCHEMA_FILES, ImageTaggedDetail, ImageTaggingFailedDe
 from autotag.models import ProviderOutcome, ProviderStatus, Tag
 from autotag.store.base import ImageRecord, ImageStatus, S3TagWrite
 
-from tests.support.events import EVENTS_DIR, load_schema
+from tests.support.events import EVENTS_DIR, load_event, load_schema
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMA_FILES))
@@ -79,3 +79,12 @@ def test_tagged_detail_reports_removed_and_dropped_object_tags():
     jsonschema.validate(detail, load_schema("image_tagged"))
     assert detail["s3_tags_removed"] == ["autotag:cat"]
     assert detail["s3_tags_dropped"] == [{"key": "autotag:pet", "value": "0.80", "reason": "tag_limit"}]
+
+
+def test_sample_events_match_the_documented_schema_and_models():
+    schema = load_schema("tag_image_requested")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(load_event("eventbridge_tag_image_requested")["detail"])
+    from autotag.subscriber import tag_image_requested_schema
+
+    assert schema == tag_image_requested_schema(), "regenerate with: python -m autotag.subscriber"

@@ -145,18 +145,19 @@ class Answering:
         return httpx.Response(self.status)
 
 
-def test_send_gives_up_after_max_attempts():
-    handler = Answering(500)
-    with pytest.raises(TransientError):
-        _send(handler, attempts=2)
-    assert handler.calls == 2
-
-
-def test_send_does_not_retry_auth_errors():
-    handler = Answering(401)
-    with pytest.raises(AuthError):
-        _send(handler)
-    assert handler.calls == 1
+@pytest.mark.parametrize(
+    ("status", "options", "error", "attempts"),
+    [
+        pytest.param(500, {"attempts": 2}, TransientError, 2, id="gives-up-after-max-attempts"),
+        pytest.param(401, {}, AuthError, 1, id="does-not-retry-auth-errors"),
+        pytest.param(200, {"seconds": 0}, TransientError, 0, id="no-attempt-after-the-deadline"),
+    ],
+)
+def test_send_attempts(status, options, error, attempts):
+    handler = Answering(status)
+    with pytest.raises(error):
+        _send(handler, **options)
+    assert handler.calls == attempts
 
 
 def test_transport_failures_map_to_the_taxonomy():
@@ -182,13 +183,6 @@ def test_check_sees_body_level_errors():
 
     with pytest.raises(QuotaError):
         _send(handler, check=check)
-
-
-def test_no_attempt_after_the_deadline():
-    handler = Answering(200)
-    with pytest.raises(TransientError):
-        _send(handler, seconds=0)
-    assert handler.calls == 0
 
 
 def test_send_gives_bare_requests_the_client_defaults():
