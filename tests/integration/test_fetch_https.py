@@ -32,9 +32,7 @@ def web():
     with ImageHost(
         ("images.example.com", "cdn.example.net", "rebind.example.com", "xn--bcher-kva.example")
     ) as host:
-        internet = LoopbackInternet()
-        internet.add(PUBLIC, 443, host)
-        internet.add(OTHER_PUBLIC, 443, host)
+        internet = LoopbackInternet.serving(host, PUBLIC, OTHER_PUBLIC)
         dns = FakeDns(
             {
                 "images.example.com": [PUBLIC],

@@ -207,9 +207,7 @@ def api_stack(emulator: Emulator) -> Iterator[ApiStack]:
         ImageHost(("images.example.com", "redirect.example.com")) as web,
         pytest.MonkeyPatch.context() as mp,
     ):
-        internet = LoopbackInternet()
-        internet.add(PUBLIC_IMAGE_HOST, 443, web)
-        internet.add(PUBLIC_REDIRECTOR, 443, web)
+        internet = LoopbackInternet.serving(web, PUBLIC_IMAGE_HOST, PUBLIC_REDIRECTOR)
         dns = FakeDns(
             {
                 "images.example.com": [PUBLIC_IMAGE_HOST],

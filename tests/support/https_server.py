@@ -167,6 +167,14 @@ class LoopbackInternet(httpcore.NetworkBackend):
         self.connects: list[tuple[str, int]] = []
         self._real = httpcore.SyncBackend()
 
+    @classmethod
+    def serving(cls, host: ImageHost, *public_addresses: str) -> LoopbackInternet:
+        """An internet where `host` stands in for HTTPS (port 443) at each of `public_addresses`."""
+        internet = cls()
+        for address in public_addresses:
+            internet.add(address, 443, host)
+        return internet
+
     def add(self, public_address: str, port: int, host: ImageHost) -> None:
         assert ipaddress.ip_address(public_address).is_global, "stand-ins must be public addresses"
         self.routes[(public_address, port)] = host.port
