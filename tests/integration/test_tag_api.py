@@ -438,10 +438,10 @@ def test_content_blocked_is_422(stack, openapi):
 @pytest.mark.parametrize(
     ("path", "query", "code", "template"),
     [
-        ("/v1/tags/cat/images", {"limit": "0"}, "invalid_request", TAG_IMAGES),
-        ("/v1/tags/cat/images", {"limit": "x"}, "invalid_request", TAG_IMAGES),
-        ("/v1/tags/cat/images", {"cursor": "garbage"}, "bad_input", TAG_IMAGES),
-        ("/v1/images/Bad_Bucket/x.jpg", None, "invalid_request", IMAGE),
+        pytest.param("/v1/tags/cat/images", {"limit": "0"}, "invalid_request", TAG_IMAGES, id="limit-0"),
+        pytest.param("/v1/tags/cat/images", {"limit": "x"}, "invalid_request", TAG_IMAGES, id="limit-x"),
+        pytest.param("/v1/tags/cat/images", {"cursor": "garbage"}, "bad_input", TAG_IMAGES, id="bad-cursor"),
+        pytest.param("/v1/images/Bad_Bucket/x.jpg", None, "invalid_request", IMAGE, id="bad-bucket"),
     ],
 )
 def test_get_routes_bad_parameters(stack, openapi, path, query, code, template):
