@@ -11,6 +11,7 @@ import pytest
 from autotag.config import AutotagConfig, ProviderConfig
 from autotag.credentials import StaticCredentials
 from autotag.errors import (
+    AllProvidersFailedError,
     AuthError,
     ImageTooLargeError,
     ProviderError,
@@ -21,14 +22,7 @@ from autotag.errors import (
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.intake import load_image
 from autotag.models import BoundingBox, ProviderOutcome, Tag, TagOptions, TagResult
-from autotag.pipeline import (
-    AllProvidersFailedError,
-    Tagger,
-    apply_policy,
-    effective_options,
-    merge_results,
-    merge_tags,
-)
+from autotag.pipeline import Tagger, apply_policy, effective_options, merge_results, merge_tags
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderContext, ProviderRequest
 from autotag.retry import Deadline
 

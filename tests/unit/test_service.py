@@ -370,8 +370,8 @@ def test_garbage_is_an_invalid_event(body):
 
 
 def test_failed_providers_are_counted_as_provider_failures(h, capsys):
+    from autotag.errors import AllProvidersFailedError
     from autotag.models import ProviderOutcome, ProviderStatus, TagResult
-    from autotag.pipeline import AllProvidersFailedError
 
     h.objects.add(BUCKET, "f.jpg", jpeg_bytes(16, 16), version_id="v1")
     failed = ProviderStatus(
@@ -440,8 +440,8 @@ def test_tag_image_single_flight(loop):
 
 
 def test_tag_image_retries_and_counts_provider_failures(h, capsys):
+    from autotag.errors import AllProvidersFailedError
     from autotag.models import ProviderOutcome, ProviderStatus, TagResult
-    from autotag.pipeline import AllProvidersFailedError
 
     failed = ProviderStatus(
         provider="imagedescriber", status=ProviderOutcome.FAILED, error_code="transient", retryable=True
@@ -513,7 +513,8 @@ def test_a_bad_request_leaves_the_record_and_announces_nothing(h):
 
 
 def test_an_event_meeting_a_claimed_record_is_retried_later(h):
-    from autotag.ordering import EventOrder, ObjectBusyError
+    from autotag.errors import ObjectBusyError
+    from autotag.ordering import EventOrder
 
     h.objects.add(BUCKET, "busy.jpg", jpeg_bytes(32, 32), version_id="v1")
     held = h.store.claim(BUCKET, "busy.jpg", EventOrder(sequencer=next_sequencer()), lease_seconds=30)

@@ -8,7 +8,14 @@ from collections.abc import Collection, Iterable, Sequence
 from aws_lambda_powertools import Logger
 
 from autotag.config import AutotagConfig, ProviderConfig
-from autotag.errors import AuthError, AutotagError, BadInputError, ProviderError, UnknownProviderError
+from autotag.errors import (
+    AllProvidersFailedError,
+    AuthError,
+    AutotagError,
+    BadInputError,
+    ProviderError,
+    UnknownProviderError,
+)
 from autotag.image import ImageConstraints, PreparedImage, S3Location, SourceImage
 from autotag.intake import fit
 from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagOptions, TagResult
@@ -17,20 +24,6 @@ from autotag.providers.base import EffectiveOptions, Provider, ProviderContext, 
 from autotag.retry import Deadline
 
 logger = Logger(service="autotag", child=True)
-
-
-class AllProvidersFailedError(AutotagError):
-    """No provider produced a result. Retryable when any failure was."""
-
-    def __init__(self, result: TagResult) -> None:
-        failures = result.failed
-        first = failures[0] if failures else None
-        reason = "; ".join(f"{f.provider}: {f.error_code}: {f.error}" for f in failures) or "no provider ran"
-        super().__init__(
-            f"every provider failed ({reason})", code=first.error_code if first else "provider_error"
-        )
-        self.result = result
-        self.retryable = any(f.retryable for f in failures)
 
 
 def effective_options(

@@ -12,7 +12,7 @@ Tagger: one of each per process.
 Every S3 event is ordered against the image record by S3's ``sequencer`` (:mod:`autotag.ordering`):
 one conditional write on the record claims it for the event, or says the event is a duplicate
 (the record is returned as it is), stale (older than what the record reflects; nothing is stored) or
-busy (another event of the key is in flight: :class:`~autotag.ordering.ObjectBusyError`, retryable).
+busy (another event of the key is in flight: :class:`~autotag.errors.ObjectBusyError`, retryable).
 A request (no sequencer) naming an unknown provider or an object that does not exist is refused
 before the record is touched.
 
@@ -48,12 +48,16 @@ from autotag.config import AutotagConfig, ObjectFilters, get_config
 from autotag.corrections import corrections_version, owned_object_tags, reconcile_object_tags
 from autotag.decisions import effective_tags
 from autotag.errors import (
+    AllProvidersFailedError,
     AutotagError,
     BadInputError,
+    ClaimLostError,
     ImageTooLargeError,
     InvalidS3ReferenceError,
+    ObjectGoneError,
     ObjectNotFoundError,
     ProviderTimeoutError,
+    TerminalProcessingError,
     TransientError,
     UnsupportedFormatError,
 )
@@ -61,10 +65,10 @@ from autotag.events import EventPublisher, ImageTaggedDetail, ImageTaggingFailed
 from autotag.image import S3Location, SourceImage
 from autotag.intake import inspect_image
 from autotag.models import TagOptions, TagResult
-from autotag.objects import ObjectGoneError, ObjectInfo, ObjectStorage, OpenedObject
+from autotag.objects import ObjectInfo, ObjectStorage, OpenedObject
 from autotag.observability import record_provider_failures
-from autotag.ordering import Claim, ClaimLostError, Disposition, EventOrder, Refusal, normalize_sequencer
-from autotag.pipeline import AllProvidersFailedError, check_options
+from autotag.ordering import Claim, Disposition, EventOrder, Refusal, normalize_sequencer
+from autotag.pipeline import check_options
 from autotag.retry import Deadline, RetryPolicy, retry_async
 from autotag.s3tags import ObjectTagWriter
 from autotag.settings import RuntimeSettings, get_settings
@@ -103,23 +107,6 @@ def _describes(record: ImageRecord | None, info: ObjectInfo, location: S3Locatio
         and record.etag is not None
         and record.etag == info.etag
     )
-
-
-# --- Errors ----------------------------------------------------------------------------------
-
-
-class TerminalProcessingError(AutotagError):
-    """The object cannot be tagged as it is. Already recorded as failed and announced (``record``),
-    unless S3 refused the reference itself (``record`` is None: recording a failure under the
-    object's key would overwrite the record of a version that exists); the caller sends the source
-    message to the DLQ and reports it processed."""
-
-    retryable = False
-
-    def __init__(self, record: ImageRecord | None, cause: AutotagError) -> None:
-        super().__init__((record.error if record else None) or str(cause), code=cause.code)
-        self.record = record
-        self.cause = cause
 
 
 # --- Provider engine -------------------------------------------------------------------------
@@ -634,7 +621,7 @@ class TaggingService:
         ``s3`` is where the bytes came from, if anywhere (providers that read S3 themselves use it).
         ``retry`` replaces the service's whole-step retry policy for this call (a caller with a
         client waiting may prefer to hand a long Retry-After back rather than sleep through it).
-        Raises the provider errors as they are (:class:`~autotag.pipeline.AllProvidersFailedError`,
+        Raises the provider errors as they are (:class:`~autotag.errors.AllProvidersFailedError`,
         :class:`~autotag.errors.ProviderTimeoutError` on the deadline, ...).
         """
         result, _cached, _ = self._tag(image, options or TagOptions(), deadline, s3=s3, retry=retry)

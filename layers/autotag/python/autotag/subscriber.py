@@ -36,15 +36,18 @@ from autotag.dlq import DeadLetter, DeadLetterQueue
 from autotag.errors import (
     AutotagError,
     BadInputError,
+    BucketNotAllowedError,
+    InvalidEventError,
     InvalidS3ReferenceError,
     ObjectNotFoundError,
+    TerminalProcessingError,
     UnknownProviderError,
 )
 from autotag.image import S3Location
 from autotag.models import TagOptions
 from autotag.ordering import EventOrder, normalize_sequencer
 from autotag.retry import Deadline
-from autotag.service import TaggingService, TerminalProcessingError
+from autotag.service import TaggingService
 
 logger = Logger(service="autotag", child=True)
 
@@ -100,14 +103,6 @@ class Outcome:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-class InvalidEventError(BadInputError):
-    code = "invalid_event"
-
-
-class BucketNotAllowedError(BadInputError):
-    code = "bucket_not_allowed"
 
 
 def parse_bus_event(event: object) -> BusEvent:

@@ -13,15 +13,21 @@ from typing import Any
 from autotag.api.settings import ApiSettings, get_api_settings
 from autotag.config import AutotagConfig, get_config
 from autotag.corrections import CorrectionOutcome, CorrectionRequest, CorrectionService
-from autotag.errors import ObjectNotFoundError, TransientError
-from autotag.fetch import FetchError, check_url, fetch_image_url
+from autotag.errors import (
+    FetchError,
+    ObjectGoneError,
+    ObjectNotFoundError,
+    TerminalProcessingError,
+    TransientError,
+)
+from autotag.fetch import check_url, fetch_image_url
 from autotag.image import PreparedImage, S3Location, SourceImage
 from autotag.intake import inspect_image
 from autotag.models import TagOptions, TagResult
-from autotag.objects import ObjectGoneError, ObjectInfo, ObjectStorage
+from autotag.objects import ObjectInfo, ObjectStorage
 from autotag.retry import Deadline, RetryPolicy
 from autotag.s3tags import ObjectTagWriter
-from autotag.service import TaggingService, TerminalProcessingError, build_service
+from autotag.service import TaggingService, build_service
 from autotag.settings import RuntimeSettings, get_settings
 from autotag.store.base import ImageRecord, ImageStatus, ImageStore
 from autotag.thumbnails import thumbnail

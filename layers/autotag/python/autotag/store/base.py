@@ -202,7 +202,7 @@ class ImageStore(Protocol):
         The stored corrections are kept (``record.corrections`` is ignored) and applied to the
         index; the record as written (with them) is returned.
 
-        With ``claim``: only while the claim is still held (else :class:`~autotag.ordering.ClaimLostError`),
+        With ``claim``: only while the claim is still held (else :class:`~autotag.errors.ClaimLostError`),
         and the claim ends with the write; the corrections are those of the item the claim returned
         (a correction waits while a claim is held). ``cache``: a result to cache, written in the
         same request."""

@@ -22,9 +22,9 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from autotag.decisions import TagCorrections
-from autotag.errors import ConflictError, TransientError
+from autotag.errors import ClaimLostError, ConflictError, TransientError
 from autotag.models import TagResult
-from autotag.ordering import Claim, ClaimLostError, EventOrder, Refusal, decide, normalize_sequencer
+from autotag.ordering import Claim, EventOrder, Refusal, decide, normalize_sequencer
 from autotag.resources import FEED_INDEX, TABLE, IndexSpec
 from autotag.store.base import (
     CORRECTION_WAIT_SECONDS,
