@@ -3,23 +3,20 @@ import threading
 
 import jsonschema
 import pytest
+from autotag.cachekey import provider_fingerprint
 from autotag.config import AutotagConfig, CachePolicy, ObjectFilters, ProviderConfig
-from autotag.errors import AuthError, BadInputError, QuotaError, TransientError
+from autotag.errors import AuthError, BadInputError, QuotaError, TerminalProcessingError, TransientError
+from autotag.eventloop import EventLoopPortal
 from autotag.events import IMAGE_TAGGED, IMAGE_TAGGING_FAILED, InMemoryPublisher
 from autotag.image import S3Location
 from autotag.models import TagOptions
+from autotag.notifications import parse_s3_notification
 from autotag.objects import InMemoryObjectStorage
 from autotag.ordering import EventOrder
 from autotag.retry import Deadline, RetryPolicy
-from autotag.service import (
-    BackgroundLoop,
-    TaggingService,
-    TerminalProcessingError,
-    parse_s3_notification,
-    provider_fingerprint,
-)
 from autotag.store.base import ImageStatus
 from autotag.store.memory import InMemoryImageStore
+from autotag.tagging import TaggingService
 
 from tests.support.events import (
     load_event,
@@ -37,28 +34,37 @@ USER_TAGS = {"owner": "alice", "project": "holiday", "cost-center": "42"}
 
 
 @pytest.fixture(scope="module")
-def loop():
-    background = BackgroundLoop()
-    yield background
-    background.close()
+def portal():
+    running = EventLoopPortal()
+    yield running
+    running.close()
 
 
 class Harness:
-    def __init__(self, loop, config=None, tagger=None):
+    def __init__(self, portal, config=None, tagger=None):
         self.config = config or AutotagConfig()
         self.tagger = tagger or FakeTagger()
         self.store = InMemoryImageStore()
         self.objects = InMemoryObjectStorage()
         self.publisher = InMemoryPublisher()
-        self.service = TaggingService(
+        self.portal = portal
+        self.service = self._service()
+
+    def _service(self):
+        return TaggingService(
             config=self.config,
             tagger=self.tagger,
             store=self.store,
             objects=self.objects,
             publisher=self.publisher,
-            loop=loop,
+            portal=self.portal,
             retry_policy=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.01),
         )
+
+    def reconfigure(self, config):
+        """A deployment with another config over the same bucket, table and providers."""
+        self.config = config
+        self.service = self._service()
 
     def process(
         self, key, *, version_id="v1", etag=None, options=None, seconds=30.0, sequencer=None, request=False
@@ -76,8 +82,8 @@ class Harness:
 
 
 @pytest.fixture
-def h(loop):
-    return Harness(loop)
+def h(portal):
+    return Harness(portal)
 
 
 def test_upload_is_tagged_stored_tagged_on_s3_and_announced(h):
@@ -115,13 +121,13 @@ def test_same_bytes_elsewhere_reuse_the_cached_result(h):
     assert {hit.key for hit in h.store.images_with_tag("dog").items} == {"one.jpg", "copy of one.jpg"}
 
 
-def test_cache_key_depends_on_options_and_can_be_disabled(loop):
-    h = Harness(loop, AutotagConfig(cache=CachePolicy(enabled=False)))
+def test_cache_key_depends_on_options_and_can_be_disabled(portal):
+    h = Harness(portal, AutotagConfig(cache=CachePolicy(enabled=False)))
     h.objects.add(BUCKET, "x.jpg", jpeg_bytes(32, 32), version_id="v1")
     h.process("x.jpg")
     h.process("x.jpg")
     assert h.tagger.calls == 2
-    h2 = Harness(loop)
+    h2 = Harness(portal)
     h2.objects.add(BUCKET, "x.jpg", jpeg_bytes(32, 32), version_id="v1")
     h2.process("x.jpg")
     h2.process("x.jpg", options=TagOptions(max_tags=1))
@@ -138,8 +144,8 @@ def test_fingerprint_follows_what_changes_answers():
     assert provider_fingerprint(base, options) != provider_fingerprint(base, TagOptions(lang="fr"))
 
 
-def test_copies_tagged_at_once_make_one_provider_call(loop):
-    h = Harness(loop, tagger=FakeTagger(delay=0.2))
+def test_copies_tagged_at_once_make_one_provider_call(portal):
+    h = Harness(portal, tagger=FakeTagger(delay=0.2))
     data = jpeg_bytes(48, 48)
     for i in range(6):
         h.objects.add(BUCKET, f"copy{i}.jpg", data, version_id="v1")
@@ -200,10 +206,10 @@ def test_object_refused_from_its_head_is_never_downloaded(h, fields, code):
     assert h.objects.reads == 0
 
 
-def test_too_large_object_is_refused_before_download(loop):
+def test_too_large_object_is_refused_before_download(portal):
     from autotag.config import ImageLimits
 
-    h = Harness(loop, AutotagConfig(limits=ImageLimits(max_bytes=100)))
+    h = Harness(portal, AutotagConfig(limits=ImageLimits(max_bytes=100)))
     h.objects.add(BUCKET, "big.jpg", jpeg_bytes(64, 64), version_id="v1")
     with pytest.raises(TerminalProcessingError) as caught:
         h.process("big.jpg")
@@ -291,7 +297,7 @@ def test_retag_with_fewer_labels_removes_stale_index_items_and_s3_tags(h):
     h.process("re.jpg")
     assert h.store.index_item_count() == 3
     h.tagger.labels = (("dog", 0.7),)
-    h.service.config = AutotagConfig(lang="fr")  # a new fingerprint: the cache does not answer
+    h.reconfigure(AutotagConfig(lang="fr"))  # a new fingerprint: the cache does not answer
     record = h.process("re.jpg")
     assert h.store.index_item_count() == 1
     assert h.store.images_with_tag("pet").items == []
@@ -420,8 +426,8 @@ def test_tag_image_reuses_the_cache_of_stored_objects_and_stores_nothing(h):
     assert h.objects.tag_writes == 1
 
 
-def test_tag_image_single_flight(loop):
-    h = Harness(loop, tagger=FakeTagger(delay=0.2))
+def test_tag_image_single_flight(portal):
+    h = Harness(portal, tagger=FakeTagger(delay=0.2))
     image = image_of(jpeg_bytes(48, 48, seed=7))
     results = []
     threads = [
@@ -485,8 +491,8 @@ class LocationRecordingTagger(FakeTagger):
         return await super().tag(image, options, deadline=deadline, s3=s3)
 
 
-def test_tag_image_passes_the_source_location_to_the_providers(loop):
-    h = Harness(loop, tagger=LocationRecordingTagger())
+def test_tag_image_passes_the_source_location_to_the_providers(portal):
+    h = Harness(portal, tagger=LocationRecordingTagger())
     where = S3Location(BUCKET, "x.jpg", "v1")
     h.service.tag_image(image_of(jpeg_bytes(20, 20, seed=11)), deadline=Deadline.after(10), s3=where)
     h.service.tag_image(image_of(jpeg_bytes(20, 20, seed=12)), deadline=Deadline.after(10))
@@ -532,12 +538,12 @@ def test_a_failed_retag_keeps_owning_the_tags_still_on_the_object(h):
     h.process("keep.jpg")
     ours = dict(obj.tags)
     h.tagger.fail_next(QuotaError("no credits"))
-    h.service.config = AutotagConfig(lang="de")  # no cache answer
+    h.reconfigure(AutotagConfig(lang="de"))  # no cache answer
     with pytest.raises(TerminalProcessingError):
         h.process("keep.jpg", request=True)
     assert h.store.get(BUCKET, "keep.jpg").s3_tags.written == ours
     h.tagger.labels = (("cat", 0.9),)
-    h.service.config = AutotagConfig(lang="it")
+    h.reconfigure(AutotagConfig(lang="it"))
     record = h.process("keep.jpg", request=True)
     assert obj.tags == {"autotag:cat": "0.90"}
     assert set(record.s3_tags.removed) == set(ours)

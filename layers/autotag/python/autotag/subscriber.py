@@ -1,6 +1,6 @@
 """The event-bus subscriber (``on_event``): ``Tag Image Requested`` events (source ``autotag``) and
 S3 ``Object Created`` events delivered by EventBridge (source ``aws.s3``) run the same per-object
-pipeline as an upload (:class:`autotag.service.TaggingService`).
+pipeline as an upload (:class:`autotag.tagging.TaggingService`).
 
 Failure handling (see docs/api.md, "Event bus"):
 - malformed events, disallowed buckets and terminal image failures are sent to the function's DLQ
@@ -47,7 +47,7 @@ from autotag.image import S3Location
 from autotag.models import TagOptions
 from autotag.ordering import EventOrder, normalize_sequencer
 from autotag.retry import Deadline
-from autotag.service import TaggingService
+from autotag.tagging import TaggingService
 
 logger = Logger(service="autotag", child=True)
 
@@ -293,8 +293,8 @@ def build_subscriber() -> BusSubscriber:
     from autotag.config import get_config
     from autotag.dlq import SqsDeadLetterQueue
     from autotag.errors import ConfigError
-    from autotag.service import aws_clients, build_service
     from autotag.settings import get_settings
+    from autotag.wiring import aws_clients, build_service
 
     settings = get_settings()
     if not settings.dlq_url:
@@ -314,7 +314,7 @@ def build_subscriber() -> BusSubscriber:
 
 def reset_subscriber() -> None:
     """Forget the subscriber and the shared service (tests; config changes)."""
-    from autotag.service import reset_service
+    from autotag.wiring import reset_service
 
     build_subscriber.cache_clear()
     reset_service()

@@ -1,10 +1,10 @@
 """The upload batch: SQS messages carrying S3 notifications, tagged concurrently, each object once.
 
 Concurrency: Powertools' ``AsyncBatchProcessor`` gathers every message of the batch at once and
-reports partial batch failures. Idempotency is sync-only in Powertools, so each object runs as a
-synchronous ``idempotent_function`` in a bounded thread pool (``processing.concurrency`` workers);
-the provider calls inside share one background event loop (see :mod:`autotag.service`). A batch of
-N objects therefore takes about one provider round trip, not N.
+reports partial batch failures. Each object runs through the synchronous tagging service
+(:class:`autotag.tagging.TaggingService`) in a bounded thread pool (``processing.concurrency``
+workers); the provider calls inside share the process's one event loop (:mod:`autotag.eventloop`).
+A batch of N objects therefore takes about one provider round trip, not N.
 
 Shared per batch (issue 14's AWS calls per image): the objects' content-hash cache lookups are one
 ``BatchGetItem`` (:mod:`autotag.cacheround`), and their outcome events go out together after the
@@ -47,20 +47,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from autotag.cacheround import CacheRound, RoundLookup
 from autotag.config import AutotagConfig, get_config
 from autotag.dlq import DeadLetter, DeadLetterQueue
-from autotag.errors import AutotagError, BadInputError
+from autotag.errors import AutotagError, BadInputError, TerminalProcessingError
 from autotag.events import collecting
+from autotag.notifications import ObjectCreated, parse_s3_notification
 from autotag.ordering import Disposition, EventOrder
 from autotag.retry import Deadline
-from autotag.service import (
-    ObjectCreated,
-    TaggingService,
-    TerminalProcessingError,
-    aws_clients,
-    build_service,
-    parse_s3_notification,
-    reset_service,
-)
 from autotag.settings import get_settings
+from autotag.tagging import TaggingService
+from autotag.wiring import aws_clients, build_service, reset_service
 
 logger = Logger(service="autotag", child=True)
 

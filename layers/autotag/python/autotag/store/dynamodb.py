@@ -354,7 +354,7 @@ class DynamoImageStore:
         result. No read: the claim returned the item as it was, with people's corrections, and nobody
         else writes while it is held (a correction waits for the claim to end). The claim is the
         guard: a claim lasts until the function's own timeout (see
-        :data:`autotag.service.CLAIM_MARGIN_SECONDS`), so a writer still running holds it; one that
+        :data:`autotag.recording.CLAIM_MARGIN_SECONDS`), so a writer still running holds it; one that
         finds it (nearly) lapsed writes nothing (:class:`ClaimLostError`). The record item carries no
         claim attributes: the write ends the claim. Unprocessed items are sent again while the claim
         lasts. Why the index still matches the record: docs/storage.md."""

@@ -1,4 +1,8 @@
-"""The pipeline core: one image through one or several providers, normalized and merged."""
+"""The provider fan-out: one image through the selected providers at once, each one's tags
+normalized (threshold, cap, ranking), then merged into one result with a status per provider.
+
+:class:`Tagger` is what the tag step (:mod:`autotag.tagstep`) runs; it knows nothing of S3, the
+store or the cache."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The pipeline core with in-memory providers behind the Provider interface."""
+"""The provider fan-out with in-memory providers behind the Provider interface."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from autotag.errors import (
     ThrottledError,
     UnknownProviderError,
 )
+from autotag.fanout import Tagger, apply_policy, effective_options, merge_results, merge_tags
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.intake import load_image
 from autotag.models import BoundingBox, ProviderOutcome, Tag, TagOptions, TagResult
-from autotag.pipeline import Tagger, apply_policy, effective_options, merge_results, merge_tags
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderContext, ProviderRequest
 from autotag.retry import Deadline
 
