@@ -51,6 +51,8 @@ from autotag.errors import (
 )
 from autotag.models import ProviderOutcome, ProviderStatus, TagResult
 
+from tests.support.errors import example_error
+
 RETRYABLE = [
     ThrottledError,
     TransientError,
@@ -96,26 +98,18 @@ TERMINAL = [
 ]
 DYNAMIC = {AllProvidersFailedError, TerminalProcessingError}
 """Their code (and retryability) is their cause's: tested on their own below."""
-EXTRA_ARGUMENTS: dict[type, dict[str, object]] = {
-    MethodNotAllowedError: {"allow": ["GET"]},
-    TagWriteRefusedError: {"s3_code": "AccessDenied"},
-}
-
-
-def example(cls: type[AutotagError]) -> AutotagError:
-    return cls("x", **EXTRA_ARGUMENTS.get(cls, {}))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("cls", RETRYABLE)
 def test_retryable(cls):
-    error = example(cls)
+    error = example_error(cls)
     assert error.retryable is True
     assert is_retryable(error)
 
 
 @pytest.mark.parametrize("cls", TERMINAL)
 def test_not_retryable(cls):
-    error = example(cls)
+    error = example_error(cls)
     assert error.retryable is False
     assert not is_retryable(error)
 

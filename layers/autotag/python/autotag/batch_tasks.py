@@ -43,12 +43,12 @@ from autotag.errors import (
     is_retryable,
 )
 from autotag.image import S3Location
+from autotag.notifications import REPLAY_ATTRIBUTE
 from autotag.objects import ObjectStorage
 from autotag.observability import METRICS_NAMESPACE, SERVICE_NAME
 from autotag.ops.backfill import already_tagged, notification_body
 from autotag.resources import DeploymentConfig
 from autotag.store.base import ImageStore
-from autotag.upload import REPLAY_ATTRIBUTE
 
 INVOCATION_SCHEMA_VERSION = "2.0"
 """The schema the job asks for (UserArguments need it)."""

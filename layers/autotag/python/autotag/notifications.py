@@ -19,6 +19,11 @@ from autotag.errors import InvalidEventError
 from autotag.image import S3Location
 from autotag.ordering import normalize_sequencer
 
+REPLAY_ATTRIBUTE = "replay_id"
+"""SQS message attribute marking a deliberate replay of a notification (``autotag redrive``,
+``backfill --force``, S3 Batch Operations): the object is tagged again even though the record
+already reflects the event."""
+
 EVENT_REF_JMESPATH = "[bucket, key, event]"
 """The idempotency key expression over an :func:`event_ref` (Powertools ``event_key_jmespath``)."""
 

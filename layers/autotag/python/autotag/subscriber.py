@@ -45,6 +45,7 @@ from autotag.errors import (
 )
 from autotag.image import S3Location
 from autotag.models import TagOptions
+from autotag.notifications import EVENT_REF_JMESPATH, event_ref
 from autotag.ordering import EventOrder, normalize_sequencer
 from autotag.retry import Deadline
 from autotag.tagging import TaggingService
@@ -169,7 +170,7 @@ class BusSubscriber:
         self.allowed_buckets = allowed_buckets
         self.filters = filters
         self._idempotency = IdempotencyConfig(
-            event_key_jmespath="[bucket, key, event]",
+            event_key_jmespath=EVENT_REF_JMESPATH,
             raise_on_no_idempotency_key=True,
             expires_after_seconds=idempotency_ttl_seconds,
         )
@@ -204,7 +205,7 @@ class BusSubscriber:
         process = self._process
         if request.kind == "tag_image_requested":
             process = self._request_once
-        ref = {"bucket": location.bucket, "key": location.key, "event": f"event:{parsed.id}"}
+        ref = event_ref(location.bucket, location.key, f"event:{parsed.id}")
         result = process(ref=ref, event=event, request=request, location=location, deadline=deadline)
         # A duplicate gets the stored outcome back; for objects that may be on_upload's (same key).
         return Outcome(

@@ -30,9 +30,9 @@ from pydantic import BaseModel
 from autotag.config import ObjectFilters
 from autotag.errors import BadInputError
 from autotag.image import split_s3_url
+from autotag.notifications import REPLAY_ATTRIBUTE
 from autotag.ops.target import Target
 from autotag.store.base import ImageStore
-from autotag.upload import REPLAY_ATTRIBUTE
 
 BACKFILL_CONFIGURATION_ID = "autotag-backfill"
 """``configurationId`` of the notifications a backfill sends (S3 puts the notification's id there)."""
