@@ -19,9 +19,8 @@ from autotag.batch_tasks import (
     result_code_for,
 )
 from autotag.config import ObjectFilters
-from autotag.notifications import REPLAY_ATTRIBUTE
+from autotag.notifications import BACKFILL_CONFIGURATION_ID, REPLAY_ATTRIBUTE
 from autotag.objects import InMemoryObjectStorage
-from autotag.ops.backfill import BACKFILL_CONFIGURATION_ID
 from autotag.store.base import ImageRecord, ImageStatus
 from autotag.store.memory import InMemoryImageStore
 from botocore.exceptions import ClientError, EndpointConnectionError

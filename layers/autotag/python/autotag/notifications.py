@@ -1,16 +1,18 @@
 """S3 event notifications (the body of an ``on_upload`` SQS message) and what identifies one event.
 
-``parse_s3_notification`` turns a message into the objects to tag; ``event_ref`` is the one
-definition of an event's identity (bucket, key and which event of the key), used to run each event
-once: within an upload batch, and as on_event's idempotency key (:data:`EVENT_REF_JMESPATH`).
+``parse_s3_notification`` turns a message into the objects to tag, ``notification_body`` writes one
+for a backfill. ``event_ref`` is the one definition of an event's identity (bucket, key and which
+event of the key), used to run each event once: within an upload batch, and as on_event's
+idempotency key (:data:`EVENT_REF_JMESPATH`).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -23,6 +25,10 @@ REPLAY_ATTRIBUTE = "replay_id"
 """SQS message attribute marking a deliberate replay of a notification (``autotag redrive``,
 ``backfill --force``, S3 Batch Operations): the object is tagged again even though the record
 already reflects the event."""
+
+BACKFILL_CONFIGURATION_ID = "autotag-backfill"
+"""``configurationId`` of the notifications a backfill sends (``autotag backfill``, and on_batch for
+S3 Batch Operations); S3 puts the notification configuration's id there."""
 
 EVENT_REF_JMESPATH = "[bucket, key, event]"
 """The idempotency key expression over an :func:`event_ref` (Powertools ``event_key_jmespath``)."""
@@ -148,3 +154,34 @@ def parse_s3_notification(body: str | dict[str, Any], filters: ObjectFilters) ->
             )
         )
     return ParsedNotification(objects=objects, ignored=ignored)
+
+
+def notification_body(
+    bucket: str, key: str, *, size: int | None, etag: str | None, region: str, version_id: str | None = None
+) -> str:
+    """An S3 ``ObjectCreated`` event notification for one object (the documented structure), as a
+    backfill puts it on the tag queue."""
+    obj: dict[str, Any] = {"key": quote_plus(key), "size": size, "eTag": (etag or "").strip('"')}
+    if version_id:
+        obj["versionId"] = version_id
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": region,
+        "eventTime": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "autotag-backfill"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": BACKFILL_CONFIGURATION_ID,
+            "bucket": {
+                "name": bucket,
+                "arn": f"arn:aws:s3:::{bucket}",
+                "ownerIdentity": {"principalId": "-"},
+            },
+            "object": obj,
+        },
+    }
+    return json.dumps({"Records": [record]})

@@ -240,3 +240,11 @@ class ImageStore(Protocol):
         ...
 
     def cache_result(self, cache_key: str, result: TagResult, *, ttl_seconds: int) -> None: ...
+
+
+def already_tagged(store: ImageStore, bucket: str, key: str, etag: str | None) -> str | None:
+    """The stored record's status when it is for this very object (same ETag), else None."""
+    record = store.get(bucket, key)
+    if record is None or record.etag is None or etag is None:
+        return None
+    return record.status.value if record.etag.strip('"') == etag.strip('"') else None
