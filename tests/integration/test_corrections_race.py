@@ -18,6 +18,7 @@ from autotag.retry import Deadline
 from autotag.s3tags import ObjectTagWriter, desired_tags
 from autotag.store.dynamodb import DynamoImageStore, create_table
 from autotag.tagging import TaggingService
+from autotag.tagstep import TagStep
 
 from tests.support.aws import unique
 from tests.support.fakes import FakeTagger
@@ -41,14 +42,8 @@ def wired(aws_emulator):
     objects = S3ObjectStorage(s3)
     publisher = InMemoryPublisher()
     portal = EventLoopPortal()
-    service = TaggingService(
-        config=config,
-        tagger=FakeTagger(delay=0.01),
-        store=store,
-        objects=objects,
-        publisher=publisher,
-        portal=portal,
-    )
+    tag_step = TagStep(config=config, tagger=FakeTagger(delay=0.01), store=store, portal=portal)
+    service = TaggingService(config=config, tag_step=tag_step, objects=objects, publisher=publisher)
     corrections = CorrectionService(
         store=store, tag_writer=ObjectTagWriter(objects), policy=config.s3_tags, publisher=publisher
     )

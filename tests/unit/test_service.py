@@ -17,6 +17,7 @@ from autotag.retry import Deadline, RetryPolicy
 from autotag.store.base import ImageStatus
 from autotag.store.memory import InMemoryImageStore
 from autotag.tagging import TaggingService
+from autotag.tagstep import TagStep
 
 from tests.support.events import (
     load_event,
@@ -51,14 +52,15 @@ class Harness:
         self.service = self._service()
 
     def _service(self):
-        return TaggingService(
+        tag_step = TagStep(
             config=self.config,
             tagger=self.tagger,
             store=self.store,
-            objects=self.objects,
-            publisher=self.publisher,
             portal=self.portal,
             retry_policy=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.01),
+        )
+        return TaggingService(
+            config=self.config, tag_step=tag_step, objects=self.objects, publisher=self.publisher
         )
 
     def reconfigure(self, config):

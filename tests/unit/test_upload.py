@@ -13,6 +13,7 @@ from autotag.objects import InMemoryObjectStorage
 from autotag.retry import RetryPolicy
 from autotag.store.memory import InMemoryImageStore
 from autotag.tagging import TaggingService
+from autotag.tagstep import TagStep
 from autotag.upload import UploadProcessor
 
 from tests.support.events import next_sequencer, s3_notification, s3_record, sqs_batch, sqs_message
@@ -38,15 +39,10 @@ def make(portal, *, concurrency=10, delay=0.0):
         InMemoryDeadLetterQueue(),
         FakeTagger(delay=delay),
     )
-    service = TaggingService(
-        config=config,
-        tagger=tagger,
-        store=store,
-        objects=objects,
-        publisher=InMemoryPublisher(),
-        portal=portal,
-        retry_policy=RetryPolicy(max_attempts=1),
+    tag_step = TagStep(
+        config=config, tagger=tagger, store=store, portal=portal, retry_policy=RetryPolicy(max_attempts=1)
     )
+    service = TaggingService(config=config, tag_step=tag_step, objects=objects, publisher=InMemoryPublisher())
     processor = UploadProcessor(service=service, config=config, dead_letters=dlq)
     return processor, objects, store, dlq, tagger
 

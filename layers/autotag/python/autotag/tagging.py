@@ -27,8 +27,6 @@ Outcomes of ``process_object`` (``handle_event`` also says which disposition app
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from aws_lambda_powertools import Logger
 
 from autotag.cacheround import RoundLookup
@@ -44,7 +42,6 @@ from autotag.errors import (
     TransientError,
     UnsupportedFormatError,
 )
-from autotag.eventloop import EventLoopPortal
 from autotag.events import EventPublisher
 from autotag.fanout import check_options
 from autotag.image import S3Location, SourceImage
@@ -54,8 +51,8 @@ from autotag.objects import ObjectInfo, ObjectStorage, OpenedObject
 from autotag.ordering import Claim, Disposition, EventOrder, Refusal
 from autotag.recording import ObjectOutcome, RecordKeeper
 from autotag.retry import Deadline, RetryPolicy
-from autotag.store.base import ImageRecord, ImageStatus, ImageStore
-from autotag.tagstep import TagEngine, TagStep
+from autotag.store.base import ImageRecord, ImageStatus
+from autotag.tagstep import TagStep
 
 logger = Logger(service="autotag", child=True)
 
@@ -63,32 +60,23 @@ _GENERIC_CONTENT_TYPES = frozenset({"", "application/octet-stream", "binary/octe
 
 
 class TaggingService:
+    """One S3 object (or an image in hand) through the tag step, with its record, object tags and
+    outcome event. One per process; ``tag_step`` brings the providers and the event loop."""
+
     def __init__(
         self,
         *,
         config: AutotagConfig,
-        tagger: TagEngine,
-        store: ImageStore,
+        tag_step: TagStep,
         objects: ObjectStorage,
         publisher: EventPublisher,
-        portal: EventLoopPortal | None = None,
-        retry_policy: RetryPolicy | None = None,
-        on_close: list[Callable[[], Awaitable[None]]] | None = None,
     ) -> None:
         self.config = config
-        self.tagger = tagger
-        self.store = store
+        self.tag_step = tag_step
+        self.store = tag_step.store
         self.objects = objects
         self.publisher = publisher
-        self.tag_step = TagStep(
-            config=config,
-            tagger=tagger,
-            store=store,
-            portal=portal,
-            retry_policy=retry_policy,
-            on_close=on_close,
-        )
-        self.records = RecordKeeper(config=config, store=store, objects=objects, publisher=publisher)
+        self.records = RecordKeeper(config=config, store=self.store, objects=objects, publisher=publisher)
 
     def process_object(
         self,

@@ -13,6 +13,7 @@ from autotag.config import get_config
 from autotag.image import S3Location
 from autotag.settings import RuntimeSettings, get_settings
 from autotag.tagging import TaggingService
+from autotag.tagstep import TagStep
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,17 @@ def build_service() -> TaggingService:
     context = ProviderContext(
         http=http, credentials=Credentials(), presign=presign, aws_endpoint_url=settings.aws_endpoint_url
     )
-    return TaggingService(
+    tag_step = TagStep(
         config=config,
         tagger=Tagger(config, context),
         store=DynamoImageStore(clients.client("dynamodb"), settings.table_name),
+        on_close=[http.aclose],
+    )
+    return TaggingService(
+        config=config,
+        tag_step=tag_step,
         objects=S3ObjectStorage(s3),
         publisher=BatchingPublisher(EventBridgePublisher(clients.client("events"), settings.event_bus_name)),
-        on_close=[http.aclose],
     )
 
 
