@@ -4,13 +4,12 @@ import threading
 import jsonschema
 import pytest
 from autotag.cachekey import provider_fingerprint
-from autotag.config import AutotagConfig, CachePolicy, ObjectFilters, ProviderConfig
-from autotag.errors import AuthError, BadInputError, QuotaError, TerminalProcessingError, TransientError
+from autotag.config import AutotagConfig, CachePolicy, ProviderConfig
+from autotag.errors import AuthError, QuotaError, TerminalProcessingError, TransientError
 from autotag.eventloop import EventLoopPortal
 from autotag.events import IMAGE_TAGGED, IMAGE_TAGGING_FAILED, InMemoryPublisher
 from autotag.image import S3Location
 from autotag.models import TagOptions
-from autotag.notifications import parse_s3_notification
 from autotag.objects import InMemoryObjectStorage
 from autotag.ordering import EventOrder
 from autotag.retry import Deadline, RetryPolicy
@@ -20,12 +19,8 @@ from autotag.tagging import TaggingService
 from autotag.tagstep import TagStep
 
 from tests.support.events import (
-    load_event,
     load_schema,
     next_sequencer,
-    s3_notification,
-    s3_record,
-    s3_test_event,
 )
 from tests.support.fakes import FakeTagger
 from tests.support.images import jpeg_bytes, truncated_jpeg
@@ -305,76 +300,6 @@ def test_retag_with_fewer_labels_removes_stale_index_items_and_s3_tags(h):
     assert h.store.images_with_tag("pet").items == []
     assert obj.tags == {**USER_TAGS, "autotag:dog": "0.70"}
     assert record.s3_tags.removed == ("autotag:grass", "autotag:pet")
-
-
-# --- S3 notification parsing ------------------------------------------------------------------
-
-
-def test_sample_put_notification_decodes_the_key():
-    parsed = parse_s3_notification(load_event("s3_put_notification"), ObjectFilters())
-    (obj,) = parsed.objects
-    assert obj.key == "uploads/2025/Summer Holiday/chat noir \u2013 été 😺.jpg"
-    assert obj.version_id == "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
-    assert obj.etag == "9b2cf535f27731c974343645a3985328"
-    assert obj.sequencer == "0055AED6DCD90281E5"
-    assert obj.event_ref == {"bucket": obj.bucket, "key": obj.key, "event": "seq:" + "0" * 46 + obj.sequencer}
-
-
-def test_each_put_is_its_own_event_and_the_etag_is_only_a_fallback():
-    same_bytes = [s3_record("b", "a+b.jpg", etag="e1") for _ in range(2)]
-    first, second = (
-        parse_s3_notification(s3_notification(r), ObjectFilters()).objects[0] for r in same_bytes
-    )
-    assert first.key == "a+b.jpg"
-    assert first.event_ref != second.event_ref  # the same bytes uploaded twice: two events
-    unsequenced = s3_record("b", "a.jpg", etag="e1", sequencer=None)
-    (obj,) = parse_s3_notification(s3_notification(unsequenced), ObjectFilters()).objects
-    assert obj.event_ref["event"] == "etag:e1"
-
-
-def test_a_malformed_sequencer_is_an_invalid_event():
-    with pytest.raises(BadInputError) as caught:
-        parse_s3_notification(s3_notification(s3_record("b", "a.jpg", sequencer="not-hex")), ObjectFilters())
-    assert caught.value.code == "invalid_event"
-
-
-def test_test_event_is_ignored():
-    parsed = parse_s3_notification(s3_test_event("b"), ObjectFilters())
-    assert parsed.test_event
-    assert parsed.objects == []
-
-
-def test_filters_and_event_names_exclude_records():
-    filters = ObjectFilters(include_prefixes=("in/",))
-    body = s3_notification(
-        s3_record("b", "in/ok.JPG"),
-        s3_record("b", "in/notes.txt"),
-        s3_record("b", "out/x.jpg"),
-        s3_record("b", "in/removed.jpg", event_name="ObjectRemoved:Delete"),
-    )
-    parsed = parse_s3_notification(body, filters)
-    assert [o.key for o in parsed.objects] == ["in/ok.JPG"]
-    assert len(parsed.ignored) == 3
-
-
-def test_mixed_case_suffixes_are_accepted_and_other_files_skipped_before_any_read():
-    # S3 delivers every object under the prefix (suffixes are not in the subscription): the
-    # function keeps images whatever the case of their extension and drops the rest unread.
-    body = s3_notification(
-        s3_record("b", "in/IMG_0001.Jpg"),
-        s3_record("b", "in/scan.TiFF"),
-        s3_record("b", "in/clip.mov"),
-    )
-    parsed = parse_s3_notification(body, ObjectFilters(include_prefixes=("in/",)))
-    assert [o.key for o in parsed.objects] == ["in/IMG_0001.Jpg", "in/scan.TiFF"]
-    assert parsed.ignored == [("s3://b/in/clip.mov", "excluded by the object filters")]
-
-
-@pytest.mark.parametrize("body", ["not json", "[]", '{"Records": [{"eventName": "x"}]}', '{"foo": 1}'])
-def test_garbage_is_an_invalid_event(body):
-    with pytest.raises(BadInputError) as caught:
-        parse_s3_notification(body, ObjectFilters())
-    assert caught.value.code == "invalid_event"
 
 
 def test_failed_providers_are_counted_as_provider_failures(h, capsys):
