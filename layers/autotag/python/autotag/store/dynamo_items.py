@@ -1,6 +1,7 @@
 """How the DynamoDB store's items hold records: the image item (the record, compressed, with the
-attributes the index, the feed and the claims read), the tag index items, and DynamoDB's typed
-attribute values. Pure functions; the operations are :mod:`autotag.store.dynamodb`'s.
+attributes the index, the feed and the claims read), the tag index items, the writes one put makes
+(conditions included), cached results, and DynamoDB's typed attribute values. Pure functions; the
+calls to DynamoDB are :mod:`autotag.store.dynamodb`'s.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from autotag.decisions import TagCorrections
 from autotag.models import TagResult
 from autotag.ordering import normalize_sequencer
-from autotag.store.base import ImageRecord, ImageSummary, TagHit
-from autotag.store.keys import META_SK, IndexEntry, feed_pk, feed_sk, image_id, image_pk
+from autotag.store.base import ImageRecord, ImageStatus, ImageSummary, TagHit
+from autotag.store.keys import META_SK, IndexEntry, feed_pk, feed_sk, image_id, image_pk, index_entries
 
 RECORD_ATTRIBUTE = "record_z"
 """The record as zlib-compressed JSON (binary): a third of the JSON's size, so a typical record item
@@ -120,6 +121,60 @@ def index_keys_of(item: dict[str, Any] | None, bucket: str, key: str) -> set[tup
 def _compressed(record: ImageRecord) -> bytes:
     text = record.model_dump_json(exclude_defaults=True, exclude={*_RECORD_FIELDS_ON_ITEM, "corrections"})
     return zlib.compress(text.encode(), 9)
+
+
+# --- Writes -----------------------------------------------------------------------------------
+
+
+def put_actions(
+    table: str,
+    record: ImageRecord,
+    current: dict[str, Any] | None,
+    *,
+    claim_token: str | None = None,
+    unclaimed_at: float | None = None,
+) -> list[dict[str, Any]]:
+    """The writes that put `record` over the image item `current` (plain values, or None): the
+    image item under its condition (``claim_token``: only while that claim is held; ``unclaimed_at``:
+    only while no claim is live at that time; else guarded by the item's revision), deletes of the
+    index items it named and no longer does, and its index items. As TransactWriteItems actions."""
+    tags = record.tags_in_force if record.status is ImageStatus.TAGGED else ()
+    entries = index_entries(record.bucket, record.key, tags)
+    new_keys = {(e.pk, e.sk) for e in entries}
+    old_keys = index_keys_of(current, record.bucket, record.key)
+    revision = int(current.get("revision", 0)) if current else 0
+    conditions: list[str] = []
+    values: dict[str, Any] = {}
+    if claim_token is not None:
+        # The claim's attributes are not in the new item: the write ends the claim.
+        conditions.append("claim_token = :token")
+        values[":token"] = {"S": claim_token}
+    elif unclaimed_at is not None:
+        # A correction: only while nobody holds a live claim (the claimed write replaces the
+        # whole item); an expired claim's attributes are dropped with this write.
+        conditions.append("(attribute_not_exists(claim_until) OR claim_until < :now)")
+        values[":now"] = to_item({"n": number(unclaimed_at)})["n"]
+    if current is None and claim_token is None:
+        conditions.append("attribute_not_exists(pk)")
+    elif current is None or "revision" not in current:  # no record yet (perhaps only a claim)
+        conditions.append("attribute_not_exists(revision)")
+    else:
+        conditions.append("revision = :revision")
+        values[":revision"] = {"N": str(revision)}
+    put_image: dict[str, Any] = {
+        "TableName": table,
+        "Item": to_item(image_item(record, entries, revision=revision + 1)),
+        "ConditionExpression": " AND ".join(conditions),
+    }
+    if values:
+        put_image["ExpressionAttributeValues"] = values
+    actions: list[dict[str, Any]] = [{"Put": put_image}]
+    # A key in both sets is overwritten by its Put (one transaction may not touch an item twice).
+    for stale_pk, stale_sk in sorted(old_keys - new_keys):
+        actions.append({"Delete": {"TableName": table, "Key": key_of(stale_pk, stale_sk)}})
+    for entry in entries:
+        actions.append({"Put": {"TableName": table, "Item": to_item(index_item(record, entry))}})
+    return actions
 
 
 # --- Tag index items ---------------------------------------------------------------------------

@@ -42,16 +42,14 @@ from autotag.store.dynamo_items import (
     compressed_result,
     corrections_of,
     from_item,
-    image_item,
-    index_item,
-    index_keys_of,
     key_of,
     number,
+    put_actions,
     record_of,
     result_of,
     to_item,
 )
-from autotag.store.keys import CACHE_PREFIX, META_SK, cache_pk, image_pk, index_entries
+from autotag.store.keys import CACHE_PREFIX, META_SK, cache_pk, image_pk
 
 TTL_ATTRIBUTE = "expires_at"
 BATCH_WRITE_MAX = 25
@@ -312,8 +310,8 @@ class DynamoImageStore:
             stored = record.model_copy(update={"corrections": corrections})
             try:
                 self._client.transact_write_items(
-                    TransactItems=self._put_actions(
-                        stored, current, unclaimed_at=self._clock() if unclaimed else None
+                    TransactItems=put_actions(
+                        self._table, stored, current, unclaimed_at=self._clock() if unclaimed else None
                     )
                 )
                 return stored
@@ -339,7 +337,7 @@ class DynamoImageStore:
             raise ClaimLostError(f"{record.bucket}/{record.key}")
         current = claim.snapshot or None
         stored = record.model_copy(update={"corrections": corrections_of(current)})
-        actions = self._put_actions(stored, current, claim_token=claim.token)
+        actions = put_actions(self._table, stored, current, claim_token=claim.token)
         requests: list[dict[str, Any]] = []
         for action in actions:
             if "Put" in action:
@@ -367,52 +365,6 @@ class DynamoImageStore:
                     )
                 self._sleep(random.uniform(0, _CONFLICT_BACKOFF * 2**attempt))
                 attempt += 1
-
-    def _put_actions(
-        self,
-        record: ImageRecord,
-        current: dict[str, Any] | None,
-        *,
-        claim_token: str | None = None,
-        unclaimed_at: float | None = None,
-    ) -> list[dict[str, Any]]:
-        tags = record.tags_in_force if record.status is ImageStatus.TAGGED else ()
-        entries = index_entries(record.bucket, record.key, tags)
-        new_keys = {(e.pk, e.sk) for e in entries}
-        old_keys = index_keys_of(current, record.bucket, record.key)
-        revision = int(current.get("revision", 0)) if current else 0
-        conditions: list[str] = []
-        values: dict[str, Any] = {}
-        if claim_token is not None:
-            # The claim's attributes are not in the new item: the write ends the claim.
-            conditions.append("claim_token = :token")
-            values[":token"] = {"S": claim_token}
-        elif unclaimed_at is not None:
-            # A correction: only while nobody holds a live claim (the claimed write replaces the
-            # whole item); an expired claim's attributes are dropped with this write.
-            conditions.append("(attribute_not_exists(claim_until) OR claim_until < :now)")
-            values[":now"] = to_item({"n": number(unclaimed_at)})["n"]
-        if current is None and claim_token is None:
-            conditions.append("attribute_not_exists(pk)")
-        elif current is None or "revision" not in current:  # no record yet (perhaps only a claim)
-            conditions.append("attribute_not_exists(revision)")
-        else:
-            conditions.append("revision = :revision")
-            values[":revision"] = {"N": str(revision)}
-        put_image: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": to_item(image_item(record, entries, revision=revision + 1)),
-            "ConditionExpression": " AND ".join(conditions),
-        }
-        if values:
-            put_image["ExpressionAttributeValues"] = values
-        actions: list[dict[str, Any]] = [{"Put": put_image}]
-        # A key in both sets is overwritten by its Put (one transaction may not touch an item twice).
-        for stale_pk, stale_sk in sorted(old_keys - new_keys):
-            actions.append({"Delete": {"TableName": self._table, "Key": key_of(stale_pk, stale_sk)}})
-        for entry in entries:
-            actions.append({"Put": {"TableName": self._table, "Item": to_item(index_item(record, entry))}})
-        return actions
 
     # --- The tag index -------------------------------------------------------------------------
 
