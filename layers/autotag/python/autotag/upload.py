@@ -72,7 +72,9 @@ def replay_of(record: SQSRecord) -> str | None:
 
 
 @dataclass(frozen=True)
-class _Message:
+class SourceMessage:
+    """The SQS message an object came in (what a dead letter carries back)."""
+
     message_id: str
     body: str
     object_count: int
@@ -122,7 +124,7 @@ class UploadProcessor:
         *,
         obj: ObjectCreated,
         replay: bool,
-        message: _Message,
+        message: SourceMessage,
         deadline: Deadline,
         cache_round: CacheRound | None = None,
     ) -> dict[str, Any]:
@@ -150,7 +152,7 @@ class UploadProcessor:
             "cached": record.cached,
         }
 
-    def dead_letter(self, message: _Message, obj: ObjectCreated | None, error: AutotagError) -> None:
+    def dead_letter(self, message: SourceMessage, obj: ObjectCreated | None, error: AutotagError) -> None:
         if self.dead_letters is None:
             # No DLQ configured: let SQS redeliver, and its redrive policy move it after maxReceiveCount.
             raise error
@@ -198,12 +200,12 @@ class _Batch:
         except BadInputError as error:
             logger.warning("message is not an S3 notification", extra={"message_id": record.message_id})
             self.count("InvalidMessages")
-            message = _Message(record.message_id, record.body, 0)
+            message = SourceMessage(record.message_id, record.body, 0)
             await self.processor.in_pool(functools.partial(self.processor.dead_letter, message, None, error))
             return
         for what, why in parsed.ignored:
             logger.info("not tagged", extra={"message_id": record.message_id, "object": what, "reason": why})
-        message = _Message(record.message_id, record.body, len(parsed.objects))
+        message = SourceMessage(record.message_id, record.body, len(parsed.objects))
         results = await asyncio.gather(
             *(self._object(obj, message, replay_of(record)) for obj in parsed.objects), return_exceptions=True
         )
@@ -221,7 +223,7 @@ class _Batch:
         if failures:
             raise failures[0]
 
-    async def _object(self, obj: ObjectCreated, message: _Message, replay: str | None) -> dict[str, Any]:
+    async def _object(self, obj: ObjectCreated, message: SourceMessage, replay: str | None) -> dict[str, Any]:
         key = json.dumps({**obj.event_ref, "replay": replay}, sort_keys=True)
         future = self.inflight.get(key)
         if future is None:
