@@ -8,7 +8,8 @@ runs that loop on a daemon thread; it starts on first use and is kept while the 
 
 Starting the portal loads anyio's asyncio backend (measured ~40 ms CPU, once per process, at the
 first provider call); httpx loads the same backend on an HTTP provider's first request anyway, so
-only deployments whose providers make no HTTP call (the local model, ``basic``) pay it extra.
+only deployments whose providers make no httpx call (the local model, ``basic``, Rekognition through
+boto3) pay it extra.
 """
 
 from __future__ import annotations
