@@ -1,8 +1,11 @@
-"""The error taxonomy. Every failure autotag reports is one of these types.
+"""The error taxonomy: the one catalog of every error type autotag raises on purpose.
 
 Each error has a stable ``code`` (what clients, events and the DLQ carry) and knows whether
-retrying can help. Providers map their own error codes onto these classes; the API maps these
-classes onto HTTP statuses in one place (``autotag.api.errors``).
+retrying can help. Providers map their own error codes onto these classes, and adapters map their
+SDK's errors (the S3 adapter, :mod:`autotag.objects`); the API maps these classes onto HTTP
+statuses in one place (``autotag.api.errors``), on_batch onto Batch Operations result codes
+(``autotag.batch_tasks.result_code_for``). Sections: providers and transport, input, the API's
+requests, not found, processing an object, configuration.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class AutotagError(Exception):
         return f"{origin}{self.message}{native}"
 
 
-# --- Provider/transport taxonomy -------------------------------------------------------------
+# --- Providers and transport -----------------------------------------------------------------
 
 
 class ProviderError(AutotagError):
@@ -132,7 +135,7 @@ class AllProvidersFailedError(AutotagError):
         self.retryable = any(f.retryable for f in failures)
 
 
-# --- Input errors (ours) ---------------------------------------------------------------------
+# --- Input ------------------------------------------------------------------------------------
 
 
 class BadInputError(AutotagError):
@@ -322,6 +325,9 @@ class TerminalProcessingError(AutotagError):
         super().__init__((record.error if record else None) or str(cause), code=cause.code)
         self.record = record
         self.cause = cause
+
+
+# --- Configuration ----------------------------------------------------------------------------
 
 
 class ConfigError(AutotagError):
