@@ -327,7 +327,7 @@ PUT_EVENTS = {"events:PutEvents"}
 READ_SECRET = {"secretsmanager:GetSecretValue"}
 
 # What each function's code calls (autotag.upload / autotag.api / autotag.subscriber over
-# autotag.service), by resource: the grants must be exactly these.
+# autotag.tagging), by resource: the grants must be exactly these.
 EXPECTED_GRANTS = {
     FunctionName.ON_UPLOAD: {
         # Lambda's SQS event source polls with the function's role (aws-cdk-lib grants these).

@@ -10,13 +10,15 @@ import threading
 import pytest
 from autotag.config import AutotagConfig, CachePolicy
 from autotag.corrections import CorrectionRequest, CorrectionService
+from autotag.eventloop import EventLoopPortal
 from autotag.events import InMemoryPublisher
 from autotag.image import S3Location
 from autotag.objects import S3ObjectStorage
 from autotag.retry import Deadline
 from autotag.s3tags import ObjectTagWriter, desired_tags
-from autotag.service import BackgroundLoop, TaggingService
 from autotag.store.dynamodb import DynamoImageStore, create_table
+from autotag.tagging import TaggingService
+from autotag.tagstep import TagStep
 
 from tests.support.aws import unique
 from tests.support.fakes import FakeTagger
@@ -39,20 +41,14 @@ def wired(aws_emulator):
     store = DynamoImageStore(dynamodb, table)
     objects = S3ObjectStorage(s3)
     publisher = InMemoryPublisher()
-    loop = BackgroundLoop()
-    service = TaggingService(
-        config=config,
-        tagger=FakeTagger(delay=0.01),
-        store=store,
-        objects=objects,
-        publisher=publisher,
-        loop=loop,
-    )
+    portal = EventLoopPortal()
+    tag_step = TagStep(config=config, tagger=FakeTagger(delay=0.01), store=store, portal=portal)
+    service = TaggingService(config=config, tag_step=tag_step, objects=objects, publisher=publisher)
     corrections = CorrectionService(
         store=store, tag_writer=ObjectTagWriter(objects), policy=config.s3_tags, publisher=publisher
     )
     yield service, corrections, bucket, s3
-    loop.close()
+    portal.close()
     dynamodb.delete_table(TableName=table)
 
 

@@ -9,8 +9,14 @@ from __future__ import annotations
 import io
 
 import pytest
-from autotag.errors import ImageTooLargeError, UnsafeUrlError, UnsupportedFormatError
-from autotag.fetch import FetchError, FetchTimeoutError, fetch_image_url
+from autotag.errors import (
+    FetchError,
+    FetchTimeoutError,
+    ImageTooLargeError,
+    UnsafeUrlError,
+    UnsupportedFormatError,
+)
+from autotag.fetch import fetch_image_url
 from PIL import Image
 
 from tests.support.https_server import FakeDns, ImageHost, LoopbackInternet, Reply

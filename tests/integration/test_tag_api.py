@@ -505,8 +505,8 @@ def cached(stack):
 
 def test_the_api_and_the_functions_share_one_service(cached):
     from autotag.api.runtime import get_runtime
-    from autotag.service import build_service
     from autotag.subscriber import build_subscriber
+    from autotag.wiring import build_service
 
     service = get_runtime().service
     assert service is build_service()

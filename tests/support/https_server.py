@@ -142,7 +142,7 @@ class FakeDns:
         self.queries: list[str] = []
 
     def __call__(self, host: str, port: int) -> list[str]:
-        from autotag.fetch import FetchError
+        from autotag.errors import FetchError
 
         self.queries.append(host)
         if host not in self.table:

@@ -377,7 +377,8 @@ class ImageStoreContract:
         assert [t.name for t in store.get("b", "k.jpg").tags] == ["cat"]
 
     def test_an_expired_claim_is_taken_over_and_the_late_writer_loses(self, store, clock):
-        from autotag.ordering import Claim, ClaimLostError, EventOrder
+        from autotag.errors import ClaimLostError
+        from autotag.ordering import Claim, EventOrder
 
         slow = store.claim("b", "late.jpg", EventOrder(sequencer="01"), lease_seconds=10)
         assert isinstance(slow, Claim)

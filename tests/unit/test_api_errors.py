@@ -5,31 +5,29 @@ from __future__ import annotations
 import json
 
 import pytest
-from autotag.api.errors import (
-    DOCUMENTED_STATUSES,
-    BucketNotAllowedError,
-    ImageNotFoundError,
-    InvalidRequestError,
-    MalformedJsonError,
-    MethodNotAllowedError,
-    PayloadTooLargeError,
-    UnsupportedMediaTypeError,
-    error_body,
-    proxy_error_response,
-    status_for,
-)
+from autotag.api.errors import DOCUMENTED_STATUSES, error_body, proxy_error_response, status_for
 from autotag.decode_memory import DecodeMemoryError
 from autotag.errors import (
+    AllProvidersFailedError,
     AuthError,
     AutotagError,
     BadInputError,
+    BucketNotAllowedError,
     ConfigError,
     ContentBlockedError,
     CorruptImageError,
     DecompressionBombError,
     EmptyImageError,
+    FetchError,
+    FetchTimeoutError,
+    ImageNotFoundError,
     ImageTooLargeError,
+    InvalidRequestError,
+    MalformedJsonError,
+    MethodNotAllowedError,
+    ObjectBusyError,
     ObjectNotFoundError,
+    PayloadTooLargeError,
     ProviderBadInputError,
     ProviderResponseError,
     ProviderTimeoutError,
@@ -39,11 +37,9 @@ from autotag.errors import (
     UnknownProviderError,
     UnsafeUrlError,
     UnsupportedFormatError,
+    UnsupportedMediaTypeError,
 )
-from autotag.fetch import FetchError, FetchTimeoutError
 from autotag.models import ProviderOutcome, ProviderStatus, TagResult
-from autotag.ordering import ObjectBusyError
-from autotag.pipeline import AllProvidersFailedError
 
 
 @pytest.mark.parametrize(

@@ -19,12 +19,13 @@ from autotag.batch_tasks import (
     result_code_for,
 )
 from autotag.config import ObjectFilters
+from autotag.notifications import BACKFILL_CONFIGURATION_ID, REPLAY_ATTRIBUTE
 from autotag.objects import InMemoryObjectStorage
-from autotag.ops.backfill import BACKFILL_CONFIGURATION_ID
 from autotag.store.base import ImageRecord, ImageStatus
 from autotag.store.memory import InMemoryImageStore
-from autotag.upload import REPLAY_ATTRIBUTE
 from botocore.exceptions import ClientError, EndpointConnectionError
+
+from tests.support.errors import example_error
 
 BUCKET = "images"
 
@@ -317,8 +318,8 @@ def _error_classes() -> list[type[errors.AutotagError]]:
 
 @pytest.mark.parametrize("cls", _error_classes(), ids=lambda c: c.__name__)
 def test_every_error_class_has_the_result_code_its_retryability_says(cls):
-    error = cls("x")
-    expected = ResultCode.TEMPORARY_FAILURE if cls.retryable else ResultCode.PERMANENT_FAILURE
+    error = example_error(cls)
+    expected = ResultCode.TEMPORARY_FAILURE if error.retryable else ResultCode.PERMANENT_FAILURE
     assert result_code_for(error) is expected
 
 

@@ -38,6 +38,7 @@ NOT_AT_COLD_START = {
     "aws_xray_sdk.ext.httpx": "patched when autotag.providers.http first loads",
     "aws_xray_sdk.ext.requests": "not patched",
     "aws_lambda_powertools.event_handler.openapi.models": "built when the OpenAPI document is asked for",
+    "anyio.from_thread": "the event loop portal (autotag.eventloop) starts with the first provider call",
     "autotag.providers.http": "loaded with the first provider client",
     "autotag.providers.imagedescriber": "provider modules load when configured",
     "autotag.providers.rekognition": "provider modules load when configured",

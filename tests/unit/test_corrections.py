@@ -14,11 +14,11 @@ from autotag.decisions import (
     effective_tags,
 )
 from autotag.errors import ImageNotTaggedError, NotFoundError
+from autotag.eventloop import EventLoopPortal
 from autotag.events import IMAGE_TAGGED, IMAGE_TAGS_CORRECTED
 from autotag.image import S3Location
 from autotag.models import BoundingBox, Tag
 from autotag.s3tags import ObjectTagWriter
-from autotag.service import BackgroundLoop
 from autotag.store.base import ImageStatus
 
 from tests.support.events import load_schema
@@ -29,15 +29,15 @@ AT = datetime(2025, 5, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def loop():
-    background = BackgroundLoop()
-    yield background
-    background.close()
+def portal():
+    running = EventLoopPortal()
+    yield running
+    running.close()
 
 
 @pytest.fixture
-def h(loop):
-    return Harness(loop)
+def h(portal):
+    return Harness(portal)
 
 
 def corrections_of(h):
@@ -235,12 +235,12 @@ def test_local_log_line_for_a_correction():
     assert line.endswith("corrected  s3://b/k.jpg  [+sunset, -cat]  by apikey:abc")
 
 
-def test_a_correction_made_while_an_upload_is_tagged_waits_and_is_on_the_object_and_in_the_index(loop):
+def test_a_correction_made_while_an_upload_is_tagged_waits_and_is_on_the_object_and_in_the_index(portal):
     import threading
 
     from autotag.config import AutotagConfig, CachePolicy
 
-    h = Harness(loop, config=AutotagConfig(cache=CachePolicy(enabled=False)))
+    h = Harness(portal, config=AutotagConfig(cache=CachePolicy(enabled=False)))
     data = jpeg_bytes(64, 48)
     h.objects.add(BUCKET, "m.jpg", data, version_id="v1", tags=dict(USER_TAGS))
     h.process("m.jpg")

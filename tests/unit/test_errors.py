@@ -4,35 +4,64 @@ import pytest
 from autotag import errors
 from autotag.errors import (
     TERMINAL_FOR_IMAGE,
+    AllProvidersFailedError,
     AuthError,
     AutotagError,
     BadInputError,
+    BucketNotAllowedError,
+    ClaimLostError,
     ConfigError,
     ConflictError,
     ContentBlockedError,
     CorruptImageError,
     DecompressionBombError,
     EmptyImageError,
+    FetchError,
+    FetchTimeoutError,
+    ImageNotFoundError,
     ImageNotTaggedError,
     ImageTooLargeError,
+    InvalidEventError,
     InvalidImageError,
+    InvalidRequestError,
     InvalidS3ReferenceError,
+    InvalidSequencerError,
+    MalformedJsonError,
+    MethodNotAllowedError,
     NotFoundError,
+    ObjectBusyError,
+    ObjectGoneError,
     ObjectNotFoundError,
+    PayloadTooLargeError,
     ProviderBadInputError,
     ProviderError,
     ProviderResponseError,
     ProviderTimeoutError,
     QuotaError,
+    RouteMissingError,
+    TagWriteRefusedError,
+    TerminalProcessingError,
     ThrottledError,
     TransientError,
     UnknownProviderError,
     UnsafeUrlError,
     UnsupportedFormatError,
+    UnsupportedMediaTypeError,
     is_retryable,
 )
+from autotag.models import ProviderOutcome, ProviderStatus, TagResult
 
-RETRYABLE = [ThrottledError, TransientError, ProviderTimeoutError, ProviderResponseError, ConflictError]
+from tests.support.errors import example_error
+
+RETRYABLE = [
+    ThrottledError,
+    TransientError,
+    ProviderTimeoutError,
+    ProviderResponseError,
+    ConflictError,
+    ObjectBusyError,
+    ClaimLostError,
+]
 TERMINAL = [
     AuthError,
     QuotaError,
@@ -52,19 +81,35 @@ TERMINAL = [
     ConfigError,
     UnknownProviderError,
     ImageNotTaggedError,
+    FetchError,
+    FetchTimeoutError,
+    BucketNotAllowedError,
+    InvalidEventError,
+    InvalidSequencerError,
+    InvalidRequestError,
+    MalformedJsonError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    MethodNotAllowedError,
+    ObjectGoneError,
+    ImageNotFoundError,
+    RouteMissingError,
+    TagWriteRefusedError,
 ]
+DYNAMIC = {AllProvidersFailedError, TerminalProcessingError}
+"""Their code (and retryability) is their cause's: tested on their own below."""
 
 
 @pytest.mark.parametrize("cls", RETRYABLE)
 def test_retryable(cls):
-    error = cls("x")
+    error = example_error(cls)
     assert error.retryable is True
     assert is_retryable(error)
 
 
 @pytest.mark.parametrize("cls", TERMINAL)
 def test_not_retryable(cls):
-    error = cls("x")
+    error = example_error(cls)
     assert error.retryable is False
     assert not is_retryable(error)
 
@@ -78,8 +123,9 @@ def test_every_error_class_is_classified_and_codes_are_stable_and_distinct():
     classes: list[type[AutotagError]] = [
         obj for obj in vars(errors).values() if isinstance(obj, type) and issubclass(obj, AutotagError)
     ]
-    assert set(classes) - {AutotagError, ProviderError} == set(RETRYABLE) | set(TERMINAL)
-    codes = [cls.code for cls in classes]
+    assert set(classes) - {AutotagError, ProviderError} == set(RETRYABLE) | set(TERMINAL) | DYNAMIC
+    # A subclass may keep its parent's code (same meaning to clients); each code is defined once.
+    codes = [cls.code for cls in classes if "code" in vars(cls)]
     # ProviderBadInputError shares "bad_input" with BadInputError on purpose: same meaning to clients.
     assert sorted(codes).count("bad_input") == 2
     assert len(set(codes)) == len(codes) - 1
@@ -106,3 +152,27 @@ def test_terminal_for_image():
         assert isinstance(error, TERMINAL_FOR_IMAGE)
     for other in (AuthError("x"), ThrottledError("x"), QuotaError("x")):
         assert not isinstance(other, TERMINAL_FOR_IMAGE)
+
+
+def _failed(provider: str, code: str, *, retryable: bool) -> ProviderStatus:
+    return ProviderStatus(
+        provider=provider, status=ProviderOutcome.FAILED, error_code=code, error="no", retryable=retryable
+    )
+
+
+def test_all_providers_failed_takes_the_first_failures_code_and_any_retryability():
+    terminal = _failed("a", "quota", retryable=False)
+    throttled = _failed("b", "throttled", retryable=True)
+    error = AllProvidersFailedError(TagResult(providers=(terminal, throttled)))
+    assert error.code == "quota"
+    assert error.retryable is True
+    assert "a: quota: no; b: throttled: no" in error.message
+    assert AllProvidersFailedError(TagResult(providers=(terminal,))).retryable is False
+    assert AllProvidersFailedError(TagResult()).code == "provider_error"
+
+
+def test_terminal_processing_error_carries_its_cause():
+    cause = CorruptImageError("truncated")
+    error = TerminalProcessingError(None, cause)
+    assert (error.code, error.retryable, error.cause, error.record) == ("corrupt_image", False, cause, None)
+    assert error.message == "truncated"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from autotag.errors import UnsafeUrlError
-from autotag.fetch import FetchError, check_address, check_url, fetch_image_url, looks_like_image
+from autotag.errors import FetchError, UnsafeUrlError
+from autotag.fetch import check_address, check_url, fetch_image_url, looks_like_image
 
 from tests.support.https_server import FakeDns, LoopbackInternet
 

@@ -7,8 +7,7 @@ import base64
 
 import pytest
 from autotag.api.body import MAX_JSON_DEPTH, check_json_object, json_depth
-from autotag.api.errors import MalformedJsonError
-from autotag.errors import AutotagError, CorruptImageError, public_text
+from autotag.errors import AutotagError, CorruptImageError, MalformedJsonError, public_text
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.intake import fit, load_image
 

@@ -5,9 +5,15 @@ import io
 
 import boto3
 import pytest
-from autotag.errors import ImageTooLargeError, InvalidS3ReferenceError, TransientError
+from autotag.errors import (
+    ImageTooLargeError,
+    InvalidS3ReferenceError,
+    ObjectGoneError,
+    TagWriteRefusedError,
+    TransientError,
+)
 from autotag.image import S3Location
-from autotag.objects import InMemoryObjectStorage, ObjectGoneError, S3ObjectStorage
+from autotag.objects import InMemoryObjectStorage, S3ObjectStorage
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
@@ -72,6 +78,33 @@ def test_gone_objects(s3, code):
     stubber.add_client_error("get_object", service_error_code=code, http_status_code=404)
     with pytest.raises(ObjectGoneError):
         storage.read(VERSIONED, etag=None, max_bytes=100)
+
+
+@pytest.mark.parametrize("code", ["AccessDenied", "InvalidTag", "MethodNotAllowed"])
+def test_a_refused_tag_write_is_a_typed_error(s3, code):
+    storage, stubber = s3
+    stubber.add_client_error("put_object_tagging", service_error_code=code, http_status_code=403)
+    with pytest.raises(TagWriteRefusedError) as caught:
+        storage.put_tags(VERSIONED, {"autotag:dog": "0.90"})
+    assert caught.value.s3_code == code
+    assert caught.value.message == f"S3 refused the tag write: {code}"
+    assert caught.value.__cause__ is None
+
+
+@pytest.mark.parametrize("operation", ["get_object_tagging", "put_object_tagging"])
+def test_tagging_a_gone_object(s3, operation):
+    storage, stubber = s3
+    stubber.add_client_error(operation, service_error_code="NoSuchVersion", http_status_code=404)
+    call = storage.get_tags if operation == "get_object_tagging" else lambda at: storage.put_tags(at, {})
+    with pytest.raises(ObjectGoneError):
+        call(VERSIONED)
+
+
+def test_other_tagging_errors_are_not_translated(s3):
+    storage, stubber = s3
+    stubber.add_client_error("get_object_tagging", service_error_code="SlowDown", http_status_code=503)
+    with pytest.raises(ClientError):
+        storage.get_tags(VERSIONED)
 
 
 def test_head_of_a_missing_object_is_none(s3):

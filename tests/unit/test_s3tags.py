@@ -1,5 +1,6 @@
 import pytest
 from autotag.config import S3TagPolicy
+from autotag.errors import TagWriteRefusedError
 from autotag.image import S3Location
 from autotag.models import Tag
 from autotag.objects import InMemoryObjectStorage
@@ -10,7 +11,6 @@ from autotag.s3tags import (
     plan_tag_set,
     sanitize,
 )
-from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -162,7 +162,7 @@ def test_writer_disabled_or_object_gone():
 
 class RefusingObjects(InMemoryObjectStorage):
     def put_tags(self, location, tags):
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObjectTagging")
+        raise TagWriteRefusedError("S3 refused the tag write: AccessDenied", s3_code="AccessDenied")
 
 
 def test_writer_records_a_refusal():

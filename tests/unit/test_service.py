@@ -3,31 +3,24 @@ import threading
 
 import jsonschema
 import pytest
-from autotag.config import AutotagConfig, CachePolicy, ObjectFilters, ProviderConfig
-from autotag.errors import AuthError, BadInputError, QuotaError, TransientError
+from autotag.cachekey import provider_fingerprint
+from autotag.config import AutotagConfig, CachePolicy, ProviderConfig
+from autotag.errors import AuthError, QuotaError, TerminalProcessingError, TransientError
+from autotag.eventloop import EventLoopPortal
 from autotag.events import IMAGE_TAGGED, IMAGE_TAGGING_FAILED, InMemoryPublisher
 from autotag.image import S3Location
 from autotag.models import TagOptions
 from autotag.objects import InMemoryObjectStorage
 from autotag.ordering import EventOrder
 from autotag.retry import Deadline, RetryPolicy
-from autotag.service import (
-    BackgroundLoop,
-    TaggingService,
-    TerminalProcessingError,
-    parse_s3_notification,
-    provider_fingerprint,
-)
 from autotag.store.base import ImageStatus
 from autotag.store.memory import InMemoryImageStore
+from autotag.tagging import TaggingService
+from autotag.tagstep import TagStep
 
 from tests.support.events import (
-    load_event,
     load_schema,
     next_sequencer,
-    s3_notification,
-    s3_record,
-    s3_test_event,
 )
 from tests.support.fakes import FakeTagger
 from tests.support.images import jpeg_bytes, truncated_jpeg
@@ -37,28 +30,38 @@ USER_TAGS = {"owner": "alice", "project": "holiday", "cost-center": "42"}
 
 
 @pytest.fixture(scope="module")
-def loop():
-    background = BackgroundLoop()
-    yield background
-    background.close()
+def portal():
+    running = EventLoopPortal()
+    yield running
+    running.close()
 
 
 class Harness:
-    def __init__(self, loop, config=None, tagger=None):
+    def __init__(self, portal, config=None, tagger=None):
         self.config = config or AutotagConfig()
         self.tagger = tagger or FakeTagger()
         self.store = InMemoryImageStore()
         self.objects = InMemoryObjectStorage()
         self.publisher = InMemoryPublisher()
-        self.service = TaggingService(
+        self.portal = portal
+        self.service = self._service()
+
+    def _service(self):
+        tag_step = TagStep(
             config=self.config,
             tagger=self.tagger,
             store=self.store,
-            objects=self.objects,
-            publisher=self.publisher,
-            loop=loop,
+            portal=self.portal,
             retry_policy=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.01),
         )
+        return TaggingService(
+            config=self.config, tag_step=tag_step, objects=self.objects, publisher=self.publisher
+        )
+
+    def reconfigure(self, config):
+        """A deployment with another config over the same bucket, table and providers."""
+        self.config = config
+        self.service = self._service()
 
     def process(
         self, key, *, version_id="v1", etag=None, options=None, seconds=30.0, sequencer=None, request=False
@@ -76,8 +79,8 @@ class Harness:
 
 
 @pytest.fixture
-def h(loop):
-    return Harness(loop)
+def h(portal):
+    return Harness(portal)
 
 
 def test_upload_is_tagged_stored_tagged_on_s3_and_announced(h):
@@ -115,13 +118,13 @@ def test_same_bytes_elsewhere_reuse_the_cached_result(h):
     assert {hit.key for hit in h.store.images_with_tag("dog").items} == {"one.jpg", "copy of one.jpg"}
 
 
-def test_cache_key_depends_on_options_and_can_be_disabled(loop):
-    h = Harness(loop, AutotagConfig(cache=CachePolicy(enabled=False)))
+def test_cache_key_depends_on_options_and_can_be_disabled(portal):
+    h = Harness(portal, AutotagConfig(cache=CachePolicy(enabled=False)))
     h.objects.add(BUCKET, "x.jpg", jpeg_bytes(32, 32), version_id="v1")
     h.process("x.jpg")
     h.process("x.jpg")
     assert h.tagger.calls == 2
-    h2 = Harness(loop)
+    h2 = Harness(portal)
     h2.objects.add(BUCKET, "x.jpg", jpeg_bytes(32, 32), version_id="v1")
     h2.process("x.jpg")
     h2.process("x.jpg", options=TagOptions(max_tags=1))
@@ -138,8 +141,8 @@ def test_fingerprint_follows_what_changes_answers():
     assert provider_fingerprint(base, options) != provider_fingerprint(base, TagOptions(lang="fr"))
 
 
-def test_copies_tagged_at_once_make_one_provider_call(loop):
-    h = Harness(loop, tagger=FakeTagger(delay=0.2))
+def test_copies_tagged_at_once_make_one_provider_call(portal):
+    h = Harness(portal, tagger=FakeTagger(delay=0.2))
     data = jpeg_bytes(48, 48)
     for i in range(6):
         h.objects.add(BUCKET, f"copy{i}.jpg", data, version_id="v1")
@@ -200,10 +203,10 @@ def test_object_refused_from_its_head_is_never_downloaded(h, fields, code):
     assert h.objects.reads == 0
 
 
-def test_too_large_object_is_refused_before_download(loop):
+def test_too_large_object_is_refused_before_download(portal):
     from autotag.config import ImageLimits
 
-    h = Harness(loop, AutotagConfig(limits=ImageLimits(max_bytes=100)))
+    h = Harness(portal, AutotagConfig(limits=ImageLimits(max_bytes=100)))
     h.objects.add(BUCKET, "big.jpg", jpeg_bytes(64, 64), version_id="v1")
     with pytest.raises(TerminalProcessingError) as caught:
         h.process("big.jpg")
@@ -291,7 +294,7 @@ def test_retag_with_fewer_labels_removes_stale_index_items_and_s3_tags(h):
     h.process("re.jpg")
     assert h.store.index_item_count() == 3
     h.tagger.labels = (("dog", 0.7),)
-    h.service.config = AutotagConfig(lang="fr")  # a new fingerprint: the cache does not answer
+    h.reconfigure(AutotagConfig(lang="fr"))  # a new fingerprint: the cache does not answer
     record = h.process("re.jpg")
     assert h.store.index_item_count() == 1
     assert h.store.images_with_tag("pet").items == []
@@ -299,79 +302,9 @@ def test_retag_with_fewer_labels_removes_stale_index_items_and_s3_tags(h):
     assert record.s3_tags.removed == ("autotag:grass", "autotag:pet")
 
 
-# --- S3 notification parsing ------------------------------------------------------------------
-
-
-def test_sample_put_notification_decodes_the_key():
-    parsed = parse_s3_notification(load_event("s3_put_notification"), ObjectFilters())
-    (obj,) = parsed.objects
-    assert obj.key == "uploads/2025/Summer Holiday/chat noir \u2013 été 😺.jpg"
-    assert obj.version_id == "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
-    assert obj.etag == "9b2cf535f27731c974343645a3985328"
-    assert obj.sequencer == "0055AED6DCD90281E5"
-    assert obj.event_ref == {"bucket": obj.bucket, "key": obj.key, "event": "seq:" + "0" * 46 + obj.sequencer}
-
-
-def test_each_put_is_its_own_event_and_the_etag_is_only_a_fallback():
-    same_bytes = [s3_record("b", "a+b.jpg", etag="e1") for _ in range(2)]
-    first, second = (
-        parse_s3_notification(s3_notification(r), ObjectFilters()).objects[0] for r in same_bytes
-    )
-    assert first.key == "a+b.jpg"
-    assert first.event_ref != second.event_ref  # the same bytes uploaded twice: two events
-    unsequenced = s3_record("b", "a.jpg", etag="e1", sequencer=None)
-    (obj,) = parse_s3_notification(s3_notification(unsequenced), ObjectFilters()).objects
-    assert obj.event_ref["event"] == "etag:e1"
-
-
-def test_a_malformed_sequencer_is_an_invalid_event():
-    with pytest.raises(BadInputError) as caught:
-        parse_s3_notification(s3_notification(s3_record("b", "a.jpg", sequencer="not-hex")), ObjectFilters())
-    assert caught.value.code == "invalid_event"
-
-
-def test_test_event_is_ignored():
-    parsed = parse_s3_notification(s3_test_event("b"), ObjectFilters())
-    assert parsed.test_event
-    assert parsed.objects == []
-
-
-def test_filters_and_event_names_exclude_records():
-    filters = ObjectFilters(include_prefixes=("in/",))
-    body = s3_notification(
-        s3_record("b", "in/ok.JPG"),
-        s3_record("b", "in/notes.txt"),
-        s3_record("b", "out/x.jpg"),
-        s3_record("b", "in/removed.jpg", event_name="ObjectRemoved:Delete"),
-    )
-    parsed = parse_s3_notification(body, filters)
-    assert [o.key for o in parsed.objects] == ["in/ok.JPG"]
-    assert len(parsed.ignored) == 3
-
-
-def test_mixed_case_suffixes_are_accepted_and_other_files_skipped_before_any_read():
-    # S3 delivers every object under the prefix (suffixes are not in the subscription): the
-    # function keeps images whatever the case of their extension and drops the rest unread.
-    body = s3_notification(
-        s3_record("b", "in/IMG_0001.Jpg"),
-        s3_record("b", "in/scan.TiFF"),
-        s3_record("b", "in/clip.mov"),
-    )
-    parsed = parse_s3_notification(body, ObjectFilters(include_prefixes=("in/",)))
-    assert [o.key for o in parsed.objects] == ["in/IMG_0001.Jpg", "in/scan.TiFF"]
-    assert parsed.ignored == [("s3://b/in/clip.mov", "excluded by the object filters")]
-
-
-@pytest.mark.parametrize("body", ["not json", "[]", '{"Records": [{"eventName": "x"}]}', '{"foo": 1}'])
-def test_garbage_is_an_invalid_event(body):
-    with pytest.raises(BadInputError) as caught:
-        parse_s3_notification(body, ObjectFilters())
-    assert caught.value.code == "invalid_event"
-
-
 def test_failed_providers_are_counted_as_provider_failures(h, capsys):
+    from autotag.errors import AllProvidersFailedError
     from autotag.models import ProviderOutcome, ProviderStatus, TagResult
-    from autotag.pipeline import AllProvidersFailedError
 
     h.objects.add(BUCKET, "f.jpg", jpeg_bytes(16, 16), version_id="v1")
     failed = ProviderStatus(
@@ -420,8 +353,8 @@ def test_tag_image_reuses_the_cache_of_stored_objects_and_stores_nothing(h):
     assert h.objects.tag_writes == 1
 
 
-def test_tag_image_single_flight(loop):
-    h = Harness(loop, tagger=FakeTagger(delay=0.2))
+def test_tag_image_single_flight(portal):
+    h = Harness(portal, tagger=FakeTagger(delay=0.2))
     image = image_of(jpeg_bytes(48, 48, seed=7))
     results = []
     threads = [
@@ -440,8 +373,8 @@ def test_tag_image_single_flight(loop):
 
 
 def test_tag_image_retries_and_counts_provider_failures(h, capsys):
+    from autotag.errors import AllProvidersFailedError
     from autotag.models import ProviderOutcome, ProviderStatus, TagResult
-    from autotag.pipeline import AllProvidersFailedError
 
     failed = ProviderStatus(
         provider="imagedescriber", status=ProviderOutcome.FAILED, error_code="transient", retryable=True
@@ -485,8 +418,8 @@ class LocationRecordingTagger(FakeTagger):
         return await super().tag(image, options, deadline=deadline, s3=s3)
 
 
-def test_tag_image_passes_the_source_location_to_the_providers(loop):
-    h = Harness(loop, tagger=LocationRecordingTagger())
+def test_tag_image_passes_the_source_location_to_the_providers(portal):
+    h = Harness(portal, tagger=LocationRecordingTagger())
     where = S3Location(BUCKET, "x.jpg", "v1")
     h.service.tag_image(image_of(jpeg_bytes(20, 20, seed=11)), deadline=Deadline.after(10), s3=where)
     h.service.tag_image(image_of(jpeg_bytes(20, 20, seed=12)), deadline=Deadline.after(10))
@@ -513,7 +446,8 @@ def test_a_bad_request_leaves_the_record_and_announces_nothing(h):
 
 
 def test_an_event_meeting_a_claimed_record_is_retried_later(h):
-    from autotag.ordering import EventOrder, ObjectBusyError
+    from autotag.errors import ObjectBusyError
+    from autotag.ordering import EventOrder
 
     h.objects.add(BUCKET, "busy.jpg", jpeg_bytes(32, 32), version_id="v1")
     held = h.store.claim(BUCKET, "busy.jpg", EventOrder(sequencer=next_sequencer()), lease_seconds=30)
@@ -531,12 +465,12 @@ def test_a_failed_retag_keeps_owning_the_tags_still_on_the_object(h):
     h.process("keep.jpg")
     ours = dict(obj.tags)
     h.tagger.fail_next(QuotaError("no credits"))
-    h.service.config = AutotagConfig(lang="de")  # no cache answer
+    h.reconfigure(AutotagConfig(lang="de"))  # no cache answer
     with pytest.raises(TerminalProcessingError):
         h.process("keep.jpg", request=True)
     assert h.store.get(BUCKET, "keep.jpg").s3_tags.written == ours
     h.tagger.labels = (("cat", 0.9),)
-    h.service.config = AutotagConfig(lang="it")
+    h.reconfigure(AutotagConfig(lang="it"))
     record = h.process("keep.jpg", request=True)
     assert obj.tags == {"autotag:cat": "0.90"}
     assert set(record.s3_tags.removed) == set(ours)

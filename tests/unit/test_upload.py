@@ -6,12 +6,15 @@ import pytest
 from autotag.config import AutotagConfig, ProcessingPolicy
 from autotag.dlq import InMemoryDeadLetterQueue
 from autotag.errors import TransientError
+from autotag.eventloop import EventLoopPortal
 from autotag.events import InMemoryPublisher
+from autotag.notifications import REPLAY_ATTRIBUTE
 from autotag.objects import InMemoryObjectStorage
 from autotag.retry import RetryPolicy
-from autotag.service import BackgroundLoop, TaggingService
 from autotag.store.memory import InMemoryImageStore
-from autotag.upload import REPLAY_ATTRIBUTE, UploadProcessor
+from autotag.tagging import TaggingService
+from autotag.tagstep import TagStep
+from autotag.upload import UploadProcessor
 
 from tests.support.events import next_sequencer, s3_notification, s3_record, sqs_batch, sqs_message
 from tests.support.fakes import FakeTagger
@@ -22,13 +25,13 @@ BUCKET = "photos"
 
 
 @pytest.fixture(scope="module")
-def loop():
-    background = BackgroundLoop()
-    yield background
-    background.close()
+def portal():
+    running = EventLoopPortal()
+    yield running
+    running.close()
 
 
-def make(loop, *, concurrency=10, delay=0.0):
+def make(portal, *, concurrency=10, delay=0.0):
     config = AutotagConfig(processing=ProcessingPolicy(concurrency=concurrency, safety_margin_seconds=1))
     objects, store, dlq, tagger = (
         InMemoryObjectStorage(),
@@ -36,15 +39,10 @@ def make(loop, *, concurrency=10, delay=0.0):
         InMemoryDeadLetterQueue(),
         FakeTagger(delay=delay),
     )
-    service = TaggingService(
-        config=config,
-        tagger=tagger,
-        store=store,
-        objects=objects,
-        publisher=InMemoryPublisher(),
-        loop=loop,
-        retry_policy=RetryPolicy(max_attempts=1),
+    tag_step = TagStep(
+        config=config, tagger=tagger, store=store, portal=portal, retry_policy=RetryPolicy(max_attempts=1)
     )
+    service = TaggingService(config=config, tag_step=tag_step, objects=objects, publisher=InMemoryPublisher())
     processor = UploadProcessor(service=service, config=config, dead_letters=dlq)
     return processor, objects, store, dlq, tagger
 
@@ -56,9 +54,9 @@ def message_for(key, version="v1", *, sequencer=""):
     )
 
 
-def test_batch_runs_concurrently_within_the_bound(loop):
+def test_batch_runs_concurrently_within_the_bound(portal):
     for concurrency, bound in ((10, 0.6), (2, None)):
-        processor, objects, _store, _, tagger = make(loop, concurrency=concurrency, delay=0.2)
+        processor, objects, _store, _, tagger = make(portal, concurrency=concurrency, delay=0.2)
         keys = [f"k{i}.jpg" for i in range(10)]
         for i, key in enumerate(keys):
             objects.add(BUCKET, key, jpeg_bytes(32, 32, seed=i), version_id="v1")
@@ -74,8 +72,8 @@ def test_batch_runs_concurrently_within_the_bound(loop):
             assert elapsed >= 5 * 0.2 * 0.9, "concurrency 2 must take about five round trips"
 
 
-def test_partial_failures_name_only_retryable_messages(loop):
-    processor, objects, _store, dlq, tagger = make(loop)
+def test_partial_failures_name_only_retryable_messages(portal):
+    processor, objects, _store, dlq, tagger = make(portal)
     good = jpeg_bytes(32, 32, seed=1)
     flaky = jpeg_bytes(32, 32, seed=2)
     objects.add(BUCKET, "good.jpg", good, version_id="v1")
@@ -96,8 +94,8 @@ def test_partial_failures_name_only_retryable_messages(loop):
     processor.close()
 
 
-def test_multi_record_dead_letter_carries_only_the_failed_record(loop):
-    processor, objects, _, dlq, _ = make(loop)
+def test_multi_record_dead_letter_carries_only_the_failed_record(portal):
+    processor, objects, _, dlq, _ = make(portal)
     objects.add(BUCKET, "ok.jpg", jpeg_bytes(16, 16), version_id="v1")
     objects.add(BUCKET, "bad.jpg", truncated_jpeg(), version_id="v1")
     body = s3_notification(
@@ -109,8 +107,8 @@ def test_multi_record_dead_letter_carries_only_the_failed_record(loop):
     processor.close()
 
 
-def test_same_object_twice_in_a_batch_is_processed_once(loop):
-    processor, objects, _, _, tagger = make(loop, delay=0.1)
+def test_same_object_twice_in_a_batch_is_processed_once(portal):
+    processor, objects, _, _, tagger = make(portal, delay=0.1)
     objects.add(BUCKET, "twice.jpg", jpeg_bytes(16, 16), version_id="v1")
     event = next_sequencer()
     twice = [message_for("twice.jpg", sequencer=event) for _ in range(2)]
@@ -131,8 +129,8 @@ def replayed(message, replay_id):
     return {**message, "messageAttributes": {REPLAY_ATTRIBUTE: attribute}}
 
 
-def test_duplicates_are_absorbed_but_a_replay_is_processed_again(loop):
-    processor, objects, store, _dlq, tagger = make(loop)
+def test_duplicates_are_absorbed_but_a_replay_is_processed_again(portal):
+    processor, objects, store, _dlq, tagger = make(portal)
     objects.add(BUCKET, "cat.jpg", jpeg_bytes(32, 32, seed=5), version_id="v1")
     cat = message_for("cat.jpg")
     processor.handle(sqs_batch(cat), lambda_context())
@@ -147,10 +145,10 @@ def test_duplicates_are_absorbed_but_a_replay_is_processed_again(loop):
     processor.close()
 
 
-def test_a_terminal_failure_moved_back_from_the_dlq_is_processed_again(loop):
+def test_a_terminal_failure_moved_back_from_the_dlq_is_processed_again(portal):
     """Redrive by any tool: the record stays failed for that event, so the same message (no marker,
     as ``aws sqs start-message-move-task`` moves it) is processed again."""
-    processor, objects, store, dlq, tagger = make(loop)
+    processor, objects, store, dlq, tagger = make(portal)
     objects.add(BUCKET, "bad.jpg", truncated_jpeg(), version_id="v1")
     bad = message_for("bad.jpg")
     processor.handle(sqs_batch(bad), lambda_context())
@@ -169,8 +167,8 @@ def test_a_terminal_failure_moved_back_from_the_dlq_is_processed_again(loop):
     processor.close()
 
 
-def test_an_older_event_never_overwrites_a_newer_record(loop):
-    processor, objects, store, _dlq, tagger = make(loop)
+def test_an_older_event_never_overwrites_a_newer_record(portal):
+    processor, objects, store, _dlq, tagger = make(portal)
     objects.add(BUCKET, "aba.jpg", jpeg_bytes(32, 32, seed=7), version_id="v1", etag="a")
     first = message_for("aba.jpg", "v1")
     objects.add(BUCKET, "aba.jpg", jpeg_bytes(32, 32, seed=8), version_id="v2", etag="b")

@@ -23,9 +23,9 @@ from autotag.errors import (
     ThrottledError,
     TransientError,
 )
+from autotag.fanout import Tagger
 from autotag.image import ImageFormat, S3Location
 from autotag.models import ProviderOutcome, TagKind, TagOptions, TagResult
-from autotag.pipeline import Tagger
 from autotag.providers.base import ProviderContext, ProviderRequest
 from autotag.providers.http import make_client
 from autotag.providers.huawei import HuaweiProvider

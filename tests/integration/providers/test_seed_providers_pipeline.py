@@ -10,9 +10,10 @@ import logging
 import pytest
 from autotag.config import AutotagConfig, ProviderConfig
 from autotag.credentials import StaticCredentials
+from autotag.errors import AllProvidersFailedError
+from autotag.fanout import Tagger
 from autotag.intake import load_image
 from autotag.models import ProviderOutcome, TagOptions, TagResult
-from autotag.pipeline import AllProvidersFailedError, Tagger
 from autotag.providers.base import ProviderContext
 from autotag.providers.http import make_client
 from autotag.retry import Deadline

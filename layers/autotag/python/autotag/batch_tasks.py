@@ -6,8 +6,9 @@ invocation schema 2.0 (``invocationSchemaVersion``, ``invocationId``, ``job.id``
 ``job.userArguments``, ``tasks[].{taskId, s3Key, s3VersionId, s3Bucket}``; 1.0's ``s3BucketArn`` is
 accepted too). Keys arrive URL-encoded and are decoded with ``unquote_plus`` (as S3 event keys).
 
-Each task takes exactly the one-machine backfill's decisions (:mod:`autotag.ops.backfill`): a key
-the filters exclude is not tagged; an object whose stored record is for its current ETag is
+Each task takes exactly the one-machine backfill's decisions (``autotag backfill``; both use
+:func:`autotag.store.base.already_tagged` and :func:`autotag.notifications.notification_body`): a
+key the filters exclude is not tagged; an object whose stored record is for its current ETag is
 skipped unless the job is forced; anything else is **enqueued on the tag queue** as the same S3
 notification the one-machine backfill sends, so it takes the upload path (filters, de-duplication,
 retries, DLQ) and the provider's rate limit stays governed in one place: the tag queue's event
@@ -43,12 +44,11 @@ from autotag.errors import (
     is_retryable,
 )
 from autotag.image import S3Location
+from autotag.notifications import REPLAY_ATTRIBUTE, notification_body
 from autotag.objects import ObjectStorage
 from autotag.observability import METRICS_NAMESPACE, SERVICE_NAME
-from autotag.ops.backfill import already_tagged, notification_body
 from autotag.resources import DeploymentConfig
-from autotag.store.base import ImageStore
-from autotag.upload import REPLAY_ATTRIBUTE
+from autotag.store.base import ImageStore, already_tagged
 
 INVOCATION_SCHEMA_VERSION = "2.0"
 """The schema the job asks for (UserArguments need it)."""

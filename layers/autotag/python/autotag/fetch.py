@@ -24,7 +24,13 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import httpcore
 
-from autotag.errors import BadInputError, ImageTooLargeError, UnsafeUrlError, UnsupportedFormatError
+from autotag.errors import (
+    FetchError,
+    FetchTimeoutError,
+    ImageTooLargeError,
+    UnsafeUrlError,
+    UnsupportedFormatError,
+)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
@@ -37,16 +43,6 @@ ACCEPTED_CONTENT_TYPES = ("image/", "application/octet-stream", "binary/octet-st
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
-
-
-class FetchError(BadInputError):
-    """The URL was allowed but could not be fetched (status, timeout, connection, TLS)."""
-
-    code = "fetch_failed"
-
-
-class FetchTimeoutError(FetchError):
-    code = "fetch_timeout"
 
 
 # --- Address policy --------------------------------------------------------------------------

@@ -11,7 +11,13 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from autotag.errors import ImageTooLargeError, InvalidS3ReferenceError, TransientError
+from autotag.errors import (
+    ImageTooLargeError,
+    InvalidS3ReferenceError,
+    ObjectGoneError,
+    TagWriteRefusedError,
+    TransientError,
+)
 from autotag.image import S3Location
 
 _GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404", "NotFound"})
@@ -26,6 +32,8 @@ _BAD_REFERENCE_CODES = frozenset(
     }
 )
 """S3's answers that refuse the reference itself; the same reference is refused again on retry."""
+_TAGGING_REFUSED_CODES = frozenset({"AccessDenied", "InvalidTag", "MethodNotAllowed"})
+"""S3's answers that refuse a tag set read or write (:class:`TagWriteRefusedError`)."""
 
 
 @dataclass(frozen=True)
@@ -36,10 +44,6 @@ class ObjectInfo:
     content_type: str | None
     etag: str | None
     version_id: str | None
-
-
-class ObjectGoneError(Exception):
-    """The object (or the version asked for) no longer exists."""
 
 
 class ObjectStorage(Protocol):
@@ -59,9 +63,14 @@ class ObjectStorage(Protocol):
         object (version) is gone; raises InvalidS3ReferenceError when S3 refuses the reference."""
         ...
 
-    def get_tags(self, location: S3Location) -> dict[str, str]: ...
+    def get_tags(self, location: S3Location) -> dict[str, str]:
+        """The object's tag set; raises ObjectGoneError, or TagWriteRefusedError when S3 refuses."""
+        ...
 
-    def put_tags(self, location: S3Location, tags: Mapping[str, str]) -> None: ...
+    def put_tags(self, location: S3Location, tags: Mapping[str, str]) -> None:
+        """Replace the object's tag set; raises ObjectGoneError, or TagWriteRefusedError when S3
+        refuses."""
+        ...
 
 
 class OpenedObject:
@@ -192,18 +201,34 @@ class S3ObjectStorage:
         return data
 
     def get_tags(self, location: S3Location) -> dict[str, str]:
-        response = self._client.get_object_tagging(
-            Bucket=location.bucket, Key=location.key, **_version(location)
-        )
+        try:
+            response = self._client.get_object_tagging(
+                Bucket=location.bucket, Key=location.key, **_version(location)
+            )
+        except ClientError as error:
+            raise _tagging_error(error, location) from None
         return {t["Key"]: t["Value"] for t in response.get("TagSet", [])}
 
     def put_tags(self, location: S3Location, tags: Mapping[str, str]) -> None:
-        self._client.put_object_tagging(
-            Bucket=location.bucket,
-            Key=location.key,
-            Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
-            **_version(location),
-        )
+        try:
+            self._client.put_object_tagging(
+                Bucket=location.bucket,
+                Key=location.key,
+                Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+                **_version(location),
+            )
+        except ClientError as error:
+            raise _tagging_error(error, location) from None
+
+
+def _tagging_error(error: ClientError, location: S3Location) -> Exception:
+    """What a refused tag set read or write means to us; other errors stay as they are."""
+    code = _code(error)
+    if code in _GONE_CODES:
+        return ObjectGoneError(location.uri)
+    if code in _TAGGING_REFUSED_CODES:
+        return TagWriteRefusedError(f"S3 refused the tag write: {code}", s3_code=code)
+    return error
 
 
 @dataclass

@@ -31,27 +31,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from autotag.errors import BadInputError, ThrottledError
+from autotag.errors import InvalidSequencerError, ObjectBusyError
 from autotag.store.base import ImageRecord, ImageStatus
 
 SEQUENCER_WIDTH = 64
 """Sequencers are compared left-padded to this many hex digits (S3's have 16 to 18)."""
 _HEX = frozenset(string.hexdigits)
-
-
-class InvalidSequencerError(BadInputError):
-    code = "invalid_event"
-
-
-class ObjectBusyError(ThrottledError):
-    """Another event for this key is being processed: retry after it (SQS redelivery, Lambda retry,
-    or the client's own retry after ``retry_after`` seconds)."""
-
-    code = "object_busy"
-
-
-class ClaimLostError(Exception):
-    """The claim expired and another processor took the record over before this one wrote it."""
 
 
 def normalize_sequencer(value: str | None) -> str | None:

@@ -21,12 +21,11 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from botocore.exceptions import ClientError
-
 from autotag.config import S3_MAX_OBJECT_TAGS, S3TagPolicy
+from autotag.errors import ObjectGoneError, TagWriteRefusedError
 from autotag.image import S3Location
 from autotag.models import Tag
-from autotag.objects import ObjectGoneError, ObjectStorage
+from autotag.objects import ObjectStorage
 from autotag.store.base import DroppedTag, DroppedTagReason, S3TagWrite
 
 MAX_KEY_CHARS = 128
@@ -152,12 +151,7 @@ class ObjectTagWriter:
                 self._objects.put_tags(location, plan.tag_set)
         except ObjectGoneError:
             return S3TagWrite(reason="object no longer exists")
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code in ("NoSuchKey", "NoSuchVersion"):
-                return S3TagWrite(reason="object no longer exists")
-            if code in ("AccessDenied", "InvalidTag", "MethodNotAllowed"):
-                # Tagging is a courtesy on top of the stored record; refusal is recorded, not fatal.
-                return S3TagWrite(reason=f"S3 refused the tag write: {code}")
-            raise
+        except TagWriteRefusedError as error:
+            # Tagging is a courtesy on top of the stored record; refusal is recorded, not fatal.
+            return S3TagWrite(reason=error.message)
         return plan.write

@@ -1,6 +1,6 @@
 """The event-bus subscriber (``on_event``): ``Tag Image Requested`` events (source ``autotag``) and
 S3 ``Object Created`` events delivered by EventBridge (source ``aws.s3``) run the same per-object
-pipeline as an upload (:class:`autotag.service.TaggingService`).
+pipeline as an upload (:class:`autotag.tagging.TaggingService`).
 
 Failure handling (see docs/api.md, "Event bus"):
 - malformed events, disallowed buckets and terminal image failures are sent to the function's DLQ
@@ -36,15 +36,19 @@ from autotag.dlq import DeadLetter, DeadLetterQueue
 from autotag.errors import (
     AutotagError,
     BadInputError,
+    BucketNotAllowedError,
+    InvalidEventError,
     InvalidS3ReferenceError,
     ObjectNotFoundError,
+    TerminalProcessingError,
     UnknownProviderError,
 )
 from autotag.image import S3Location
 from autotag.models import TagOptions
+from autotag.notifications import EVENT_REF_JMESPATH, event_ref
 from autotag.ordering import EventOrder, normalize_sequencer
 from autotag.retry import Deadline
-from autotag.service import TaggingService, TerminalProcessingError
+from autotag.tagging import TaggingService
 
 logger = Logger(service="autotag", child=True)
 
@@ -100,14 +104,6 @@ class Outcome:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-class InvalidEventError(BadInputError):
-    code = "invalid_event"
-
-
-class BucketNotAllowedError(BadInputError):
-    code = "bucket_not_allowed"
 
 
 def parse_bus_event(event: object) -> BusEvent:
@@ -174,7 +170,7 @@ class BusSubscriber:
         self.allowed_buckets = allowed_buckets
         self.filters = filters
         self._idempotency = IdempotencyConfig(
-            event_key_jmespath="[bucket, key, event]",
+            event_key_jmespath=EVENT_REF_JMESPATH,
             raise_on_no_idempotency_key=True,
             expires_after_seconds=idempotency_ttl_seconds,
         )
@@ -209,7 +205,7 @@ class BusSubscriber:
         process = self._process
         if request.kind == "tag_image_requested":
             process = self._request_once
-        ref = {"bucket": location.bucket, "key": location.key, "event": f"event:{parsed.id}"}
+        ref = event_ref(location.bucket, location.key, f"event:{parsed.id}")
         result = process(ref=ref, event=event, request=request, location=location, deadline=deadline)
         # A duplicate gets the stored outcome back; for objects that may be on_upload's (same key).
         return Outcome(
@@ -298,8 +294,8 @@ def build_subscriber() -> BusSubscriber:
     from autotag.config import get_config
     from autotag.dlq import SqsDeadLetterQueue
     from autotag.errors import ConfigError
-    from autotag.service import aws_clients, build_service
     from autotag.settings import get_settings
+    from autotag.wiring import aws_clients, build_service
 
     settings = get_settings()
     if not settings.dlq_url:
@@ -319,7 +315,7 @@ def build_subscriber() -> BusSubscriber:
 
 def reset_subscriber() -> None:
     """Forget the subscriber and the shared service (tests; config changes)."""
-    from autotag.service import reset_service
+    from autotag.wiring import reset_service
 
     build_subscriber.cache_clear()
     reset_service()

@@ -1,10 +1,10 @@
 """The upload batch: SQS messages carrying S3 notifications, tagged concurrently, each object once.
 
 Concurrency: Powertools' ``AsyncBatchProcessor`` gathers every message of the batch at once and
-reports partial batch failures. Idempotency is sync-only in Powertools, so each object runs as a
-synchronous ``idempotent_function`` in a bounded thread pool (``processing.concurrency`` workers);
-the provider calls inside share one background event loop (see :mod:`autotag.service`). A batch of
-N objects therefore takes about one provider round trip, not N.
+reports partial batch failures. Each object runs through the synchronous tagging service
+(:class:`autotag.tagging.TaggingService`) in a bounded thread pool (``processing.concurrency``
+workers); the provider calls inside share the process's one event loop (:mod:`autotag.eventloop`).
+A batch of N objects therefore takes about one provider round trip, not N.
 
 Shared per batch (issue 14's AWS calls per image): the objects' content-hash cache lookups are one
 ``BatchGetItem`` (:mod:`autotag.cacheround`), and their outcome events go out together after the
@@ -29,10 +29,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -47,29 +48,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from autotag.cacheround import CacheRound, RoundLookup
 from autotag.config import AutotagConfig, get_config
 from autotag.dlq import DeadLetter, DeadLetterQueue
-from autotag.errors import AutotagError, BadInputError
+from autotag.errors import AutotagError, BadInputError, TerminalProcessingError
 from autotag.events import collecting
+from autotag.notifications import REPLAY_ATTRIBUTE, ObjectCreated, parse_s3_notification
 from autotag.ordering import Disposition, EventOrder
 from autotag.retry import Deadline
-from autotag.service import (
-    ObjectCreated,
-    TaggingService,
-    TerminalProcessingError,
-    aws_clients,
-    build_service,
-    parse_s3_notification,
-    reset_service,
-)
 from autotag.settings import get_settings
+from autotag.tagging import TaggingService
+from autotag.wiring import aws_clients, build_service, reset_service
 
 logger = Logger(service="autotag", child=True)
 
+T = TypeVar("T")
+
 DEFAULT_TIMEOUT_SECONDS = 60.0
-
-
-REPLAY_ATTRIBUTE = "replay_id"
-"""SQS message attribute marking a deliberate replay (``autotag redrive``, ``backfill --force``):
-the object is tagged again even though the record already reflects the event."""
 
 
 def replay_of(record: SQSRecord) -> str | None:
@@ -80,7 +72,9 @@ def replay_of(record: SQSRecord) -> str | None:
 
 
 @dataclass(frozen=True)
-class _Message:
+class SourceMessage:
+    """The SQS message an object came in (what a dead letter carries back)."""
+
     message_id: str
     body: str
     object_count: int
@@ -120,13 +114,17 @@ class UploadProcessor:
             batch.count("EventsNotPublished", outbox.unpublished)
         return dict(response)
 
+    async def in_pool(self, call: Callable[[], T]) -> T:
+        """Run `call` in the processor's bounded thread pool (``processing.concurrency`` workers)."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
     # Runs in a pool thread.
-    def _process_object(
+    def process_object(
         self,
         *,
         obj: ObjectCreated,
         replay: bool,
-        message: _Message,
+        message: SourceMessage,
         deadline: Deadline,
         cache_round: CacheRound | None = None,
     ) -> dict[str, Any]:
@@ -142,7 +140,7 @@ class UploadProcessor:
                 cache_lookup=cache_lookup,
             )
         except TerminalProcessingError as error:
-            self._dead_letter(message, obj, error)
+            self.dead_letter(message, obj, error)
             return {"disposition": "processed", "status": "failed", "error_code": error.code}
         finally:
             if cache_lookup is not None:
@@ -154,7 +152,7 @@ class UploadProcessor:
             "cached": record.cached,
         }
 
-    def _dead_letter(self, message: _Message, obj: ObjectCreated | None, error: AutotagError) -> None:
+    def dead_letter(self, message: SourceMessage, obj: ObjectCreated | None, error: AutotagError) -> None:
         if self.dead_letters is None:
             # No DLQ configured: let SQS redeliver, and its redrive policy move it after maxReceiveCount.
             raise error
@@ -197,20 +195,17 @@ class _Batch:
             self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
     async def handle_message(self, record: SQSRecord) -> None:
-        loop = asyncio.get_running_loop()
         try:
             parsed = parse_s3_notification(record.body, self.processor.config.filters)
         except BadInputError as error:
             logger.warning("message is not an S3 notification", extra={"message_id": record.message_id})
             self.count("InvalidMessages")
-            message = _Message(record.message_id, record.body, 0)
-            await loop.run_in_executor(
-                self.processor._pool, self.processor._dead_letter, message, None, error
-            )
+            message = SourceMessage(record.message_id, record.body, 0)
+            await self.processor.in_pool(functools.partial(self.processor.dead_letter, message, None, error))
             return
         for what, why in parsed.ignored:
             logger.info("not tagged", extra={"message_id": record.message_id, "object": what, "reason": why})
-        message = _Message(record.message_id, record.body, len(parsed.objects))
+        message = SourceMessage(record.message_id, record.body, len(parsed.objects))
         results = await asyncio.gather(
             *(self._object(obj, message, replay_of(record)) for obj in parsed.objects), return_exceptions=True
         )
@@ -228,12 +223,12 @@ class _Batch:
         if failures:
             raise failures[0]
 
-    async def _object(self, obj: ObjectCreated, message: _Message, replay: str | None) -> dict[str, Any]:
+    async def _object(self, obj: ObjectCreated, message: SourceMessage, replay: str | None) -> dict[str, Any]:
         key = json.dumps({**obj.event_ref, "replay": replay}, sort_keys=True)
         future = self.inflight.get(key)
         if future is None:
             call = functools.partial(
-                self.processor._process_object,
+                self.processor.process_object,
                 obj=obj,
                 replay=replay is not None,
                 message=message,
@@ -255,7 +250,7 @@ class _Batch:
             await asyncio.wait([previous])  # its outcome is its own message's
         if self.cache_round is not None:
             call = functools.partial(call, cache_round=self.cache_round)
-        return await asyncio.get_running_loop().run_in_executor(self.processor._pool, call)
+        return await self.processor.in_pool(call)
 
     def _count_outcome(self, outcome: dict[str, Any]) -> None:
         disposition = outcome.get("disposition")

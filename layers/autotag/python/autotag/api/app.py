@@ -17,12 +17,6 @@ from autotag.api import images
 from autotag.api.body import check_json_object
 from autotag.api.errors import (
     REQUEST_ID_HEADER,
-    BucketNotAllowedError,
-    ImageNotFoundError,
-    MethodNotAllowedError,
-    PayloadTooLargeError,
-    RouteMissingError,
-    UnsupportedMediaTypeError,
     error_responses,
     proxy_error_response,
     register_error_handlers,
@@ -42,7 +36,17 @@ from autotag.api.models import (
 )
 from autotag.api.runtime import ApiRuntime, get_runtime
 from autotag.api.settings import get_api_settings
-from autotag.errors import AutotagError, ConfigError, ImageTooLargeError
+from autotag.errors import (
+    AutotagError,
+    BucketNotAllowedError,
+    ConfigError,
+    ImageNotFoundError,
+    ImageTooLargeError,
+    MethodNotAllowedError,
+    PayloadTooLargeError,
+    RouteMissingError,
+    UnsupportedMediaTypeError,
+)
 from autotag.image import S3Location, SourceImage
 from autotag.intake import inspect_image, load_image
 from autotag.retry import Deadline

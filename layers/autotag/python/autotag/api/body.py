@@ -13,7 +13,7 @@ import binascii
 import json
 from typing import Any
 
-from autotag.api.errors import MalformedJsonError
+from autotag.errors import MalformedJsonError
 
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects accepted (the request schema needs 3)."""

@@ -10,32 +10,39 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
 from autotag.api.models import ErrorDetail, ErrorResponse
 from autotag.errors import (
+    AllProvidersFailedError,
     AuthError,
     AutotagError,
     BadInputError,
+    BucketNotAllowedError,
     ConfigError,
     ConflictError,
     ContentBlockedError,
+    FetchError,
     ImageTooLargeError,
     InvalidImageError,
+    InvalidRequestError,
+    MalformedJsonError,
+    MethodNotAllowedError,
     NotFoundError,
+    PayloadTooLargeError,
     ProviderBadInputError,
     ProviderError,
     ProviderTimeoutError,
     QuotaError,
+    RouteMissingError,
     ThrottledError,
     UnknownProviderError,
     UnsafeUrlError,
     UnsupportedFormatError,
+    UnsupportedMediaTypeError,
 )
-from autotag.fetch import FetchError
-from autotag.pipeline import AllProvidersFailedError
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
@@ -49,55 +56,6 @@ logger = Logger(service="autotag", child=True)
 
 DEFAULT_RETRY_AFTER_SECONDS = 5
 REQUEST_ID_HEADER = "X-Request-Id"
-
-
-# --- API-only error types ----------------------------------------------------------------------
-
-
-class InvalidRequestError(BadInputError):
-    """The request does not match the documented schema."""
-
-    code = "invalid_request"
-
-    def __init__(self, message: str, *, details: Sequence[ErrorDetail] = (), code: str | None = None) -> None:
-        super().__init__(message, code=code)
-        self.details = list(details)
-
-
-class MalformedJsonError(InvalidRequestError):
-    """The body is not a JSON object this API can read."""
-
-    code = "malformed_json"
-
-
-class PayloadTooLargeError(BadInputError):
-    code = "payload_too_large"
-
-
-class UnsupportedMediaTypeError(BadInputError):
-    code = "unsupported_media_type"
-
-
-class BucketNotAllowedError(BadInputError):
-    code = "bucket_not_allowed"
-
-
-class ImageNotFoundError(NotFoundError):
-    code = "image_not_found"
-
-
-class RouteMissingError(NotFoundError):
-    code = "route_not_found"
-
-
-class MethodNotAllowedError(BadInputError):
-    """The path exists, not with this method; `allow` lists the methods it has."""
-
-    code = "method_not_allowed"
-
-    def __init__(self, message: str, *, allow: Sequence[str]) -> None:
-        super().__init__(message)
-        self.allow = list(allow)
 
 
 # --- The mapping --------------------------------------------------------------------------------

@@ -9,14 +9,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Annotated
 
-from autotag.api.errors import (
-    BucketNotAllowedError,
-    ImageNotFoundError,
-    InvalidRequestError,
-    RouteMissingError,
-    error_responses,
-    request_id_of,
-)
+from autotag.api.errors import error_responses, request_id_of
 from autotag.api.models import (
     S3_BUCKET_PATTERN,
     CorrectionRequest,
@@ -27,6 +20,7 @@ from autotag.api.models import (
 from autotag.api.runtime import get_runtime
 from autotag.corrections import CorrectionRequest as Correction
 from autotag.corrections import actor_of
+from autotag.errors import BucketNotAllowedError, ImageNotFoundError, InvalidRequestError, RouteMissingError
 from autotag.image import S3Location
 from autotag.resources import CONSOLE_PATH
 from autotag.store.base import ImageStatus

@@ -13,18 +13,25 @@ from typing import Any
 from autotag.api.settings import ApiSettings, get_api_settings
 from autotag.config import AutotagConfig, get_config
 from autotag.corrections import CorrectionOutcome, CorrectionRequest, CorrectionService
-from autotag.errors import ObjectNotFoundError, TransientError
-from autotag.fetch import FetchError, check_url, fetch_image_url
+from autotag.errors import (
+    FetchError,
+    ObjectGoneError,
+    ObjectNotFoundError,
+    TerminalProcessingError,
+    TransientError,
+)
+from autotag.fetch import check_url, fetch_image_url
 from autotag.image import PreparedImage, S3Location, SourceImage
 from autotag.intake import inspect_image
 from autotag.models import TagOptions, TagResult
-from autotag.objects import ObjectGoneError, ObjectInfo, ObjectStorage
+from autotag.objects import ObjectInfo, ObjectStorage
 from autotag.retry import Deadline, RetryPolicy
 from autotag.s3tags import ObjectTagWriter
-from autotag.service import TaggingService, TerminalProcessingError, build_service
 from autotag.settings import RuntimeSettings, get_settings
 from autotag.store.base import ImageRecord, ImageStatus, ImageStore
+from autotag.tagging import TaggingService
 from autotag.thumbnails import thumbnail
+from autotag.wiring import build_service
 
 UrlFetcher = Callable[[str, float], bytes]
 """(url, timeout seconds) -> the image bytes; SSRF-safe (autotag.fetch)."""
@@ -134,8 +141,8 @@ def offline_fetcher(url: str, timeout: float) -> bytes:
 
 def build_runtime(*, fetcher: UrlFetcher | None = None) -> ApiRuntime:
     """The runtime wired to AWS from the function's settings and config (the service is the
-    process-wide one, :func:`autotag.service.build_service`; ``reset_service()`` closes it)."""
-    from autotag.service import aws_clients
+    process-wide one, :func:`autotag.wiring.build_service`; ``reset_service()`` closes it)."""
+    from autotag.wiring import aws_clients
 
     s3 = aws_clients().client("s3")
 
@@ -167,7 +174,7 @@ def get_runtime() -> ApiRuntime:
 
 def set_runtime(runtime: ApiRuntime | None) -> None:
     """Install a runtime (tests), or None to build the default again on next use. The service it
-    holds is the shared one: ``autotag.service.reset_service()`` closes that."""
+    holds is the shared one: ``autotag.wiring.reset_service()`` closes that."""
     global _runtime
     with _lock:
         _runtime = runtime

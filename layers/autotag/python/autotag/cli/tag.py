@@ -23,10 +23,10 @@ from autotag.cli import EXIT_FAILED, EXIT_OK, report_error
 from autotag.config import AutotagConfig, ProviderConfig, load_config_file
 from autotag.credentials import Credentials
 from autotag.errors import AutotagError, BadInputError, ImageTooLargeError, NotFoundError, UnsafeUrlError
+from autotag.fanout import Tagger
 from autotag.image import S3Location, SourceImage, split_s3_url
 from autotag.intake import inspect_image, load_image
 from autotag.models import TagOptions, TagResult
-from autotag.pipeline import Tagger
 from autotag.providers import provider_class, provider_names
 from autotag.providers.base import ProviderContext
 from autotag.providers.http import make_client

@@ -202,7 +202,7 @@ class ImageStore(Protocol):
         The stored corrections are kept (``record.corrections`` is ignored) and applied to the
         index; the record as written (with them) is returned.
 
-        With ``claim``: only while the claim is still held (else :class:`~autotag.ordering.ClaimLostError`),
+        With ``claim``: only while the claim is still held (else :class:`~autotag.errors.ClaimLostError`),
         and the claim ends with the write; the corrections are those of the item the claim returned
         (a correction waits while a claim is held). ``cache``: a result to cache, written in the
         same request."""
@@ -240,3 +240,11 @@ class ImageStore(Protocol):
         ...
 
     def cache_result(self, cache_key: str, result: TagResult, *, ttl_seconds: int) -> None: ...
+
+
+def already_tagged(store: ImageStore, bucket: str, key: str, etag: str | None) -> str | None:
+    """The stored record's status when it is for this very object (same ETag), else None."""
+    record = store.get(bucket, key)
+    if record is None or record.etag is None or etag is None:
+        return None
+    return record.status.value if record.etag.strip('"') == etag.strip('"') else None

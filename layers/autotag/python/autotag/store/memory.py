@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from autotag.errors import ConflictError
+from autotag.errors import ClaimLostError, ConflictError
 from autotag.models import TagResult
-from autotag.ordering import Claim, ClaimLostError, EventOrder, Refusal, decide, normalize_sequencer
+from autotag.ordering import Claim, EventOrder, Refusal, decide, normalize_sequencer
 from autotag.store.base import (
     CORRECTION_WAIT_SECONDS,
     CacheEntry,

@@ -1,4 +1,8 @@
-"""The pipeline core: one image through one or several providers, normalized and merged."""
+"""The provider fan-out: one image through the selected providers at once, each one's tags
+normalized (threshold, cap, ranking), then merged into one result with a status per provider.
+
+:class:`Tagger` is what the tag step (:mod:`autotag.tagstep`) runs; it knows nothing of S3, the
+store or the cache."""
 
 from __future__ import annotations
 
@@ -8,7 +12,14 @@ from collections.abc import Collection, Iterable, Sequence
 from aws_lambda_powertools import Logger
 
 from autotag.config import AutotagConfig, ProviderConfig
-from autotag.errors import AuthError, AutotagError, BadInputError, ProviderError, UnknownProviderError
+from autotag.errors import (
+    AllProvidersFailedError,
+    AuthError,
+    AutotagError,
+    BadInputError,
+    ProviderError,
+    UnknownProviderError,
+)
 from autotag.image import ImageConstraints, PreparedImage, S3Location, SourceImage
 from autotag.intake import fit
 from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagOptions, TagResult
@@ -17,20 +28,6 @@ from autotag.providers.base import EffectiveOptions, Provider, ProviderContext, 
 from autotag.retry import Deadline
 
 logger = Logger(service="autotag", child=True)
-
-
-class AllProvidersFailedError(AutotagError):
-    """No provider produced a result. Retryable when any failure was."""
-
-    def __init__(self, result: TagResult) -> None:
-        failures = result.failed
-        first = failures[0] if failures else None
-        reason = "; ".join(f"{f.provider}: {f.error_code}: {f.error}" for f in failures) or "no provider ran"
-        super().__init__(
-            f"every provider failed ({reason})", code=first.error_code if first else "provider_error"
-        )
-        self.result = result
-        self.retryable = any(f.retryable for f in failures)
 
 
 def effective_options(

@@ -1,4 +1,4 @@
-"""The pipeline core with in-memory providers behind the Provider interface."""
+"""The provider fan-out with in-memory providers behind the Provider interface."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from autotag.config import AutotagConfig, ProviderConfig
 from autotag.credentials import StaticCredentials
 from autotag.errors import (
+    AllProvidersFailedError,
     AuthError,
     ImageTooLargeError,
     ProviderError,
@@ -18,17 +19,10 @@ from autotag.errors import (
     ThrottledError,
     UnknownProviderError,
 )
+from autotag.fanout import Tagger, apply_policy, effective_options, merge_results, merge_tags
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.intake import load_image
 from autotag.models import BoundingBox, ProviderOutcome, Tag, TagOptions, TagResult
-from autotag.pipeline import (
-    AllProvidersFailedError,
-    Tagger,
-    apply_policy,
-    effective_options,
-    merge_results,
-    merge_tags,
-)
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderContext, ProviderRequest
 from autotag.retry import Deadline
 
