@@ -20,7 +20,7 @@ import boto3
 import pytest
 from autotag.batch_tasks import JobArguments
 from autotag.local.batch_jobs import REPORT_SCHEMA, LocalJobEngine, S3ControlServer
-from autotag.local.runtime import Invocation
+from autotag.local.lambda_workers import Invocation
 from autotag.ops.batch_operations import (
     BatchResources,
     ExistingManifest,

@@ -2,7 +2,7 @@
 
 Validation and the OpenAPI document (``GET /v1/openapi.json``) come from the models in
 :mod:`autotag.api.models`; every failure is mapped in :mod:`autotag.api.errors`. The routes only
-translate: the work is done by the shared pipeline, store and service (:mod:`autotag.api.runtime`).
+translate: the work is done by the shared pipeline, store and service (:mod:`autotag.api.backend`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from autotag.api import images
+from autotag.api.backend import ApiBackend, get_backend
 from autotag.api.body import check_json_object
 from autotag.api.errors import (
     REQUEST_ID_HEADER,
@@ -40,7 +41,6 @@ from autotag.api.models import (
     UploadRequest,
     UploadResponse,
 )
-from autotag.api.runtime import ApiRuntime, get_runtime
 from autotag.api.settings import get_api_settings
 from autotag.errors import AutotagError, ConfigError, ImageTooLargeError
 from autotag.image import S3Location, SourceImage
@@ -102,8 +102,8 @@ def _ok(model: type, description: str) -> dict[int, OpenAPIResponse]:
 # --- Helpers -----------------------------------------------------------------------------------
 
 
-def _deadline(runtime: ApiRuntime) -> Deadline:
-    settings = runtime.api
+def _deadline(backend: ApiBackend) -> Deadline:
+    settings = backend.api
     budget = settings.max_request_seconds
     context = app.lambda_context
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
@@ -111,20 +111,20 @@ def _deadline(runtime: ApiRuntime) -> Deadline:
     return Deadline.after(max(0.5, budget - settings.safety_margin_seconds))
 
 
-def _inline_image(text: str, runtime: ApiRuntime) -> SourceImage:
-    if len(text) > runtime.api.max_image_chars:
+def _inline_image(text: str, backend: ApiBackend) -> SourceImage:
+    if len(text) > backend.api.max_image_chars:
         raise ImageTooLargeError(
-            f"inline image is {len(text)} characters; the limit is {runtime.api.max_image_chars}. "
+            f"inline image is {len(text)} characters; the limit is {backend.api.max_image_chars}. "
             "Upload larger images with POST /v1/uploads",
             code="inline_image_too_large",
         )
     # Always as a data URL: a plain string is never looked up as a file path.
     data_url = text if text.lstrip()[:5].lower() == "data:" else f"data:;base64,{text}"
-    return load_image(data_url, limits=runtime.config.limits)
+    return load_image(data_url, limits=backend.config.limits)
 
 
-def _check_bucket(location: S3Location, runtime: ApiRuntime) -> None:
-    if location.bucket not in runtime.settings.allowed_buckets:
+def _check_bucket(location: S3Location, backend: ApiBackend) -> None:
+    if location.bucket not in backend.settings.allowed_buckets:
         raise BucketNotAllowedError(f"bucket {location.bucket!r} is not one this deployment may read")
 
 
@@ -144,20 +144,20 @@ def _check_bucket(location: S3Location, runtime: ApiRuntime) -> None:
     operation_id="tagImage",
 )
 def post_tags(request: Annotated[TagRequest, Body()]) -> TagResponse:
-    runtime = get_runtime()
+    backend = get_backend()
     request_id = request_id_of(app)
-    deadline = _deadline(runtime)
+    deadline = _deadline(backend)
     options = request.options
     if request.image is not None:
-        image = _inline_image(request.image, runtime)
-        result = runtime.tag_image(image, options, deadline=deadline)
+        image = _inline_image(request.image, backend)
+        result = backend.tag_image(image, options, deadline=deadline)
         return TagResponse.of_result(
             result, request_id=request_id, source=SourceInfo(kind="image"), image=ImageInfo.of(image)
         )
     if request.url is not None:
-        data = runtime.fetch_url(request.url, deadline=deadline)
-        image = inspect_image(data, limits=runtime.config.limits)
-        result = runtime.tag_image(image, options, deadline=deadline)
+        data = backend.fetch_url(request.url, deadline=deadline)
+        image = inspect_image(data, limits=backend.config.limits)
+        result = backend.tag_image(image, options, deadline=deadline)
         return TagResponse.of_result(
             result,
             request_id=request_id,
@@ -166,13 +166,13 @@ def post_tags(request: Annotated[TagRequest, Body()]) -> TagResponse:
         )
     assert request.s3 is not None
     location = request.s3.location()
-    _check_bucket(location, runtime)
+    _check_bucket(location, backend)
     source = SourceInfo(kind="s3", s3=request.s3)
     if request.store:
-        record = runtime.process_object(location, options, deadline=deadline)
+        record = backend.process_object(location, options, deadline=deadline)
         return TagResponse.of_record(record, request_id=request_id, source=source)
-    image = runtime.read_object(location)
-    result = runtime.tag_image(image, options, deadline=deadline, s3=location)
+    image = backend.read_object(location)
+    result = backend.tag_image(image, options, deadline=deadline, s3=location)
     return TagResponse.of_result(result, request_id=request_id, source=source, image=ImageInfo.of(image))
 
 
@@ -190,7 +190,7 @@ def get_image(
     bucket: Annotated[str, Path(pattern=S3_BUCKET_PATTERN)],
     key: Annotated[str, Path(min_length=1, max_length=1024, description="The object key; may contain /")],
 ) -> ImageRecordResponse:
-    record = get_runtime().store.get(bucket, key)
+    record = get_backend().store.get(bucket, key)
     if record is None:
         raise ImageNotFoundError(f"no record for s3://{bucket}/{key}")
     return ImageRecordResponse.of(record, request_id=request_id_of(app))
@@ -211,7 +211,7 @@ def get_tag_images(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(min_length=1, max_length=4096)] = None,
 ) -> TagHitsPage:
-    page = get_runtime().store.images_with_tag(tag, limit=limit, cursor=cursor)
+    page = get_backend().store.images_with_tag(tag, limit=limit, cursor=cursor)
     return TagHitsPage(request_id=request_id_of(app), tag=tag, items=page.items, cursor=page.cursor)
 
 
@@ -228,18 +228,18 @@ def get_tag_images(
     operation_id="createUpload",
 )
 def post_uploads(request: Annotated[UploadRequest, Body()]) -> UploadResponse:
-    runtime = get_runtime()
-    bucket = runtime.settings.images_bucket
+    backend = get_backend()
+    bucket = backend.settings.images_bucket
     if not bucket:
         raise ConfigError("IMAGES_BUCKET is not set")
-    limit = runtime.config.limits.max_bytes
+    limit = backend.config.limits.max_bytes
     if request.size > limit:
         raise ImageTooLargeError(f"images are limited to {limit} bytes; this one is {request.size}")
     extension = _UPLOAD_EXTENSIONS[request.content_type]
     stem = _UNSAFE_KEY_CHARS.sub("-", (request.filename or "image").rsplit(".", 1)[0]).strip("-.")[:100]
-    key = f"{runtime.api.upload_prefix}{uuid.uuid4().hex}/{stem or 'image'}{extension}"
-    expires = runtime.api.upload_url_ttl_seconds
-    url = runtime.presign_put(bucket, key, content_type=request.content_type, expires_in=expires)
+    key = f"{backend.api.upload_prefix}{uuid.uuid4().hex}/{stem or 'image'}{extension}"
+    expires = backend.api.upload_url_ttl_seconds
+    url = backend.presign_put(bucket, key, content_type=request.content_type, expires_in=expires)
     return UploadResponse(
         request_id=request_id_of(app),
         url=url,

@@ -9,6 +9,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Annotated
 
+from autotag.api.backend import get_backend
 from autotag.api.errors import (
     BucketNotAllowedError,
     ImageNotFoundError,
@@ -24,7 +25,6 @@ from autotag.api.models import (
     ImageSummaryPage,
     ThumbnailResponse,
 )
-from autotag.api.runtime import get_runtime
 from autotag.corrections import CorrectionRequest as Correction
 from autotag.corrections import actor_of
 from autotag.image import S3Location
@@ -82,11 +82,11 @@ def register(app: APIGatewayRestResolver) -> None:
     def patch_image_tags(
         bucket: BucketParam, key: KeyParam, request: Annotated[CorrectionRequest, Body()]
     ) -> CorrectionResponse:
-        runtime = get_runtime()
-        if bucket not in runtime.settings.allowed_buckets:
+        backend = get_backend()
+        if bucket not in backend.settings.allowed_buckets:
             raise BucketNotAllowedError(f"bucket {bucket!r} is not one this deployment may read")
         request_id = request_id_of(app)
-        outcome = runtime.correct_tags(
+        outcome = backend.correct_tags(
             bucket,
             key,
             Correction(
@@ -121,7 +121,7 @@ def register(app: APIGatewayRestResolver) -> None:
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 24,
         cursor: Annotated[str | None, Query(min_length=1, max_length=4096)] = None,
     ) -> ImageSummaryPage:
-        page = get_runtime().store.recent(status, limit=limit, cursor=cursor)
+        page = get_backend().store.recent(status, limit=limit, cursor=cursor)
         return ImageSummaryPage(
             request_id=request_id_of(app), status=status, items=page.items, cursor=page.cursor
         )
@@ -143,15 +143,15 @@ def register(app: APIGatewayRestResolver) -> None:
             int, Query(description=f"Longest side in pixels: one of {', '.join(map(str, THUMBNAIL_SIDES))}")
         ] = DEFAULT_THUMBNAIL_SIDE,
     ) -> Response[str]:
-        runtime = get_runtime()
+        backend = get_backend()
         if size not in THUMBNAIL_SIDES:
             raise InvalidRequestError(f"size must be one of {', '.join(map(str, THUMBNAIL_SIDES))}")
         location = S3Location(bucket, key)
-        if bucket not in runtime.settings.allowed_buckets:
+        if bucket not in backend.settings.allowed_buckets:
             raise BucketNotAllowedError(f"bucket {bucket!r} is not one this deployment may read")
-        if runtime.store.get(bucket, key) is None:
+        if backend.store.get(bucket, key) is None:
             raise ImageNotFoundError(f"no record for s3://{bucket}/{key}")
-        image = runtime.thumbnail(location, size)
+        image = backend.thumbnail(location, size)
         body = ThumbnailResponse(
             request_id=request_id_of(app),
             content_type=image.content_type,

@@ -36,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from autotag.local.runtime import FunctionPool
+from autotag.local.lambda_workers import FunctionPool
 from autotag.local.state import ACCOUNT_ID
 from autotag.resources import (
     API_GATEWAY_MAX_INTEGRATION_SECONDS,

@@ -49,7 +49,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from botocore.exceptions import ClientError
 
-from autotag.local.runtime import Invocation
+from autotag.local.lambda_workers import Invocation
 from autotag.local.state import ACCOUNT_ID, REGION
 
 if TYPE_CHECKING:
@@ -766,8 +766,8 @@ class LocalBatchOperations:
         concurrency: int = 1,
     ) -> None:
         from autotag.batch_tasks import batch_environment
+        from autotag.local.lambda_workers import FunctionPool, LocalFunction
         from autotag.local.provision import LOCAL_PREFIX, emulator_client, emulator_environment
-        from autotag.local.runtime import FunctionPool, FunctionSpec
 
         deployment = provisioned.deployment
         resources = provisioned.resources
@@ -795,7 +795,7 @@ class LocalBatchOperations:
         environment["POWERTOOLS_TRACE_DISABLED"] = "true"
         environment.update(extra_environment or {})
         self.pool = FunctionPool(
-            FunctionSpec(
+            LocalFunction(
                 name=f"{LOCAL_PREFIX}-{spec.name}",
                 code_dir=(root / spec.code_dir).resolve(),
                 handler=spec.handler,

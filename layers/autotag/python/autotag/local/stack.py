@@ -28,9 +28,9 @@ from urllib.parse import quote, unquote_plus
 from autotag.local.api_gateway import ApiGatewayConfig, LocalApiGateway
 from autotag.local.batch_jobs import LocalBatchOperations
 from autotag.local.emulator import EmulatorProcess, ensure_port_free
+from autotag.local.lambda_workers import FunctionPool, Invocation, LocalFunction
 from autotag.local.monitor import OutcomeMonitor
 from autotag.local.provision import LocalNames, ProvisionedStack, emulator_client, provision
-from autotag.local.runtime import FunctionPool, FunctionSpec, Invocation
 from autotag.local.sqs_source import BatchOutcome, EventBridgeQueueSource, SqsEventSource
 from autotag.local.state import (
     DEFAULT_STATE_PATH,
@@ -140,7 +140,7 @@ class LocalStack:
         for name, spec in deployment.functions.items():
             workers = options.upload_workers if name == FunctionName.ON_UPLOAD else 1
             self._pools[name] = FunctionPool(
-                FunctionSpec(
+                LocalFunction(
                     name=f"autotag-local-{name.value}",
                     code_dir=(root / spec.code_dir).resolve(),
                     handler=spec.handler,
