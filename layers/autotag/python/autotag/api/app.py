@@ -31,7 +31,6 @@ from autotag.api.errors import (
     request_id_of,
 )
 from autotag.api.models import (
-    S3_BUCKET_PATTERN,
     ImageInfo,
     ImageRecordResponse,
     SourceInfo,
@@ -45,6 +44,7 @@ from autotag.api.settings import get_api_settings
 from autotag.errors import AutotagError, ConfigError, ImageTooLargeError
 from autotag.image import S3Location, SourceImage
 from autotag.intake import inspect_image, load_image
+from autotag.requests import S3_BUCKET_PATTERN
 from autotag.retry import Deadline
 from autotag.store.keys import MAX_PAGE_SIZE
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
