@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote, unquote_plus
 
 from autotag.local.api_gateway import ApiGatewayConfig, LocalApiGateway
-from autotag.local.batch_jobs import LocalBatchOperations
+from autotag.local.batch_operations import LocalBatchOperations
 from autotag.local.emulator import EmulatorProcess, ensure_port_free
 from autotag.local.lambda_workers import FunctionPool, Invocation, LocalFunction
 from autotag.local.monitor import OutcomeMonitor
