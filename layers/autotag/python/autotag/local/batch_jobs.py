@@ -1,10 +1,11 @@
 """S3 Batch Operations jobs for the local stack, which the AWS emulator does not have: the job
 record (:class:`Job`, :class:`Task`, as ``DescribeJob`` describes them) and the rules of its life.
 
-:class:`~autotag.local.s3control_server.S3ControlServer` serves the S3 Control job API (``CreateJob``, ``DescribeJob``,
-``UpdateJobStatus``, ``ListJobs``) on 127.0.0.1 in S3 Control's own wire format (REST-XML, parsed
-and written with botocore's s3control service model), so ``autotag backfill --engine
-batch-operations`` drives it with a plain boto3 ``s3control`` client, exactly as it drives AWS.
+:class:`~autotag.local.s3control_server.S3ControlServer` serves the S3 Control job API
+(``CreateJob``, ``DescribeJob``, ``UpdateJobStatus``, ``ListJobs``) on 127.0.0.1 in S3 Control's
+own wire format (REST-XML, parsed and written with botocore's s3control service model), so
+``autotag backfill --engine batch-operations`` drives it with a plain boto3 ``s3control`` client,
+exactly as it drives AWS.
 
 :class:`~autotag.local.batch_engine.LocalJobEngine` runs each job the way the documentation
 describes (its manifests and report: :mod:`autotag.local.batch_manifests`):
