@@ -15,19 +15,11 @@ from typing import Annotated, Any
 
 from autotag.api import images
 from autotag.api.backend import ApiBackend, get_backend
-from autotag.api.body import check_json_object
 from autotag.api.errors import (
-    REQUEST_ID_HEADER,
     BucketNotAllowedError,
     ImageNotFoundError,
-    MethodNotAllowedError,
-    PayloadTooLargeError,
-    RouteMissingError,
-    UnsupportedMediaTypeError,
     error_responses,
-    proxy_error_response,
     register_error_handlers,
-    request_id_from_event,
     request_id_of,
 )
 from autotag.api.models import (
@@ -40,14 +32,14 @@ from autotag.api.models import (
     UploadRequest,
     UploadResponse,
 )
-from autotag.api.settings import get_api_settings
-from autotag.errors import AutotagError, ConfigError, ImageTooLargeError
+from autotag.api.resolver import AutotagResolver
+from autotag.errors import ConfigError, ImageTooLargeError
 from autotag.image import S3Location, SourceImage
 from autotag.intake import inspect_image, load_image
 from autotag.requests import S3_BUCKET_PATTERN
 from autotag.retry import Deadline
 from autotag.store.keys import MAX_PAGE_SIZE
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -64,34 +56,9 @@ _UPLOAD_EXTENSIONS = {
     "image/tiff": ".tiff",
 }
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
-class AutotagResolver(APIGatewayRestResolver):
-    """REST resolver where a path parameter is any text (Powertools' default refuses ``#``, NUL,
-    emoji and other characters a client may percent-encode), and ``<key>`` and ``<tag>`` span path
-    segments like API Gateway's ``{key+}`` (S3 keys and tags may contain ``/``). What a parameter
-    may be is then decided by its validation (a 400), never by a 404 from routing."""
-
-    SPANNING = ("key", "tag")
-
-    @staticmethod
-    def _compile_regex(rule: str, base_regex: str = "^{}/*$") -> re.Pattern[str]:
-        compiled = APIGatewayRestResolver._compile_regex(rule, base_regex)
-
-        def widen(match: re.Match[str]) -> str:
-            name = match.group(1)
-            return f"(?P<{name}>.+)" if name in AutotagResolver.SPANNING else f"(?P<{name}>[^/]+)"
-
-        return re.compile(re.sub(r"\(\?P<(\w+)>\[.*?\]\+\)", widen, compiled.pattern), re.DOTALL)
-
-    def methods_for(self, path: str) -> list[str]:
-        """The methods some route serves at `path` (none: no such route)."""
-        routes = self._static_routes + self._dynamic_routes
-        return sorted({route.method for route in routes if route.rule.match(path)})
-
-
-app = AutotagResolver(enable_validation=True)
+app = AutotagResolver()
 register_error_handlers(app)
 
 
@@ -265,7 +232,8 @@ def get_openapi() -> Response[str]:
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
-    """The document, generated from the route models; only statuses the API returns are listed."""
+    """The document, generated from the route models; only statuses the API returns are listed
+    (validation is wired as middlewares, api/resolver.py, so Powertools adds no 422 of its own)."""
     # Powertools' OpenAPI models take ~60 ms to build: loaded when the document is first asked for.
     from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
@@ -277,13 +245,7 @@ def openapi_document() -> dict[str, Any]:
         security=[{"apiKey": []}],
     )
     document: dict[str, Any] = schema.model_dump(mode="json", by_alias=True, exclude_none=True)
-    for operations in document.get("paths", {}).values():
-        for operation in operations.values():
-            responses = operation.get("responses", {})
-            default_422 = responses.get("422", {}).get("content", {}).get(content_types.APPLICATION_JSON, {})
-            if default_422.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
-                # Powertools documents its own 422 for validation; ours are 400 invalid_request.
-                del responses["422"]
+    # Powertools adds its validation error schemas; unreferenced here (errors are ErrorResponse).
     schemas = document.get("components", {}).get("schemas", {})
     text = json.dumps(document)
     for unused in ("HTTPValidationError", "ValidationError"):
@@ -300,54 +262,6 @@ def openapi_json() -> str:
 # --- Entry point -------------------------------------------------------------------------------
 
 
-def _header(event: dict[str, Any], name: str) -> str | None:
-    for key, value in (event.get("headers") or {}).items():
-        if isinstance(key, str) and key.lower() == name:
-            return str(value)
-    return None
-
-
-def _ingress_rejection(event: dict[str, Any]) -> AutotagError | None:
-    """Checks made before routing: the body size, and that a request body is JSON."""
-    body = event.get("body")
-    if isinstance(body, str) and body:
-        limit = get_api_settings().max_body_bytes
-        encoded = event.get("isBase64Encoded") is True
-        size = len(body) * 3 // 4 if encoded else len(body.encode("utf-8", "surrogatepass"))
-        if size > limit:
-            return PayloadTooLargeError(
-                f"request body is {size} bytes; the limit is {limit}. "
-                "Upload large images with POST /v1/uploads"
-            )
-    if str(event.get("httpMethod", "")).upper() not in _METHODS_WITH_BODY:
-        return None
-    media = (_header(event, "content-type") or "").split(";", 1)[0].strip().lower()
-    if media and media != content_types.APPLICATION_JSON and not media.endswith("+json"):
-        return UnsupportedMediaTypeError(f"request body must be application/json, not {media}")
-    try:
-        check_json_object(event)
-    except AutotagError as error:
-        return error
-    return None
-
-
-def _route_rejection(event: dict[str, Any]) -> AutotagError | None:
-    """A path no route serves (404), or a method its routes do not (405), before the body is read."""
-    method = str(event.get("httpMethod", "")).upper()
-    allowed = app.methods_for(str(event.get("path") or "/"))
-    if not allowed:
-        return RouteMissingError("no such route")
-    if method not in allowed:
-        return MethodNotAllowedError(f"{method} is not allowed here; use {', '.join(allowed)}", allow=allowed)
-    return None
-
-
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Resolve one API Gateway REST proxy event."""
-    rejection = _route_rejection(event) or _ingress_rejection(event)
-    if rejection is not None:
-        return proxy_error_response(rejection, request_id_from_event(event))
-    response = app.resolve(event, context)
-    # Errors carry it already; successes get it too, so every answer can be traced.
-    response.setdefault("headers", {}).setdefault(REQUEST_ID_HEADER, request_id_from_event(event))
-    return response
+    """Resolve one API Gateway REST proxy event (checks before validation: api/resolver.py)."""
+    return app.resolve(event, context)
