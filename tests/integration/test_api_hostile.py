@@ -10,7 +10,7 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.support.api_stack import HttpReply, api_stack
+from tests.support.api_stack import HttpReply, module_fixtures
 from tests.support.https_server import Reply
 from tests.support.images import (
     TIFF_ASCII,
@@ -23,16 +23,7 @@ from tests.support.images import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No application metrics")]
 
-
-@pytest.fixture(scope="module")
-def stack(aws_emulator):
-    with api_stack(aws_emulator) as built:
-        yield built
-
-
-@pytest.fixture(scope="module")
-def openapi(stack):
-    return stack.call("GET", "/v1/openapi.json").json
+stack, openapi = module_fixtures()
 
 
 def documented(openapi: dict, method: str, template: str, reply: HttpReply) -> dict:

@@ -12,27 +12,18 @@ import pytest
 from PIL import Image
 
 from tests.integration.test_tag_api import check_documented, expect_error
-from tests.support.api_stack import api_stack, rest_event
+from tests.support.api_stack import module_fixtures, rest_event
 from tests.support.events import load_schema
 from tests.support.images import jpeg_bytes, truncated_jpeg
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No application metrics")]
 
+stack, openapi = module_fixtures()
+
 CORRECT = "/v1/images/{bucket}/{key}/tags"
 FEED = "/v1/images"
 THUMB = "/v1/thumbnails/{bucket}/{key}"
 IMAGE = "/v1/images/{bucket}/{key}"
-
-
-@pytest.fixture(scope="module")
-def stack(aws_emulator):
-    with api_stack(aws_emulator) as built:
-        yield built
-
-
-@pytest.fixture(scope="module")
-def openapi(stack):
-    return stack.call("GET", "/v1/openapi.json").json
 
 
 def stored(stack, key, data=None):

@@ -21,30 +21,19 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
 from PIL import Image
 
-from tests.support.api_stack import HttpReply, api_stack, load_event
+from tests.support.api_stack import HttpReply, load_event, module_fixtures
 from tests.support.https_server import Reply
 from tests.support.images import bomb_png, jpeg_bytes, truncated_jpeg
 from tests.support.provider_servers import ImageDescriberServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No application metrics")]
 
+stack, openapi = module_fixtures()
+
 TAGS = "/v1/tags"
 IMAGE = "/v1/images/{bucket}/{key}"
 TAG_IMAGES = "/v1/tags/{tag}/images"
 UPLOADS = "/v1/uploads"
-
-
-@pytest.fixture(scope="module")
-def stack(aws_emulator):
-    with api_stack(aws_emulator) as built:
-        yield built
-
-
-@pytest.fixture(scope="module")
-def openapi(stack):
-    reply = stack.call("GET", "/v1/openapi.json")
-    assert reply.status == 200
-    return reply.json
 
 
 @pytest.fixture(autouse=True)

@@ -284,3 +284,24 @@ def api_stack(emulator: Emulator) -> Iterator[ApiStack]:
                 for item in s3.list_objects_v2(Bucket=name).get("Contents", []):
                     s3.delete_object(Bucket=name, Key=item["Key"])
                 s3.delete_bucket(Bucket=name)
+
+
+# --- Fixtures the API's test modules share ------------------------------------------------------
+
+
+def module_fixtures() -> tuple[Any, Any]:
+    """``stack, openapi = module_fixtures()`` in a test module: one API stack for the module, and
+    the OpenAPI document it serves."""
+
+    @pytest.fixture(scope="module")
+    def stack(aws_emulator: Emulator) -> Iterator[ApiStack]:
+        with api_stack(aws_emulator) as built:
+            yield built
+
+    @pytest.fixture(scope="module")
+    def openapi(stack: ApiStack) -> dict[str, Any]:
+        reply = stack.call("GET", "/v1/openapi.json")
+        assert reply.status == 200
+        return dict(reply.json)
+
+    return stack, openapi
