@@ -18,13 +18,16 @@ from autotag.api.backend import ApiBackend, get_backend
 from autotag.api.errors import (
     BucketNotAllowedError,
     ImageNotFoundError,
-    error_responses,
     register_error_handlers,
     request_id_of,
+    route_responses,
 )
 from autotag.api.models import (
+    BucketParam,
+    CursorParam,
     ImageInfo,
     ImageRecordResponse,
+    KeyParam,
     SourceInfo,
     TagHitsPage,
     TagRequest,
@@ -36,12 +39,10 @@ from autotag.api.resolver import AutotagResolver
 from autotag.errors import ConfigError, ImageTooLargeError
 from autotag.image import S3Location, SourceImage
 from autotag.intake import inspect_image, load_image
-from autotag.requests import S3_BUCKET_PATTERN
 from autotag.retry import Deadline
 from autotag.store.keys import MAX_PAGE_SIZE
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 API_TITLE = "autotag API"
@@ -60,10 +61,6 @@ _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 app = AutotagResolver()
 register_error_handlers(app)
-
-
-def _ok(model: type, description: str) -> dict[int, OpenAPIResponse]:
-    return {200: {"description": description, "content": {content_types.APPLICATION_JSON: {"model": model}}}}
 
 
 # --- Helpers -----------------------------------------------------------------------------------
@@ -103,10 +100,9 @@ def _check_bucket(location: S3Location, backend: ApiBackend) -> None:
     summary="Tag an image given inline, by https URL, or by S3 reference",
     description="Exactly one of image, url or s3. With store=true (s3 only) the result is also stored "
     "and the object tagged, exactly as an upload would be.",
-    responses={
-        **_ok(TagResponse, "The normalized tags"),
-        **error_responses(400, 403, 404, 413, 415, 422, 429, 500, 502, 504),
-    },
+    responses=route_responses(
+        TagResponse, "The normalized tags", 400, 403, 404, 413, 415, 422, 429, 500, 502, 504
+    ),
     tags=["tagging"],
     operation_id="tagImage",
 )
@@ -146,16 +142,13 @@ def post_tags(request: Annotated[TagRequest, Body()]) -> TagResponse:
 @app.get(
     "/v1/images/<bucket>/<key>",
     summary="The stored record of an image",
-    responses={
-        **_ok(ImageRecordResponse, "The stored record"),
-        **error_responses(400, 403, 404, 429, 500),
-    },
+    responses=route_responses(ImageRecordResponse, "The stored record", 400, 403, 404, 429, 500),
     tags=["images"],
     operation_id="getImage",
 )
 def get_image(
-    bucket: Annotated[str, Path(pattern=S3_BUCKET_PATTERN)],
-    key: Annotated[str, Path(min_length=1, max_length=1024, description="The object key; may contain /")],
+    bucket: BucketParam,
+    key: KeyParam,
 ) -> ImageRecordResponse:
     record = get_backend().store.get(bucket, key)
     if record is None:
@@ -166,17 +159,16 @@ def get_image(
 @app.get(
     "/v1/tags/<tag>/images",
     summary="Images carrying a tag, best first",
-    responses={
-        **_ok(TagHitsPage, "One page of images; pass cursor back for the next"),
-        **error_responses(400, 403, 429, 500),
-    },
+    responses=route_responses(
+        TagHitsPage, "One page of images; pass cursor back for the next", 400, 403, 429, 500
+    ),
     tags=["images"],
     operation_id="listImagesWithTag",
 )
 def get_tag_images(
     tag: Annotated[str, Path(min_length=1, max_length=256)],
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=4096)] = None,
+    cursor: CursorParam = None,
 ) -> TagHitsPage:
     page = get_backend().store.images_with_tag(tag, limit=limit, cursor=cursor)
     return TagHitsPage(request_id=request_id_of(app), tag=tag, items=page.items, cursor=page.cursor)
@@ -187,10 +179,7 @@ def get_tag_images(
     summary="A presigned PUT URL into the watched bucket, for images too large to send inline",
     description="PUT the bytes to the URL with the returned headers; the object is then tagged by the "
     "upload path (S3 notification) like any other upload.",
-    responses={
-        **_ok(UploadResponse, "Where and how to upload"),
-        **error_responses(400, 403, 413, 415, 429, 500),
-    },
+    responses=route_responses(UploadResponse, "Where and how to upload", 400, 403, 413, 415, 429, 500),
     tags=["uploads"],
     operation_id="createUpload",
 )

@@ -278,3 +278,12 @@ def error_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
         }
         for status in statuses
     }
+
+
+def route_responses(model: type, description: str, *error_statuses: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI `responses` of a route: its 200 with `model`, and its error statuses."""
+    ok: OpenAPIResponse = {
+        "description": description,
+        "content": {content_types.APPLICATION_JSON: {"model": model}},
+    }
+    return {200: ok, **error_responses(*error_statuses)}
