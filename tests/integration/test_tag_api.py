@@ -436,34 +436,17 @@ def test_content_blocked_is_422(stack, openapi):
     expect_error(openapi, reply, 422, "content_blocked")
 
 
-def test_get_routes_bad_parameters(stack, openapi):
-    expect_error(
-        openapi,
-        stack.call("GET", "/v1/tags/cat/images", query={"limit": "0"}),
-        400,
-        "invalid_request",
-        TAG_IMAGES,
-        "GET",
-    )
-    expect_error(
-        openapi,
-        stack.call("GET", "/v1/tags/cat/images", query={"limit": "x"}),
-        400,
-        "invalid_request",
-        TAG_IMAGES,
-        "GET",
-    )
-    expect_error(
-        openapi,
-        stack.call("GET", "/v1/tags/cat/images", query={"cursor": "garbage"}),
-        400,
-        "bad_input",
-        TAG_IMAGES,
-        "GET",
-    )
-    expect_error(
-        openapi, stack.call("GET", "/v1/images/Bad_Bucket/x.jpg"), 400, "invalid_request", IMAGE, "GET"
-    )
+@pytest.mark.parametrize(
+    ("path", "query", "code", "template"),
+    [
+        ("/v1/tags/cat/images", {"limit": "0"}, "invalid_request", TAG_IMAGES),
+        ("/v1/tags/cat/images", {"limit": "x"}, "invalid_request", TAG_IMAGES),
+        ("/v1/tags/cat/images", {"cursor": "garbage"}, "bad_input", TAG_IMAGES),
+        ("/v1/images/Bad_Bucket/x.jpg", None, "invalid_request", IMAGE),
+    ],
+)
+def test_get_routes_bad_parameters(stack, openapi, path, query, code, template):
+    expect_error(openapi, stack.call("GET", path, query=query), 400, code, template, "GET")
 
 
 def test_upload_too_large_and_wrong_type(stack, openapi):

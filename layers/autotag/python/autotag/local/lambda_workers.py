@@ -258,21 +258,12 @@ class FunctionPool:
                 raise TimeoutError
             message = worker.connection.recv()
         except TimeoutError:
-            self._replace(worker)
-            return Invocation(
-                request_id,
-                error_type="Sandbox.Timedout",
-                error_message=f"Task timed out after {limit:.2f} seconds",
-                duration_ms=(time.monotonic() - started) * 1000,
+            return self._lost(
+                worker, request_id, started, "Sandbox.Timedout", f"Task timed out after {limit:.2f} seconds"
             )
         except (EOFError, OSError) as exc:
-            self._replace(worker)
-            return Invocation(
-                request_id,
-                error_type="Runtime.ExitError",
-                error_message=f"the function's process exited: {exc or 'connection closed'}",
-                duration_ms=(time.monotonic() - started) * 1000,
-            )
+            reason = f"the function's process exited: {exc or 'connection closed'}"
+            return self._lost(worker, request_id, started, "Runtime.ExitError", reason)
         duration = (time.monotonic() - started) * 1000
         self._idle.put(worker)
         if message[0] == "ok":
@@ -295,6 +286,14 @@ class FunctionPool:
         worker = self._spawn()
         worker.wait_ready()
         return worker
+
+    def _lost(
+        self, worker: _Worker, request_id: str, started: float, error_type: str, message: str
+    ) -> Invocation:
+        """The invocation's worker is gone (timed out and killed, or exited): a fresh one replaces it."""
+        self._replace(worker)
+        duration = (time.monotonic() - started) * 1000
+        return Invocation(request_id, error_type=error_type, error_message=message, duration_ms=duration)
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
