@@ -39,11 +39,9 @@ class S3Reference(_Request):
 class TagRequest(_Request):
     """Exactly one of `image`, `url` or `s3`."""
 
-    # The rules the validator below enforces, stated in the published schema too: exactly one
-    # source is given (not null), and store=true needs s3.
+    # (strict and closed, as every request.) The rules the validator below enforces, stated in the
+    # published schema too: exactly one source is given (not null), and store=true needs s3.
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
         json_schema_extra={
             "oneOf": [
                 {"required": [name], "properties": {name: {"type": kind}}}
@@ -102,25 +100,9 @@ class ImageInfo(BaseModel):
     sha256: str | None = None
 
     @classmethod
-    def of(cls, image: SourceImage) -> ImageInfo:
-        return cls(
-            format=image.format,
-            content_type=image.content_type,
-            width=image.width,
-            height=image.height,
-            size=image.size,
-            sha256=image.sha256,
-        )
-
-    @classmethod
-    def of_record(cls, record: ImageRecord) -> ImageInfo:
-        return cls(
-            content_type=record.content_type,
-            width=record.width,
-            height=record.height,
-            size=record.size,
-            sha256=record.sha256,
-        )
+    def of(cls, image: SourceImage | ImageRecord) -> ImageInfo:
+        """The facts of an image received (all known) or of a stored record (no format)."""
+        return cls.model_validate(image, from_attributes=True)
 
 
 class SourceInfo(BaseModel):
@@ -163,7 +145,7 @@ class TagResponse(BaseModel):
         return cls(
             request_id=request_id,
             source=source,
-            image=ImageInfo.of_record(record),
+            image=ImageInfo.of(record),
             tags=record.tags,
             title=record.title,
             description=record.description,
@@ -205,8 +187,6 @@ class CorrectionRequest(_Request):
 
     # The at-least-one rule the validator below enforces, stated in the published schema too.
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
         json_schema_extra={
             "anyOf": [
                 {"required": [name], "properties": {name: {"type": "array", "minItems": 1}}}
