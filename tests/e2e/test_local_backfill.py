@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.e2e.conftest import FAST_CONFIG, RunningStack, png, start_stack, wait_for
+from tests.e2e.objects import notifications_paused
 from tests.support.provider_servers import ImageDescriberServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -42,25 +43,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory, provider: ImageDescriberServ
 
 def upload_existing_objects(stack: RunningStack, count: int) -> list[str]:
     """Objects that predate autotag: written while the bucket has no notification configured."""
-    s3 = stack.client("s3")
-    notifications = s3.get_bucket_notification_configuration(Bucket=stack.bucket)
-    notifications.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration={})
     keys = [f"archive/{i:04d}.png" for i in range(count)]
-    try:
-        with ThreadPoolExecutor(8) as pool:
-            # Distinct pixels: every object is a different image (no content-hash cache hits).
-            list(
-                pool.map(
-                    lambda i: s3.put_object(
-                        Bucket=stack.bucket, Key=keys[i], Body=png((i % 256, i // 256, 77), (8, 8))
-                    ),
-                    range(count),
-                )
+    with notifications_paused(stack) as s3, ThreadPoolExecutor(8) as pool:
+        # Distinct pixels: every object is a different image (no content-hash cache hits).
+        list(
+            pool.map(
+                lambda i: s3.put_object(
+                    Bucket=stack.bucket, Key=keys[i], Body=png((i % 256, i // 256, 77), (8, 8))
+                ),
+                range(count),
             )
+        )
         s3.put_object(Bucket=stack.bucket, Key="archive/notes.txt", Body=b"not an image")  # filtered out
-    finally:
-        s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration=notifications)
     return keys
 
 

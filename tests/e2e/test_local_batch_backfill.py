@@ -23,6 +23,7 @@ from autotag.ops.batch_operations import (
 )
 
 from tests.e2e.conftest import RunningStack, png, start_stack, wait_for
+from tests.e2e.objects import notifications_paused
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -39,17 +40,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 def existing_objects(stack: RunningStack, prefix: str, count: int) -> list[str]:
     """Objects that predate autotag: written while the bucket notifies nobody."""
-    s3 = stack.client("s3")
-    notifications = s3.get_bucket_notification_configuration(Bucket=stack.bucket)
-    notifications.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration={})
     keys = [f"{prefix}{i:03d} old photo+{i}.png" for i in range(count)]
-    try:
+    with notifications_paused(stack) as s3:
         for i, key in enumerate(keys):
             s3.put_object(Bucket=stack.bucket, Key=key, Body=png((i * 7 % 256, 90, 200), (8, 8)))
         s3.put_object(Bucket=stack.bucket, Key=f"{prefix}readme.txt", Body=b"not an image")
-    finally:
-        s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration=notifications)
     return keys
 
 
@@ -210,28 +205,7 @@ def test_cancel_stops_a_job_waiting_for_confirmation(stack: RunningStack) -> Non
         lambda request, **_: setattr(request, "url", request.url.replace("//123456789012.", "//", 1)),
     )
     existing_objects(stack, "cancel/", 2)
-    job_id = control.create_job(
-        AccountId="123456789012",
-        ConfirmationRequired=True,
-        Operation={
-            "LambdaInvoke": {"FunctionArn": extra[OUTPUT_FUNCTION_ARN], "InvocationSchemaVersion": "2.0"}
-        },
-        Report={"Enabled": False},
-        ManifestGenerator={
-            "S3JobManifestGenerator": {
-                "SourceBucket": f"arn:aws:s3:::{stack.bucket}",
-                "EnableManifestOutput": False,
-                "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": ["cancel/"]}},
-            }
-        },
-        Priority=1,
-        RoleArn=extra[OUTPUT_ROLE_ARN],
-    )["JobId"]
-    wait_for(
-        lambda: control.describe_job(AccountId="123456789012", JobId=job_id)["Job"]["Status"] == "Suspended",
-        timeout=30,
-        what="the job to wait for confirmation",
-    )
+    job_id = _suspended_job(control, stack, extra, "cancel/")
     cancel = stack.cli("backfill", "cancel", job_id)
     assert cancel.returncode == 0, cancel.stderr
     assert f"job {job_id}: Cancelling" in cancel.stdout
@@ -240,32 +214,7 @@ def test_cancel_stops_a_job_waiting_for_confirmation(stack: RunningStack) -> Non
     assert status.returncode == 1  # --wait: the job did not complete
 
     # A job left waiting (an interrupted CLI) is confirmed later, through the same budget guard.
-    waiting = control.create_job(
-        AccountId="123456789012",
-        ConfirmationRequired=True,
-        Operation={
-            "LambdaInvoke": {
-                "FunctionArn": extra[OUTPUT_FUNCTION_ARN],
-                "InvocationSchemaVersion": "2.0",
-                "UserArguments": {"force": "false"},
-            }
-        },
-        Report={"Enabled": False},
-        ManifestGenerator={
-            "S3JobManifestGenerator": {
-                "SourceBucket": f"arn:aws:s3:::{stack.bucket}",
-                "EnableManifestOutput": False,
-                "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": ["cancel/"]}},
-            }
-        },
-        Priority=1,
-        RoleArn=extra[OUTPUT_ROLE_ARN],
-    )["JobId"]
-    wait_for(
-        lambda: control.describe_job(AccountId="123456789012", JobId=waiting)["Job"]["Status"] == "Suspended",
-        timeout=30,
-        what="the second job to wait for confirmation",
-    )
+    waiting = _suspended_job(control, stack, extra, "cancel/", user_arguments={"force": "false"})
     confirmed = stack.cli("backfill", "confirm", waiting, "--wait")
     assert confirmed.returncode == 0, confirmed.stderr + confirmed.stdout
     assert "budget: 3 object(s) at most, engine batch-operations" in confirmed.stderr
@@ -275,3 +224,31 @@ def test_cancel_stops_a_job_waiting_for_confirmation(stack: RunningStack) -> Non
     unknown = stack.cli("backfill", "status", "no-such-job")
     assert unknown.returncode == 1
     assert "NoSuchJob" in unknown.stderr
+
+
+def _suspended_job(control, stack, extra, prefix, *, user_arguments=None):
+    """A LambdaInvoke job over `prefix` that needs confirmation, once it waits for it."""
+    invoke = {"FunctionArn": extra[OUTPUT_FUNCTION_ARN], "InvocationSchemaVersion": "2.0"}
+    if user_arguments is not None:
+        invoke["UserArguments"] = user_arguments
+    job_id = control.create_job(
+        AccountId="123456789012",
+        ConfirmationRequired=True,
+        Operation={"LambdaInvoke": invoke},
+        Report={"Enabled": False},
+        ManifestGenerator={
+            "S3JobManifestGenerator": {
+                "SourceBucket": f"arn:aws:s3:::{stack.bucket}",
+                "EnableManifestOutput": False,
+                "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": [prefix]}},
+            }
+        },
+        Priority=1,
+        RoleArn=extra[OUTPUT_ROLE_ARN],
+    )["JobId"]
+    wait_for(
+        lambda: control.describe_job(AccountId="123456789012", JobId=job_id)["Job"]["Status"] == "Suspended",
+        timeout=30,
+        what=f"job {job_id} to wait for confirmation",
+    )
+    return job_id

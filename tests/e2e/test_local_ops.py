@@ -21,6 +21,7 @@ import pytest
 from autotag.local.stack import wait_for_state
 
 from tests.e2e.conftest import AUTOTAG, FAST_CONFIG, RunningStack, jpeg, png, start_stack, wait_for
+from tests.e2e.objects import notifications_paused, request_tagging
 
 pytestmark = pytest.mark.e2e
 
@@ -165,17 +166,7 @@ def test_show_says_why_a_record_is_skipped(stack: RunningStack) -> None:
 
 def test_tag_image_requested_for_a_key_that_never_existed_reaches_the_event_dlq(stack: RunningStack) -> None:
     key = "photos/never existed.jpg"
-    response = stack.client("events").put_events(
-        Entries=[
-            {
-                "Source": "autotag",
-                "DetailType": "Tag Image Requested",
-                "EventBusName": stack.state.resources.event_bus_name,
-                "Detail": json.dumps({"bucket": stack.bucket, "key": key}),
-            }
-        ]
-    )
-    assert response["FailedEntryCount"] == 0
+    request_tagging(stack, key)
     letter = dead_letters(stack, stack.state.resources.extra["event_dlq_url"], key=key)
     assert letter["error_code"] == "object_not_found"
     assert "does not exist" in letter["error_reason"]
@@ -184,14 +175,10 @@ def test_tag_image_requested_for_a_key_that_never_existed_reaches_the_event_dlq(
 
 def _existing_objects(stack: RunningStack, count: int) -> list[str]:
     """Objects written while the bucket sends no notifications (they predate autotag)."""
-    s3 = stack.client("s3")
-    notifications = s3.get_bucket_notification_configuration(Bucket=stack.bucket)
-    notifications.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration={})
     keys = [f"photos/old/{i:03d}.png" for i in range(count)]
-    for i, key in enumerate(keys):
-        s3.put_object(Bucket=stack.bucket, Key=key, Body=png((i, 99, 7), (8, 8)))
-    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration=notifications)
+    with notifications_paused(stack) as s3:
+        for i, key in enumerate(keys):
+            s3.put_object(Bucket=stack.bucket, Key=key, Body=png((i, 99, 7), (8, 8)))
     return keys
 
 

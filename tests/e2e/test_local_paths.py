@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import FAST_CONFIG, RunningStack, jpeg, png, start_stack
+from tests.e2e.objects import request_tagging
 
 pytestmark = pytest.mark.e2e
 
@@ -136,17 +136,7 @@ def test_api_answers_bodies_that_are_not_an_object_with_malformed_json(
 def test_bus_path_tag_image_requested(stack: RunningStack, debug_queue: str) -> None:
     key = "manual/bus/blue sky.jpg"
     stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=jpeg((40, 90, 250)))
-    response = stack.client("events").put_events(
-        Entries=[
-            {
-                "Source": "autotag",
-                "DetailType": "Tag Image Requested",
-                "EventBusName": stack.state.resources.event_bus_name,
-                "Detail": json.dumps({"bucket": stack.bucket, "key": key}),
-            }
-        ]
-    )
-    assert response["FailedEntryCount"] == 0
+    request_tagging(stack, key)
 
     assert_tagged_everywhere(stack, debug_queue, key)
 
