@@ -114,14 +114,14 @@ def post_tags(request: Annotated[TagRequest, Body()]) -> TagResponse:
     if request.image is not None:
         image = _inline_image(request.image, backend)
         result = backend.tag_image(image, options, deadline=deadline)
-        return TagResponse.of_result(
+        return TagResponse.of(
             result, request_id=request_id, source=SourceInfo(kind="image"), image=ImageInfo.of(image)
         )
     if request.url is not None:
         data = backend.fetch_url(request.url, deadline=deadline)
         image = inspect_image(data, limits=backend.config.limits)
         result = backend.tag_image(image, options, deadline=deadline)
-        return TagResponse.of_result(
+        return TagResponse.of(
             result,
             request_id=request_id,
             source=SourceInfo(kind="url", url=request.url),
@@ -133,10 +133,10 @@ def post_tags(request: Annotated[TagRequest, Body()]) -> TagResponse:
     source = SourceInfo(kind="s3", s3=request.s3)
     if request.store:
         record = backend.process_object(location, options, deadline=deadline)
-        return TagResponse.of_record(record, request_id=request_id, source=source)
+        return TagResponse.of(record, request_id=request_id, source=source)
     image = backend.read_object(location)
     result = backend.tag_image(image, options, deadline=deadline, s3=location)
-    return TagResponse.of_result(result, request_id=request_id, source=source, image=ImageInfo.of(image))
+    return TagResponse.of(result, request_id=request_id, source=source, image=ImageInfo.of(image))
 
 
 @app.get(

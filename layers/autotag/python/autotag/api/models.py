@@ -126,32 +126,29 @@ class TagResponse(BaseModel):
     record: ImageRecord | None = Field(default=None, description="The stored record (store=true only)")
 
     @classmethod
-    def of_result(
-        cls, result: TagResult, *, request_id: str, source: SourceInfo, image: ImageInfo
+    def of(
+        cls,
+        outcome: TagResult | ImageRecord,
+        *,
+        request_id: str,
+        source: SourceInfo,
+        image: ImageInfo | None = None,
     ) -> TagResponse:
+        """The answer for a result (not stored), or for the record store mode wrote."""
+        record = outcome if isinstance(outcome, ImageRecord) else None
+        if image is None:
+            assert record is not None, "an unstored result needs the image's facts"
+            image = ImageInfo.of(record)
         return cls(
             request_id=request_id,
             source=source,
             image=image,
-            tags=result.tags,
-            title=result.title,
-            description=result.description,
-            classification=result.classification,
-            providers=result.providers,
-        )
-
-    @classmethod
-    def of_record(cls, record: ImageRecord, *, request_id: str, source: SourceInfo) -> TagResponse:
-        return cls(
-            request_id=request_id,
-            source=source,
-            image=ImageInfo.of(record),
-            tags=record.tags,
-            title=record.title,
-            description=record.description,
-            classification=record.classification,
-            providers=record.providers,
-            stored=True,
+            tags=outcome.tags,
+            title=outcome.title,
+            description=outcome.description,
+            classification=outcome.classification,
+            providers=outcome.providers,
+            stored=record is not None,
             record=record,
         )
 
