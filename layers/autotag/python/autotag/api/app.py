@@ -1,8 +1,10 @@
 """The on-demand HTTPS API: route functions over the domain, on Powertools' REST resolver.
 
 Validation and the OpenAPI document (``GET /v1/openapi.json``) come from the models in
-:mod:`autotag.api.models`; every failure is mapped in :mod:`autotag.api.errors`. The routes only
-translate: the work is done by the shared pipeline, store and service (:mod:`autotag.api.backend`).
+:mod:`autotag.api.models`; every failure is mapped in :mod:`autotag.api.errors`; what every request
+passes before its route (404/405, body size, media type, JSON) is :mod:`autotag.api.resolver`. The
+routes only translate: the work is done by the shared pipeline, store and service
+(:mod:`autotag.api.backend`).
 """
 
 from __future__ import annotations
