@@ -43,17 +43,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, provider: ImageDescriberServ
 def upload_existing_objects(stack: RunningStack, count: int) -> list[str]:
     """Objects that predate autotag: written while the bucket has no notification configured."""
     keys = [f"archive/{i:04d}.png" for i in range(count)]
-    with stack.notifications_paused() as s3:
-        with ThreadPoolExecutor(8) as pool:
-            # Distinct pixels: every object is a different image (no content-hash cache hits).
-            list(
-                pool.map(
-                    lambda i: s3.put_object(
-                        Bucket=stack.bucket, Key=keys[i], Body=png((i % 256, i // 256, 77), (8, 8))
-                    ),
-                    range(count),
-                )
+    with stack.notifications_paused() as s3, ThreadPoolExecutor(8) as pool:
+        # Distinct pixels: every object is a different image (no content-hash cache hits).
+        list(
+            pool.map(
+                lambda i: s3.put_object(
+                    Bucket=stack.bucket, Key=keys[i], Body=png((i % 256, i // 256, 77), (8, 8))
+                ),
+                range(count),
             )
+        )
         s3.put_object(Bucket=stack.bucket, Key="archive/notes.txt", Body=b"not an image")  # filtered out
     return keys
 

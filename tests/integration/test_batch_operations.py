@@ -19,8 +19,10 @@ from urllib.parse import quote, unquote_plus
 import boto3
 import pytest
 from autotag.batch_tasks import JobArguments
-from autotag.local.batch_jobs import REPORT_SCHEMA, LocalJobEngine, S3ControlServer
-from autotag.local.runtime import Invocation
+from autotag.local.batch_engine import LocalJobEngine
+from autotag.local.batch_jobs import REPORT_SCHEMA
+from autotag.local.lambda_workers import Invocation
+from autotag.local.s3control_server import S3ControlServer
 from autotag.ops.batch_operations import (
     BatchResources,
     ExistingManifest,

@@ -18,6 +18,7 @@ from tests.support.images import jpeg_bytes, truncated_jpeg
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No application metrics")]
 
+
 CORRECT = "/v1/images/{bucket}/{key}/tags"
 FEED = "/v1/images"
 THUMB = "/v1/thumbnails/{bucket}/{key}"

@@ -17,7 +17,7 @@ import pytest
 from autotag.api.app import handle
 from autotag.api.settings import ApiSettings
 from autotag.local.api_gateway import ApiGatewayConfig, LocalApiGateway
-from autotag.local.runtime import FunctionSpec, Invocation
+from autotag.local.lambda_workers import Invocation, LocalFunction
 from autotag.resources import gateway_errors
 
 from tests.support.lambda_context import lambda_context
@@ -31,7 +31,7 @@ API_KEY = "local-test-key"
 class InProcessFunction:
     """The FunctionPool interface, running the handler in this process."""
 
-    spec: FunctionSpec
+    spec: LocalFunction
     invocations: int = 0
 
     def invoke(self, event: Any, *, timeout: float | None = None) -> Invocation:
@@ -43,7 +43,7 @@ class InProcessFunction:
 @pytest.fixture(scope="module")
 def gateway():
     function = InProcessFunction(
-        FunctionSpec(name="autotag-tag-api", code_dir=__import__("pathlib").Path("."))
+        LocalFunction(name="autotag-tag-api", code_dir=__import__("pathlib").Path("."))
     )
     config = ApiGatewayConfig(api_keys={API_KEY}, gateway_errors=gateway_errors(ApiSettings()))
     server = LocalApiGateway(function, config)  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ from tests.support.provider_servers import ImageDescriberServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No application metrics")]
 
+
 TAGS = "/v1/tags"
 IMAGE = "/v1/images/{bucket}/{key}"
 TAG_IMAGES = "/v1/tags/{tag}/images"
@@ -487,28 +488,28 @@ def test_an_s3_version_id_s3_refuses(stack, openapi, store):
 @pytest.fixture
 def cached(stack):
     """The same stack with the result cache on (a redeploy: new config, warm state dropped)."""
-    from autotag.api.runtime import build_runtime, get_runtime, set_runtime
+    from autotag.api.backend import build_backend, get_backend, set_backend
     from autotag.subscriber import reset_subscriber
 
-    fetcher = get_runtime().fetcher
+    fetcher = get_backend().fetcher
     config = json.loads(os.environ["AUTOTAG_CONFIG"])
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AUTOTAG_CONFIG", json.dumps({**config, "cache": {"enabled": True}}))
         reset_subscriber()  # and the shared service with it
-        set_runtime(build_runtime(fetcher=fetcher))
+        set_backend(build_backend(fetcher=fetcher))
         try:
             yield stack
         finally:
             reset_subscriber()
-    set_runtime(build_runtime(fetcher=fetcher))
+    set_backend(build_backend(fetcher=fetcher))
 
 
 def test_the_api_and_the_functions_share_one_service(cached):
-    from autotag.api.runtime import get_runtime
+    from autotag.api.backend import get_backend
     from autotag.subscriber import build_subscriber
     from autotag.wiring import build_service
 
-    service = get_runtime().service
+    service = get_backend().service
     assert service is build_service()
     assert build_subscriber().service is service
 

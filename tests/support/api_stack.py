@@ -181,7 +181,7 @@ def _reset_functions() -> None:
 
 @contextlib.contextmanager
 def api_stack(emulator: Emulator) -> Iterator[ApiStack]:
-    from autotag.api.runtime import build_runtime, set_runtime
+    from autotag.api.backend import build_backend, set_backend
     from autotag.config import get_config
 
     s3, ddb, events, sqs = (emulator.client(name) for name in ("s3", "dynamodb", "events", "sqs"))
@@ -247,7 +247,7 @@ def api_stack(emulator: Emulator) -> Iterator[ApiStack]:
                 ssl_context=web.client_ssl_context(),
             )
 
-        set_runtime(build_runtime(fetcher=fetcher))
+        set_backend(build_backend(fetcher=fetcher))
         try:
             yield ApiStack(
                 emulator=emulator,
@@ -263,7 +263,7 @@ def api_stack(emulator: Emulator) -> Iterator[ApiStack]:
                 dns=dns,
             )
         finally:
-            set_runtime(None)
+            set_backend(None)
             _reset_functions()
             events.remove_targets(Rule=rule, EventBusName=bus, Ids=["capture"])
             events.delete_rule(Name=rule, EventBusName=bus)

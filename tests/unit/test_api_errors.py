@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from autotag.api.errors import DOCUMENTED_STATUSES, error_body, proxy_error_response, status_for
+from autotag.api.errors import DOCUMENTED_STATUSES, error_body, error_response, status_for
 from autotag.decode_memory import DecodeMemoryError
 from autotag.errors import (
     AllProvidersFailedError,
@@ -130,12 +130,12 @@ def test_500_hides_the_message():
     assert "req-9" in body.message
 
 
-def test_proxy_response_is_a_complete_lambda_proxy_answer():
-    response = proxy_error_response(PayloadTooLargeError("too big"), "req-2")
-    assert response["statusCode"] == 413
-    assert response["headers"]["Content-Type"] == "application/json"
-    assert response["isBase64Encoded"] is False
-    assert json.loads(response["body"]) == {
+def test_error_response_is_a_complete_json_answer():
+    response = error_response(PayloadTooLargeError("too big"), "req-2")
+    assert response.status_code == 413
+    assert response.content_type == "application/json"
+    assert response.headers["X-Request-Id"] == "req-2"
+    assert json.loads(str(response.body)) == {
         "code": "payload_too_large",
         "message": "too big",
         "request_id": "req-2",

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from autotag.batch_tasks import ARGUMENT_PREFIX, JobArguments
 from autotag.errors import BadInputError
-from autotag.local.batch_jobs import _Wire
+from autotag.local.s3control_server import _Wire
 from autotag.ops.batch_operations import (
     BatchResources,
     ExistingManifest,

@@ -30,7 +30,6 @@ from aws_lambda_powertools.utilities.parser.models import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from autotag.api.models import S3_BUCKET_PATTERN
 from autotag.config import ObjectFilters
 from autotag.dlq import DeadLetter, DeadLetterQueue
 from autotag.errors import (
@@ -47,6 +46,7 @@ from autotag.image import S3Location
 from autotag.models import TagOptions
 from autotag.notifications import EVENT_REF_JMESPATH, event_ref
 from autotag.ordering import EventOrder, normalize_sequencer
+from autotag.requests import S3_BUCKET_PATTERN
 from autotag.retry import Deadline
 from autotag.tagging import TaggingService
 

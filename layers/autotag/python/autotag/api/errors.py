@@ -157,18 +157,6 @@ def error_response(error: AutotagError, request_id: str) -> Response[str]:
     )
 
 
-def proxy_error_response(error: AutotagError, request_id: str) -> dict[str, Any]:
-    """The same error as a Lambda proxy response, for rejections made before routing."""
-    status, body, headers = error_body(error, request_id)
-    logger.info("request rejected", extra={"status": int(status), "code": body.code})
-    return {
-        "statusCode": int(status),
-        "headers": {"Content-Type": content_types.APPLICATION_JSON, **headers},
-        "body": body.model_dump_json(exclude_none=True),
-        "isBase64Encoded": False,
-    }
-
-
 # --- From the resolver's own exceptions ------------------------------------------------------------
 
 
@@ -248,3 +236,12 @@ def error_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
         }
         for status in statuses
     }
+
+
+def route_responses(model: type, description: str, *error_statuses: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI `responses` of a route: its 200 with `model`, and its error statuses."""
+    ok: OpenAPIResponse = {
+        "description": description,
+        "content": {content_types.APPLICATION_JSON: {"model": model}},
+    }
+    return {200: ok, **error_responses(*error_statuses)}

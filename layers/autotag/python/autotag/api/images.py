@@ -9,15 +9,17 @@ from functools import lru_cache
 from importlib import resources
 from typing import Annotated
 
-from autotag.api.errors import error_responses, request_id_of
+from autotag.api.backend import get_backend
+from autotag.api.errors import request_id_of, route_responses
 from autotag.api.models import (
-    S3_BUCKET_PATTERN,
+    BucketParam,
     CorrectionRequest,
     CorrectionResponse,
+    CursorParam,
     ImageSummaryPage,
+    KeyParam,
     ThumbnailResponse,
 )
-from autotag.api.runtime import get_runtime
 from autotag.corrections import CorrectionRequest as Correction
 from autotag.corrections import actor_of
 from autotag.errors import BucketNotAllowedError, ImageNotFoundError, InvalidRequestError, RouteMissingError
@@ -27,8 +29,7 @@ from autotag.store.base import ImageStatus
 from autotag.store.keys import MAX_PAGE_SIZE
 from autotag.thumbnails import DEFAULT_THUMBNAIL_SIDE, THUMBNAIL_SIDES
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 CONSOLE_FILES = {
     "index.html": "text/html; charset=utf-8",
@@ -43,12 +44,6 @@ CONSOLE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
-BucketParam = Annotated[str, Path(pattern=S3_BUCKET_PATTERN)]
-KeyParam = Annotated[str, Path(min_length=1, max_length=1024, description="The object key; may contain /")]
-
-
-def _ok(model: type, description: str) -> dict[int, OpenAPIResponse]:
-    return {200: {"description": description, "content": {content_types.APPLICATION_JSON: {"model": model}}}}
 
 
 @lru_cache(maxsize=len(CONSOLE_FILES))
@@ -66,21 +61,28 @@ def register(app: APIGatewayRestResolver) -> None:
         "they survive re-tagging and re-uploads of the same bytes. The tag index and the object's S3 "
         "tags follow at once, and an `Image Tags Corrected` event is published. Who decided is taken "
         "from the request (the API key id).",
-        responses={
-            **_ok(CorrectionResponse, "The record with the corrections and the tags now in force"),
-            **error_responses(400, 403, 404, 409, 415, 429, 500),
-        },
+        responses=route_responses(
+            CorrectionResponse,
+            "The record with the corrections and the tags now in force",
+            400,
+            403,
+            404,
+            409,
+            415,
+            429,
+            500,
+        ),
         tags=["images"],
         operation_id="correctImageTags",
     )
     def patch_image_tags(
         bucket: BucketParam, key: KeyParam, request: Annotated[CorrectionRequest, Body()]
     ) -> CorrectionResponse:
-        runtime = get_runtime()
-        if bucket not in runtime.settings.allowed_buckets:
+        backend = get_backend()
+        if bucket not in backend.settings.allowed_buckets:
             raise BucketNotAllowedError(f"bucket {bucket!r} is not one this deployment may read")
         request_id = request_id_of(app)
-        outcome = runtime.correct_tags(
+        outcome = backend.correct_tags(
             bucket,
             key,
             Correction(
@@ -103,19 +105,18 @@ def register(app: APIGatewayRestResolver) -> None:
     @app.get(
         "/v1/images",
         summary="Images by status, most recently processed first",
-        responses={
-            **_ok(ImageSummaryPage, "One page of images; pass cursor back for the next"),
-            **error_responses(400, 403, 429, 500),
-        },
+        responses=route_responses(
+            ImageSummaryPage, "One page of images; pass cursor back for the next", 400, 403, 429, 500
+        ),
         tags=["images"],
         operation_id="listImages",
     )
     def list_images(
         status: Annotated[ImageStatus, Query()] = ImageStatus.TAGGED,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 24,
-        cursor: Annotated[str | None, Query(min_length=1, max_length=4096)] = None,
+        cursor: CursorParam = None,
     ) -> ImageSummaryPage:
-        page = get_runtime().store.recent(status, limit=limit, cursor=cursor)
+        page = get_backend().store.recent(status, limit=limit, cursor=cursor)
         return ImageSummaryPage(
             request_id=request_id_of(app), status=status, items=page.items, cursor=page.cursor
         )
@@ -123,10 +124,9 @@ def register(app: APIGatewayRestResolver) -> None:
     @app.get(
         "/v1/thumbnails/<bucket>/<key>",
         summary="A small upright rendition of a stored image, made on the fly",
-        responses={
-            **_ok(ThumbnailResponse, "The thumbnail, base64"),
-            **error_responses(400, 403, 404, 413, 415, 422, 429, 500),
-        },
+        responses=route_responses(
+            ThumbnailResponse, "The thumbnail, base64", 400, 403, 404, 413, 415, 422, 429, 500
+        ),
         tags=["images"],
         operation_id="getThumbnail",
     )
@@ -137,15 +137,15 @@ def register(app: APIGatewayRestResolver) -> None:
             int, Query(description=f"Longest side in pixels: one of {', '.join(map(str, THUMBNAIL_SIDES))}")
         ] = DEFAULT_THUMBNAIL_SIDE,
     ) -> Response[str]:
-        runtime = get_runtime()
+        backend = get_backend()
         if size not in THUMBNAIL_SIDES:
             raise InvalidRequestError(f"size must be one of {', '.join(map(str, THUMBNAIL_SIDES))}")
         location = S3Location(bucket, key)
-        if bucket not in runtime.settings.allowed_buckets:
+        if bucket not in backend.settings.allowed_buckets:
             raise BucketNotAllowedError(f"bucket {bucket!r} is not one this deployment may read")
-        if runtime.store.get(bucket, key) is None:
+        if backend.store.get(bucket, key) is None:
             raise ImageNotFoundError(f"no record for s3://{bucket}/{key}")
-        image = runtime.thumbnail(location, size)
+        image = backend.thumbnail(location, size)
         body = ThumbnailResponse(
             request_id=request_id_of(app),
             content_type=image.content_type,

@@ -8,12 +8,17 @@ from typing import Annotated, Literal
 from autotag.corrections import MAX_TAG_NAME_CHARS, MAX_TAGS_PER_CORRECTION
 from autotag.image import ImageFormat, S3Location, SourceImage
 from autotag.models import Classification, ProviderStatus, Tag, TagOptions, TagResult, json_integer, tag_key
+from autotag.requests import S3_BUCKET_PATTERN
 from autotag.store.base import ImageRecord, ImageStatus, ImageSummary, S3TagWrite, TagHit
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
-S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"
 MAX_URL_LENGTH = 2048
+BucketParam = Annotated[str, Path(pattern=S3_BUCKET_PATTERN)]
+KeyParam = Annotated[str, Path(min_length=1, max_length=1024, description="The object key; may contain /")]
+CursorParam = Annotated[str | None, Query(min_length=1, max_length=4096)]
+"""Path and query parameters more than one route takes."""
 UPLOAD_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff")
 
 
@@ -34,11 +39,9 @@ class S3Reference(_Request):
 class TagRequest(_Request):
     """Exactly one of `image`, `url` or `s3`."""
 
-    # The rules the validator below enforces, stated in the published schema too: exactly one
-    # source is given (not null), and store=true needs s3.
+    # (strict and closed, as every request.) The rules the validator below enforces, stated in the
+    # published schema too: exactly one source is given (not null), and store=true needs s3.
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
         json_schema_extra={
             "oneOf": [
                 {"required": [name], "properties": {name: {"type": kind}}}
@@ -97,25 +100,9 @@ class ImageInfo(BaseModel):
     sha256: str | None = None
 
     @classmethod
-    def of(cls, image: SourceImage) -> ImageInfo:
-        return cls(
-            format=image.format,
-            content_type=image.content_type,
-            width=image.width,
-            height=image.height,
-            size=image.size,
-            sha256=image.sha256,
-        )
-
-    @classmethod
-    def of_record(cls, record: ImageRecord) -> ImageInfo:
-        return cls(
-            content_type=record.content_type,
-            width=record.width,
-            height=record.height,
-            size=record.size,
-            sha256=record.sha256,
-        )
+    def of(cls, image: SourceImage | ImageRecord) -> ImageInfo:
+        """The facts of an image received (all known) or of a stored record (no format)."""
+        return cls.model_validate(image, from_attributes=True)
 
 
 class SourceInfo(BaseModel):
@@ -139,32 +126,29 @@ class TagResponse(BaseModel):
     record: ImageRecord | None = Field(default=None, description="The stored record (store=true only)")
 
     @classmethod
-    def of_result(
-        cls, result: TagResult, *, request_id: str, source: SourceInfo, image: ImageInfo
+    def of(
+        cls,
+        outcome: TagResult | ImageRecord,
+        *,
+        request_id: str,
+        source: SourceInfo,
+        image: ImageInfo | None = None,
     ) -> TagResponse:
+        """The answer for a result (not stored), or for the record store mode wrote."""
+        record = outcome if isinstance(outcome, ImageRecord) else None
+        if image is None:
+            assert record is not None, "an unstored result needs the image's facts"
+            image = ImageInfo.of(record)
         return cls(
             request_id=request_id,
             source=source,
             image=image,
-            tags=result.tags,
-            title=result.title,
-            description=result.description,
-            classification=result.classification,
-            providers=result.providers,
-        )
-
-    @classmethod
-    def of_record(cls, record: ImageRecord, *, request_id: str, source: SourceInfo) -> TagResponse:
-        return cls(
-            request_id=request_id,
-            source=source,
-            image=ImageInfo.of_record(record),
-            tags=record.tags,
-            title=record.title,
-            description=record.description,
-            classification=record.classification,
-            providers=record.providers,
-            stored=True,
+            tags=outcome.tags,
+            title=outcome.title,
+            description=outcome.description,
+            classification=outcome.classification,
+            providers=outcome.providers,
+            stored=record is not None,
             record=record,
         )
 
@@ -200,8 +184,6 @@ class CorrectionRequest(_Request):
 
     # The at-least-one rule the validator below enforces, stated in the published schema too.
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
         json_schema_extra={
             "anyOf": [
                 {"required": [name], "properties": {name: {"type": "array", "minItems": 1}}}

@@ -14,8 +14,8 @@ from autotag.local.stack import (
     DEFAULT_AWS_PORT,
     LocalOptions,
     LocalStack,
-    banner,
 )
+from autotag.local.stack_output import banner
 from autotag.local.state import DEFAULT_STATE_PATH
 
 

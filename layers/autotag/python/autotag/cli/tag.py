@@ -14,6 +14,7 @@ import asyncio
 import importlib
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,24 +62,23 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _confidence(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+def _in_range(convert: Callable[[str], Any], noun: str, low: int, high: int) -> Callable[[str], Any]:
+    """An argparse type: `convert` the text, refusing what is not `noun` or outside low..high."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
+        return value
+
+    return parse
 
 
-def _max_tags(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1000, got {text}")
-    return value
+_confidence = _in_range(float, "a number", 0, 1)
+_max_tags = _in_range(int, "an integer", 0, 1000)
 
 
 def _language(text: str) -> str:

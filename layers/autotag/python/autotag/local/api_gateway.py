@@ -17,13 +17,14 @@ It does what the REST API in front of ``tag_api`` (``infra/api.py``) does:
   ``isBase64Encoded`` for binary media types, a requestContext with requestId, stage and
   identity.apiKey), the payload limit, the integration timeout, and the gateway's own answers when
   the function fails (502) or times out (504).
+
+Here: the gateway's checks in order, its own error answers and the HTTP server. The proxy event
+both ways is :mod:`autotag.local.proxy_events`; the usage plan's limits :mod:`autotag.local.usage_plan`.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import fnmatch
 import json
 import logging
 import threading
@@ -31,13 +32,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
-from autotag.local.runtime import FunctionPool
-from autotag.local.state import ACCOUNT_ID
+from autotag.local.lambda_workers import FunctionPool
+from autotag.local.proxy_events import Response, header, http_response, proxy_event
+from autotag.local.usage_plan import UsagePlan
 from autotag.resources import (
     API_GATEWAY_MAX_INTEGRATION_SECONDS,
     API_GATEWAY_MAX_PAYLOAD_BYTES,
@@ -73,8 +74,6 @@ MAX_HEADER_BYTES = 65536
 """http.server's own line limit: a longer header line is refused (REQUEST_TOO_LARGE) before parsing."""
 READ_TIMEOUT_SECONDS = 30.0
 """A client that declares more body than it sends is cut off after this, with a 400."""
-
-Response = tuple[int, list[tuple[str, str]], bytes]
 
 
 @dataclass
@@ -117,127 +116,9 @@ class ApiGatewayConfig:
         return custom.status or status, headers, json.dumps(body).encode()
 
 
-class _TokenBucket:
-    """A throttle: `rate` requests per second sustained, `burst` at once."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.capacity = float(max(1, burst))
-        self.tokens = self.capacity
-        self.updated = time.monotonic()
-        self.lock = threading.Lock()
-
-    def take(self) -> bool:
-        with self.lock:
-            now = time.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-            if self.tokens >= 1.0:
-                self.tokens -= 1.0
-                return True
-            return False
-
-
-def resource_for(path: str) -> tuple[str, dict[str, str] | None]:
-    """The resource of the deployed API's tree that serves `path`, and its path parameters."""
-    if path in ("/", "/v1", "/v1/tags", CONSOLE_PATH):
-        return path, None
-    if path.startswith(f"{CONSOLE_PATH}/"):
-        return f"{CONSOLE_PATH}/{{proxy+}}", {"proxy": path[len(CONSOLE_PATH) + 1 :]}
-    if path.startswith("/v1/"):
-        return "/v1/{proxy+}", {"proxy": path[len("/v1/") :]}
-    return "/{proxy+}", {"proxy": path.lstrip("/")}
-
-
 def is_public(method: str, path: str) -> bool:
     """The methods the deployed API serves without an API key: GET of the console's files."""
     return method == "GET" and (path == CONSOLE_PATH or path.startswith(f"{CONSOLE_PATH}/"))
-
-
-def _header(headers: list[tuple[str, str]], name: str) -> str | None:
-    return next((v for k, v in headers if k.lower() == name), None)
-
-
-def _is_binary(content_type: str | None, binary_media_types: tuple[str, ...]) -> bool:
-    kind = (content_type or "").split(";")[0].strip().lower()
-    return bool(kind) and any(fnmatch.fnmatch(kind, pattern.lower()) for pattern in binary_media_types)
-
-
-def proxy_event(
-    *,
-    method: str,
-    path: str,
-    query: str,
-    headers: list[tuple[str, str]],
-    body: bytes,
-    stage: str,
-    api_key: str | None,
-    source_ip: str,
-    host: str,
-    binary_media_types: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    """The REST API proxy integration event for one HTTP request (`path` without the stage)."""
-    single_headers: dict[str, str] = {}
-    multi_headers: dict[str, list[str]] = {}
-    for name, value in headers:
-        single_headers[name] = value
-        multi_headers.setdefault(name, []).append(value)
-    single_query: dict[str, str] = {}
-    multi_query: dict[str, list[str]] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        single_query[name] = value
-        multi_query.setdefault(name, []).append(value)
-    binary = _is_binary(_header(headers, "content-type"), binary_media_types)
-    resource, path_parameters = resource_for(path)
-    now = datetime.now(UTC)
-    request_id = str(uuid.uuid4())
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": single_headers or None,
-        "multiValueHeaders": multi_headers or None,
-        "queryStringParameters": single_query or None,
-        "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": path_parameters,
-        "stageVariables": None,
-        "requestContext": {
-            "resourceId": "local",
-            "resourcePath": resource,
-            "httpMethod": method,
-            "extendedRequestId": request_id,
-            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "path": f"/{stage}{path}",
-            "accountId": ACCOUNT_ID,
-            "protocol": "HTTP/1.1",
-            "stage": stage,
-            "domainPrefix": host.split(":")[0],
-            "requestTimeEpoch": int(now.timestamp() * 1000),
-            "requestId": request_id,
-            "identity": {
-                "cognitoIdentityPoolId": None,
-                "accountId": None,
-                "cognitoIdentityId": None,
-                "caller": None,
-                "apiKey": api_key,
-                "apiKeyId": "local-api-key" if api_key else None,
-                "sourceIp": source_ip,
-                "principalOrgId": None,
-                "accessKey": None,
-                "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None,
-                "userArn": None,
-                "userAgent": _header(headers, "user-agent"),
-                "user": None,
-            },
-            "domainName": host,
-            "apiId": "local",
-        },
-        "body": (base64.b64encode(body).decode() if binary else body.decode("utf-8", "replace"))
-        if body
-        else None,
-        "isBase64Encoded": bool(body) and binary,
-    }
 
 
 class LocalApiGateway:
@@ -253,13 +134,13 @@ class LocalApiGateway:
         self.function = function
         self.config = config
         self.on_request = on_request
-        self._key_buckets: dict[str, _TokenBucket] = {}
-        self._quota_used: dict[tuple[str, str], int] = {}
-        self._counters_lock = threading.Lock()
-        self._stage_bucket = (
-            _TokenBucket(config.stage_rate_limit, config.stage_burst_limit or int(config.stage_rate_limit))
-            if config.stage_rate_limit
-            else None
+        self.plan = UsagePlan(
+            key_rate_limit=config.key_rate_limit,
+            key_burst_limit=config.key_burst_limit,
+            quota_limit=config.quota_limit,
+            quota_period=config.quota_period,
+            stage_rate_limit=config.stage_rate_limit,
+            stage_burst_limit=config.stage_burst_limit,
         )
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
@@ -285,26 +166,6 @@ class LocalApiGateway:
         if self._thread:
             self._thread.join(5)
 
-    def _within_plan(self, api_key: str) -> Response | None:
-        """The usage plan and stage limits; a 429 when one is exceeded."""
-        with self._counters_lock:
-            if self.config.key_rate_limit:
-                bucket = self._key_buckets.setdefault(
-                    api_key,
-                    _TokenBucket(self.config.key_rate_limit, self.config.key_burst_limit or 1),
-                )
-            else:
-                bucket = None
-            if self.config.quota_limit is not None:
-                period = (api_key, _quota_window(self.config.quota_period))
-                used = self._quota_used.get(period, 0)
-                if used >= self.config.quota_limit:
-                    return self.config.gateway_error("QUOTA_EXCEEDED", str(uuid.uuid4()))
-                self._quota_used[period] = used + 1
-        if (self._stage_bucket and not self._stage_bucket.take()) or (bucket and not bucket.take()):
-            return self.config.gateway_error("THROTTLED", str(uuid.uuid4()))
-        return None
-
     def handle(
         self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes, client: str, host: str
     ) -> Response:
@@ -318,18 +179,18 @@ class LocalApiGateway:
             # No such stage: API Gateway answers 403 without naming what is missing.
             return self.config.gateway_error("MISSING_AUTHENTICATION_TOKEN", str(uuid.uuid4()))
         path = full_path[len(stage_prefix) :] or "/"
-        api_key = _header(headers, "x-api-key")
+        api_key = header(headers, "x-api-key")
         if is_public(method, path):
             # The console's static files: no key (a browser's navigation cannot send one), no plan.
             api_key = None
-            if self._stage_bucket and not self._stage_bucket.take():
+            if self.plan.stage_throttled():
                 return self.config.gateway_error("THROTTLED", str(uuid.uuid4()))
         else:
             if api_key is None or api_key not in self.config.api_keys:
                 return self.config.gateway_error("INVALID_API_KEY", str(uuid.uuid4()))
-            refused = self._within_plan(api_key)
-            if refused is not None:
-                return refused
+            refusal = self.plan.refusal(api_key)
+            if refusal is not None:
+                return self.config.gateway_error(refusal, str(uuid.uuid4()))
         if len(body) > API_GATEWAY_MAX_PAYLOAD_BYTES:
             return self.config.gateway_error("REQUEST_TOO_LARGE", str(uuid.uuid4()))
         event = proxy_event(
@@ -352,7 +213,7 @@ class LocalApiGateway:
         if not invocation.ok:
             log.warning("tag_api failed: %s: %s", invocation.error_type, invocation.error_message)
             return self.config.gateway_error("INTEGRATION_FAILURE", request_id)
-        response = _proxy_response(invocation.payload, request_id)
+        response = http_response(invocation.payload, request_id)
         return response or self.config.gateway_error("INTEGRATION_FAILURE", request_id)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -453,38 +314,3 @@ class _GatewayHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return
-
-
-def _quota_window(period: str) -> str:
-    """The usage plan's current quota window (UTC day, ISO week or month)."""
-    now = datetime.now(UTC)
-    if period == "WEEK":
-        year, week, _ = now.isocalendar()
-        return f"{year}-W{week}"
-    return now.strftime("%Y-%m") if period == "MONTH" else now.strftime("%Y-%m-%d")
-
-
-def _proxy_response(payload: Any, request_id: str) -> Response | None:
-    """The function's proxy response → HTTP; None when malformed (API Gateway answers 502)."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("statusCode"), int):
-        log.warning("tag_api returned a malformed proxy response")
-        return None
-    headers: list[tuple[str, str]] = [("x-amzn-RequestId", request_id)]
-    single = payload.get("headers") or {}
-    multi = payload.get("multiValueHeaders") or {}
-    for name, value in single.items():
-        if name not in multi:
-            headers.append((name, str(value)))
-    for name, values in multi.items():
-        headers.extend((name, str(v)) for v in values)
-    raw = payload.get("body")
-    if raw is None:
-        body = b""
-    elif payload.get("isBase64Encoded"):
-        try:
-            body = base64.b64decode(raw)
-        except (ValueError, TypeError):
-            return None
-    else:
-        body = str(raw).encode("utf-8")
-    return payload["statusCode"], headers, body

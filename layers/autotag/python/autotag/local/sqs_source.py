@@ -27,7 +27,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from autotag.local.runtime import FunctionPool, Invocation
+from autotag.local.lambda_workers import FunctionPool, Invocation
 from autotag.local.state import ACCOUNT_ID, REGION
 
 log = logging.getLogger("autotag.local")

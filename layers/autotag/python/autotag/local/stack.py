@@ -11,27 +11,25 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import quote, unquote_plus
 
 from autotag.local.api_gateway import ApiGatewayConfig, LocalApiGateway
-from autotag.local.batch_jobs import LocalBatchOperations
+from autotag.local.batch_operations import LocalBatchOperations
 from autotag.local.emulator import EmulatorProcess, ensure_port_free
+from autotag.local.lambda_workers import FunctionPool, Invocation, LocalFunction
 from autotag.local.monitor import OutcomeMonitor
 from autotag.local.provision import LocalNames, ProvisionedStack, emulator_client, provision
-from autotag.local.runtime import FunctionPool, FunctionSpec, Invocation
 from autotag.local.sqs_source import BatchOutcome, EventBridgeQueueSource, SqsEventSource
+from autotag.local.stack_output import batch_lines, event_failure_line, request_line
 from autotag.local.state import (
     DEFAULT_STATE_PATH,
     LocalStackError,
@@ -140,7 +138,7 @@ class LocalStack:
         for name, spec in deployment.functions.items():
             workers = options.upload_workers if name == FunctionName.ON_UPLOAD else 1
             self._pools[name] = FunctionPool(
-                FunctionSpec(
+                LocalFunction(
                     name=f"autotag-local-{name.value}",
                     code_dir=(root / spec.code_dir).resolve(),
                     handler=spec.handler,
@@ -327,93 +325,19 @@ class LocalStack:
     # -- log lines
 
     def _log_batch(self, outcome: BatchOutcome) -> None:
-        if not outcome.failed_ids:
-            return
-        visibility = (
-            self.provisioned.deployment.tag_queue.visibility_timeout_seconds if self.provisioned else 0
-        )
-        max_receives = self.provisioned.deployment.tag_queue.max_receive_count if self.provisioned else 0
-        now = datetime.now().strftime("%H:%M:%S")
-        if not outcome.invocation.ok:
-            self.emit(
-                f"{now}  on_upload  invocation failed ({outcome.invocation.error_type}: "
-                f"{_short(outcome.invocation.error_message)}); {outcome.received} message(s) return "
-                f"after the {visibility} s visibility timeout"
-            )
-        for record in outcome.records:
-            if record["messageId"] not in outcome.failed_ids:
-                continue
-            receives = record["attributes"].get("ApproximateReceiveCount", "?")
-            where = ", ".join(record_keys(record)) or record["messageId"]
-            self.emit(
-                f"{now}  retry   {where}  receive {receives} of {max_receives}; "
-                f"back on the queue in {visibility} s"
-            )
+        queue = self.provisioned.deployment.tag_queue if self.provisioned else None
+        visibility = queue.visibility_timeout_seconds if queue else 0
+        max_receives = queue.max_receive_count if queue else 0
+        for line in batch_lines(outcome, visibility=visibility, max_receives=max_receives):
+            self.emit(line)
 
     def _log_event_invoke(self, event: dict[str, Any], invocation: Invocation) -> None:
-        if invocation.ok:
-            return
-        now = datetime.now().strftime("%H:%M:%S")
-        self.emit(
-            f"{now}  on_event  {event.get('detail-type')} failed ({invocation.error_type}: "
-            f"{_short(invocation.error_message)}); retried later"
-        )
+        line = event_failure_line(event, invocation)
+        if line:
+            self.emit(line)
 
     def _log_request(self, method: str, path: str, status: int, millis: float) -> None:
-        now = datetime.now().strftime("%H:%M:%S")
-        self.emit(f"{now}  api     {method} {path.split('?')[0]} -> {status}  {millis:.0f} ms")
-
-
-def _short(text: str | None, limit: int = 160) -> str:
-    first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-    flat = " ".join(first.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def record_keys(record: Mapping[str, Any]) -> Iterator[str]:
-    """s3://bucket/key of the objects an SQS record (S3 notification or EventBridge event) names."""
-    try:
-        body = json.loads(record.get("body") or "")
-    except ValueError:
-        return
-    if not isinstance(body, dict):
-        return
-    for entry in body.get("Records") or []:
-        s3 = entry.get("s3") or {}
-        bucket = (s3.get("bucket") or {}).get("name")
-        key = (s3.get("object") or {}).get("key")
-        if bucket and key:
-            yield f"s3://{bucket}/{unquote_plus(key)}"
-    detail = body.get("detail")
-    if isinstance(detail, dict) and isinstance(detail.get("bucket"), dict):
-        yield f"s3://{detail['bucket'].get('name')}/{(detail.get('object') or {}).get('key')}"
-
-
-def banner(state: LocalState, options: LocalOptions) -> str:
-    r = state.resources
-    endpoint = state.endpoint_url
-    lines = [
-        "autotag local is running (Ctrl-C to stop)",
-        f"  AWS emulator     {endpoint}",
-        f"                   e.g. aws --endpoint-url {endpoint} s3 cp photo.jpg s3://{r.images_bucket}/",
-        f"  API              {state.api_url}   (header x-api-key; e.g. POST {state.api_url}v1/tags)",
-        f"  API key          {state.api_key}",
-        f"  console          {state.api_url}console/#key={quote(state.api_key, safe='')}",
-        f"  images bucket    {r.images_bucket}",
-        f"  table            {r.table_name}   (idempotency: {r.idempotency_table_name})",
-        f"  event bus        {r.event_bus_name}",
-        f"  tag queue        {r.tag_queue_url}",
-        f"  tag DLQ          {r.dlq_url}",
-        f"  event DLQ        {r.extra.get('event_dlq_url', '-')}",
-        f"  batch jobs       {r.extra.get('s3control_endpoint_url', '-')}   "
-        "(S3 Control jobs: autotag backfill --engine batch-operations)",
-        f"  providers        {', '.join(p.key for p in options.config.tagging.providers)}",
-        f"  state file       {options.state_path}",
-        "  persistence      none: the emulator keeps everything in memory; a restart starts empty",
-    ]
-    for provider_key, secret_name in r.secrets.items():
-        lines.append(f"  secret           {secret_name} ({provider_key})")
-    return "\n".join(lines)
+        self.emit(request_line(method, path, status, millis))
 
 
 def wait_for_state(path: Path, *, timeout: float = 60.0, process: Any = None) -> LocalState:

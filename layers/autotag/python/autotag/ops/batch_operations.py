@@ -12,7 +12,7 @@ The job is created with ``ConfirmationRequired``: S3 prepares the manifest, coun
 waits (``Suspended``). The budget guard (:mod:`autotag.ops.budget`) then states how many objects
 the job holds and what they cost, and confirms the job only within the ceiling (otherwise cancels
 it). The same client code runs against AWS and against the local stack, which serves the S3
-Control job API on 127.0.0.1 (:mod:`autotag.local.batch_jobs`).
+Control job API on 127.0.0.1 (:mod:`autotag.local.s3control_server`).
 """
 
 from __future__ import annotations

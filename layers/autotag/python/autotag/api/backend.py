@@ -1,6 +1,6 @@
 """What the API routes run on: the shared service (tagging with its result cache, store mode,
 records), the object reader, the URL fetcher and the presigner. Built once per process, on first
-use (never at import); tests install their own with :func:`set_runtime`.
+use (never at import); tests install their own with :func:`set_backend`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ known Retry-After over a second is never slept through in the request."""
 
 
 @dataclass
-class ApiRuntime:
+class ApiBackend:
+    """The services the API routes call: one per process (:func:`get_backend`)."""
+
     settings: RuntimeSettings
     config: AutotagConfig
     api: ApiSettings
@@ -139,7 +141,7 @@ def offline_fetcher(url: str, timeout: float) -> bytes:
     raise FetchError(URL_SOURCES_OFF)
 
 
-def build_runtime(*, fetcher: UrlFetcher | None = None) -> ApiRuntime:
+def build_backend(*, fetcher: UrlFetcher | None = None) -> ApiBackend:
     """The runtime wired to AWS from the function's settings and config (the service is the
     process-wide one, :func:`autotag.wiring.build_service`; ``reset_service()`` closes it)."""
     from autotag.wiring import aws_clients
@@ -150,7 +152,7 @@ def build_runtime(*, fetcher: UrlFetcher | None = None) -> ApiRuntime:
         params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ContentType": content_type}
         return str(s3.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in))
 
-    return ApiRuntime(
+    return ApiBackend(
         settings=get_settings(),
         config=get_config(),
         api=get_api_settings(),
@@ -161,18 +163,18 @@ def build_runtime(*, fetcher: UrlFetcher | None = None) -> ApiRuntime:
 
 
 _lock = threading.Lock()
-_runtime: ApiRuntime | None = None
+_runtime: ApiBackend | None = None
 
 
-def get_runtime() -> ApiRuntime:
+def get_backend() -> ApiBackend:
     global _runtime
     with _lock:
         if _runtime is None:
-            _runtime = build_runtime()
+            _runtime = build_backend()
         return _runtime
 
 
-def set_runtime(runtime: ApiRuntime | None) -> None:
+def set_backend(runtime: ApiBackend | None) -> None:
     """Install a runtime (tests), or None to build the default again on next use. The service it
     holds is the shared one: ``autotag.wiring.reset_service()`` closes that."""
     global _runtime

@@ -1,4 +1,4 @@
-"""A Lambda-like runtime for the handler functions.
+"""Lambda-like worker processes for the handler functions (the local stack's function runtime).
 
 Each function runs in its own worker process, as each Lambda function runs in its own execution
 environment: the function's environment variables are set before its code is imported, the handler
@@ -40,8 +40,8 @@ INIT_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
-class FunctionSpec:
-    """What the runtime needs to run one function (the local counterpart of a Lambda function)."""
+class LocalFunction:
+    """A function as the local stack runs it (the local counterpart of a deployed Lambda function)."""
 
     name: str
     code_dir: Path
@@ -70,10 +70,11 @@ class Invocation:
         return self.error_type is None
 
 
-class LambdaContext:
-    """The attributes and method of the Lambda Python context object."""
+class LocalInvocationContext:
+    """The local implementation of the Lambda context object: the attributes and the method that
+    ``aws_lambda_powertools.utilities.typing.LambdaContext`` describes, for one invocation."""
 
-    def __init__(self, spec: FunctionSpec, request_id: str, deadline_epoch: float) -> None:
+    def __init__(self, spec: LocalFunction, request_id: str, deadline_epoch: float) -> None:
         self.function_name = spec.name
         self.function_version = "$LATEST"
         self.invoked_function_arn = spec.arn
@@ -92,7 +93,7 @@ class LambdaContext:
 # --- The worker process ---------------------------------------------------------------------------
 
 
-def _load_handler(spec: FunctionSpec) -> Callable[[Any, Any], Any]:
+def _load_handler(spec: LocalFunction) -> Callable[[Any, Any], Any]:
     module_name, _, function_name = spec.handler.rpartition(".")
     if not module_name or not function_name:
         raise LocalStackError(f"handler {spec.handler!r} of {spec.name} is not 'module.function'")
@@ -117,7 +118,7 @@ def _serve(connection: Connection, parent_pid: int) -> None:
     # Ctrl-C is for `autotag local`, which finishes or abandons invocations in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    spec: FunctionSpec = connection.recv()
+    spec: LocalFunction = connection.recv()
     try:
         handler = _load_handler(spec)
     except BaseException as exc:
@@ -129,7 +130,7 @@ def _serve(connection: Connection, parent_pid: int) -> None:
             request_id, event, deadline_epoch = connection.recv()
         except (EOFError, OSError):
             return
-        context = LambdaContext(spec, request_id, deadline_epoch)
+        context = LocalInvocationContext(spec, request_id, deadline_epoch)
         try:
             result = handler(event, context)
         except Exception as exc:
@@ -140,7 +141,7 @@ def _serve(connection: Connection, parent_pid: int) -> None:
 
 
 def worker_main(argv: list[str] | None = None) -> None:
-    """Entry point of ``python -m autotag.local.runtime FD PARENT_PID``."""
+    """Entry point of ``python -m autotag.local.lambda_workers FD PARENT_PID``."""
     args = sys.argv[1:] if argv is None else argv
     fd, parent_pid = int(args[0]), int(args[1])
     _serve(Connection(fd), parent_pid)
@@ -159,7 +160,7 @@ class _Worker:
     only the stack, which decides when workers stop.
     """
 
-    def __init__(self, spec: FunctionSpec) -> None:
+    def __init__(self, spec: LocalFunction) -> None:
         self.spec = spec
         parent_socket, child_socket = socket.socketpair()
         environment = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_INHERITED)}
@@ -177,7 +178,7 @@ class _Worker:
         )
         child_fd = child_socket.fileno()
         self.process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-            [sys.executable, "-m", "autotag.local.runtime", str(child_fd), str(os.getpid())],
+            [sys.executable, "-m", "autotag.local.lambda_workers", str(child_fd), str(os.getpid())],
             pass_fds=(child_fd,),
             env=environment,
             cwd=str(spec.code_dir),
@@ -218,7 +219,7 @@ class _Worker:
 class FunctionPool:
     """Up to `concurrency` warm workers of one function; `invoke` is safe from many threads."""
 
-    def __init__(self, spec: FunctionSpec, *, concurrency: int = 1) -> None:
+    def __init__(self, spec: LocalFunction, *, concurrency: int = 1) -> None:
         self.spec = spec
         self.concurrency = concurrency
         self._idle: queue.Queue[_Worker] = queue.Queue()
@@ -257,21 +258,12 @@ class FunctionPool:
                 raise TimeoutError
             message = worker.connection.recv()
         except TimeoutError:
-            self._replace(worker)
-            return Invocation(
-                request_id,
-                error_type="Sandbox.Timedout",
-                error_message=f"Task timed out after {limit:.2f} seconds",
-                duration_ms=(time.monotonic() - started) * 1000,
+            return self._lost(
+                worker, request_id, started, "Sandbox.Timedout", f"Task timed out after {limit:.2f} seconds"
             )
         except (EOFError, OSError) as exc:
-            self._replace(worker)
-            return Invocation(
-                request_id,
-                error_type="Runtime.ExitError",
-                error_message=f"the function's process exited: {exc or 'connection closed'}",
-                duration_ms=(time.monotonic() - started) * 1000,
-            )
+            reason = f"the function's process exited: {exc or 'connection closed'}"
+            return self._lost(worker, request_id, started, "Runtime.ExitError", reason)
         duration = (time.monotonic() - started) * 1000
         self._idle.put(worker)
         if message[0] == "ok":
@@ -294,6 +286,14 @@ class FunctionPool:
         worker = self._spawn()
         worker.wait_ready()
         return worker
+
+    def _lost(
+        self, worker: _Worker, request_id: str, started: float, error_type: str, message: str
+    ) -> Invocation:
+        """The invocation's worker is gone (timed out and killed, or exited): a fresh one replaces it."""
+        self._replace(worker)
+        duration = (time.monotonic() - started) * 1000
+        return Invocation(request_id, error_type=error_type, error_message=message, duration_ms=duration)
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
