@@ -30,7 +30,8 @@ from pathlib import Path
 
 import PIL
 from autotag.image import ImageConstraints, ImageFormat
-from autotag.intake import fit, load_image
+from autotag.intake.fit import fit
+from autotag.intake.source import load_image
 from PIL import Image, ImageDraw, ImageFilter
 
 RESULTS = Path(__file__).resolve().parent / "results" / "intake.json"

@@ -145,7 +145,8 @@ def basic_tags(data: bytes) -> list[str]:
     import httpx
     from autotag.config import ProviderConfig
     from autotag.credentials import StaticCredentials
-    from autotag.intake import fit, load_image
+    from autotag.intake.fit import fit
+    from autotag.intake.source import load_image
     from autotag.providers.base import EffectiveOptions, ProviderContext, ProviderRequest
     from autotag.providers.basic import BasicProvider
     from autotag.retry import Deadline

@@ -12,7 +12,8 @@ import pytest
 from autotag.cli import main
 from autotag.config import ProviderConfig
 from autotag.credentials import StaticCredentials
-from autotag.intake import fit, load_image
+from autotag.intake.fit import fit
+from autotag.intake.source import load_image
 from autotag.providers.base import EffectiveOptions, ProviderContext, ProviderRequest
 from autotag.providers.efficientnet import EfficientNetProvider
 from autotag.retry import Deadline

@@ -18,7 +18,6 @@ from autotag.api.errors import (
     proxy_error_response,
     status_for,
 )
-from autotag.decode_memory import DecodeMemoryError
 from autotag.errors import (
     AuthError,
     AutotagError,
@@ -26,6 +25,7 @@ from autotag.errors import (
     ConfigError,
     ContentBlockedError,
     CorruptImageError,
+    DecodeMemoryError,
     DecompressionBombError,
     EmptyImageError,
     ImageTooLargeError,

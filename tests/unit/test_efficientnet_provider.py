@@ -12,7 +12,8 @@ from autotag.config import AutotagConfig, ProviderConfig
 from autotag.credentials import StaticCredentials
 from autotag.errors import ConfigError, ProviderBadInputError, ProviderError
 from autotag.image import ImageFormat
-from autotag.intake import fit, load_image
+from autotag.intake.fit import fit
+from autotag.intake.source import load_image
 from autotag.models import TagKind
 from autotag.providers import provider_class
 from autotag.providers.base import EffectiveOptions, ProviderContext, ProviderRequest

@@ -19,7 +19,7 @@ from autotag.errors import (
     UnknownProviderError,
 )
 from autotag.image import ImageConstraints, ImageFormat
-from autotag.intake import load_image
+from autotag.intake.source import load_image
 from autotag.models import BoundingBox, ProviderOutcome, Tag, TagOptions, TagResult
 from autotag.pipeline import (
     AllProvidersFailedError,

@@ -10,7 +10,7 @@ import logging
 import pytest
 from autotag.config import AutotagConfig, ProviderConfig
 from autotag.credentials import StaticCredentials
-from autotag.intake import load_image
+from autotag.intake.source import load_image
 from autotag.models import ProviderOutcome, TagOptions, TagResult
 from autotag.pipeline import AllProvidersFailedError, Tagger
 from autotag.providers.base import ProviderContext

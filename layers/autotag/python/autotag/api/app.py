@@ -44,7 +44,8 @@ from autotag.api.runtime import ApiRuntime, get_runtime
 from autotag.api.settings import get_api_settings
 from autotag.errors import AutotagError, ConfigError, ImageTooLargeError
 from autotag.image import S3Location, SourceImage
-from autotag.intake import inspect_image, load_image
+from autotag.intake.inspect import inspect_image
+from autotag.intake.source import load_image
 from autotag.retry import Deadline
 from autotag.store.keys import MAX_PAGE_SIZE
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types

@@ -24,7 +24,8 @@ from autotag.config import AutotagConfig, ProviderConfig, load_config_file
 from autotag.credentials import Credentials
 from autotag.errors import AutotagError, BadInputError, ImageTooLargeError, NotFoundError, UnsafeUrlError
 from autotag.image import S3Location, SourceImage, split_s3_url
-from autotag.intake import inspect_image, load_image
+from autotag.intake.inspect import inspect_image
+from autotag.intake.source import load_image
 from autotag.models import TagOptions, TagResult
 from autotag.pipeline import Tagger
 from autotag.providers import provider_class, provider_names
