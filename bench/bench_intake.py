@@ -34,8 +34,8 @@ from pathlib import Path
 
 import PIL
 from autotag.image import ImageConstraints, ImageFormat
+from autotag.intake.checks import inspect_image
 from autotag.intake.fit import fit
-from autotag.intake.inspect import inspect_image
 from autotag.intake.source import load_image
 from PIL import Image, ImageDraw, ImageFilter
 

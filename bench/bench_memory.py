@@ -106,7 +106,7 @@ from autotag.config import ImageLimits
 from autotag.errors import AutotagError
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.intake.fit import fit
-from autotag.intake.inspect import inspect_image
+from autotag.intake.checks import inspect_image
 
 def rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

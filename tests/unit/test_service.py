@@ -393,7 +393,7 @@ def test_failed_providers_are_counted_as_provider_failures(h, capsys):
 
 
 def image_of(data):
-    from autotag.intake.inspect import inspect_image
+    from autotag.intake.checks import inspect_image
 
     return inspect_image(data, limits=AutotagConfig().limits)
 

@@ -59,7 +59,7 @@ from autotag.errors import (
 )
 from autotag.events import EventPublisher, ImageTaggedDetail, ImageTaggingFailedDetail
 from autotag.image import S3Location, SourceImage
-from autotag.intake.inspect import inspect_image
+from autotag.intake.checks import inspect_image
 from autotag.models import TagOptions, TagResult
 from autotag.objects import ObjectGoneError, ObjectInfo, ObjectStorage, OpenedObject
 from autotag.observability import record_provider_failures

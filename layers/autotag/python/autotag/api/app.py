@@ -44,7 +44,7 @@ from autotag.api.runtime import ApiRuntime, get_runtime
 from autotag.api.settings import get_api_settings
 from autotag.errors import AutotagError, ConfigError, ImageTooLargeError
 from autotag.image import S3Location, SourceImage
-from autotag.intake.inspect import inspect_image
+from autotag.intake.checks import inspect_image
 from autotag.intake.source import load_image
 from autotag.retry import Deadline
 from autotag.store.keys import MAX_PAGE_SIZE

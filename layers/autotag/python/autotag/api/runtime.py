@@ -16,7 +16,7 @@ from autotag.corrections import CorrectionOutcome, CorrectionRequest, Correction
 from autotag.errors import ObjectNotFoundError, TransientError
 from autotag.fetch import FetchError, check_url, fetch_image_url
 from autotag.image import PreparedImage, S3Location, SourceImage
-from autotag.intake.inspect import inspect_image
+from autotag.intake.checks import inspect_image
 from autotag.models import TagOptions, TagResult
 from autotag.objects import ObjectGoneError, ObjectInfo, ObjectStorage
 from autotag.retry import Deadline, RetryPolicy

@@ -24,7 +24,7 @@ from autotag.config import AutotagConfig, ProviderConfig, load_config_file
 from autotag.credentials import Credentials
 from autotag.errors import AutotagError, BadInputError, ImageTooLargeError, NotFoundError, UnsafeUrlError
 from autotag.image import S3Location, SourceImage, split_s3_url
-from autotag.intake.inspect import inspect_image
+from autotag.intake.checks import inspect_image
 from autotag.intake.source import load_image
 from autotag.models import TagOptions, TagResult
 from autotag.pipeline import Tagger

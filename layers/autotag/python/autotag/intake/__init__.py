@@ -4,7 +4,7 @@ What lives where:
 
 - `autotag.intake.source` — `load_image`: bytes, a base64 string, a data URL or a file path in,
   checked bytes out.
-- `autotag.intake.inspect` — `inspect_image`: every check made before a pixel is decoded (size,
+- `autotag.intake.checks` — `inspect_image`: every check made before a pixel is decoded (size,
   format from magic bytes, header, bomb guard, integrity, decode memory, sha256).
 - `autotag.intake.header` — the lazy header read and Pillow's failures mapped onto our errors.
 - `autotag.intake.integrity` — truncation and corruption found without decoding pixels.

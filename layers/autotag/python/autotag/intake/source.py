@@ -1,6 +1,6 @@
 """Reading an image in any form the API and the CLI accept: bytes, base64, a data URL or a file path.
 
-`load_image` reads the bytes and hands them to `autotag.intake.inspect.inspect_image`.
+`load_image` reads the bytes and hands them to `autotag.intake.checks.inspect_image`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from autotag.config import ImageLimits
 from autotag.errors import BadInputError, EmptyImageError, ImageTooLargeError, UnsupportedFormatError
 from autotag.image import SourceImage, sniff_format
-from autotag.intake.inspect import inspect_image
+from autotag.intake.checks import inspect_image
 
 ImageSource = bytes | bytearray | memoryview | str | os.PathLike[str]
 
