@@ -4,7 +4,7 @@ Not a test (the guard's refusals are tested in tests/unit/test_decode_memory.py)
     uv run python -m bench.bench_memory            # every format and mode (about 3 minutes)
     uv run python -m bench.bench_memory --only PNG  # one format
 
-For each (format, mode) the decode-memory guard prices (autotag.decode_memory), it makes the
+For each (format, mode) the decode-memory guard prices (autotag.intake.decode_memory), it makes the
 largest image the guard accepts for a 1,024 MB function (budget 256 MiB), also within the pixel
 and byte limits; a JPEG's worst case is the largest one still decoded at full scale (3199 px: a
 larger one is decoded at 1/2 or less). Then, per case and per provider kind, a fresh child process
@@ -41,17 +41,17 @@ from tests.support.loopback_env import LOOPBACK_AWS_ENV
 loopback_environment()
 
 from autotag.config import ImageLimits  # noqa: E402
-from autotag.decode_memory import (  # noqa: E402
+from autotag.errors import DecodeMemoryError  # noqa: E402
+from autotag.image import ImageFormat  # noqa: E402
+from autotag.intake.decode_memory import (  # noqa: E402
     FIXED_OVERHEAD_BYTES,
     MIB,
     PALETTE_WITH_TRANSPARENCY_BYTES_PER_PIXEL,
     PEAK_BYTES_PER_PIXEL,
-    DecodeMemoryError,
     decode_budget_bytes,
     estimate,
 )
-from autotag.image import ImageFormat  # noqa: E402
-from autotag.intake import load_image  # noqa: E402
+from autotag.intake.source import load_image  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from tests.support.images import PNG_GREY, PNG_RGBA, TIFF_FLOAT, png_header_only, tiff_header_only  # noqa: E402
@@ -106,7 +106,8 @@ import functions.tag_api.handler  # the worker's code, clients and settings: its
 from autotag.config import ImageLimits
 from autotag.errors import AutotagError
 from autotag.image import ImageConstraints, ImageFormat
-from autotag.intake import fit, inspect_image
+from autotag.intake.fit import fit
+from autotag.intake.checks import inspect_image
 
 def rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

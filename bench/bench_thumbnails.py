@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from autotag.intake import inspect_image
+from autotag.intake.checks import inspect_image
 from autotag.local.emulator import EmulatorProcess
 from autotag.thumbnails import thumbnail
 from PIL import Image

@@ -7,7 +7,8 @@ import asyncio
 
 import httpx
 from autotag.credentials import StaticCredentials
-from autotag.intake import fit, load_image
+from autotag.intake.fit import fit
+from autotag.intake.source import load_image
 from autotag.models import TagResult
 from autotag.providers.base import EffectiveOptions, Provider, ProviderContext, ProviderRequest
 from autotag.retry import Deadline

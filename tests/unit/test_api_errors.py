@@ -6,7 +6,6 @@ import json
 
 import pytest
 from autotag.api.errors import DOCUMENTED_STATUSES, error_body, error_response, status_for
-from autotag.decode_memory import DecodeMemoryError
 from autotag.errors import (
     AllProvidersFailedError,
     AuthError,
@@ -16,6 +15,7 @@ from autotag.errors import (
     ConfigError,
     ContentBlockedError,
     CorruptImageError,
+    DecodeMemoryError,
     DecompressionBombError,
     EmptyImageError,
     FetchError,

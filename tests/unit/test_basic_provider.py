@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from autotag.config import ProviderConfig
 from autotag.image import ImageFormat
-from autotag.intake import fit, load_image
+from autotag.intake.fit import fit
+from autotag.intake.source import load_image
 from autotag.models import TagKind
 from autotag.providers import provider_class
 from autotag.providers.base import InputForm

@@ -13,11 +13,13 @@ import struct
 import threading
 
 import pytest
-from autotag import decode_memory
 from autotag.config import ImageLimits
-from autotag.decode_memory import MIB, DecodeBudget, DecodeEstimate, DecodeMemoryError, decode_budget_bytes
+from autotag.errors import DecodeMemoryError
 from autotag.image import ImageConstraints, ImageFormat
-from autotag.intake import fit, load_image
+from autotag.intake import decode_memory
+from autotag.intake.decode_memory import MIB, DecodeBudget, DecodeEstimate, decode_budget_bytes
+from autotag.intake.fit import fit
+from autotag.intake.source import load_image
 
 from tests.support.images import (
     PNG_GREY,

@@ -10,7 +10,8 @@ import pytest
 from autotag.config import AutotagConfig, ProviderConfig
 from autotag.errors import ConfigError, ProviderBadInputError, ProviderError
 from autotag.image import ImageFormat
-from autotag.intake import fit, load_image
+from autotag.intake.fit import fit
+from autotag.intake.source import load_image
 from autotag.models import TagKind
 from autotag.providers import provider_class
 from autotag.providers.base import EffectiveOptions, ProviderRequest

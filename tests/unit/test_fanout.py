@@ -21,7 +21,7 @@ from autotag.errors import (
 )
 from autotag.fanout import Tagger, apply_policy, effective_options, merge_results, merge_tags
 from autotag.image import ImageConstraints, ImageFormat
-from autotag.intake import load_image
+from autotag.intake.source import load_image
 from autotag.models import BoundingBox, ProviderOutcome, Tag, TagOptions, TagResult
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderContext, ProviderRequest
 from autotag.retry import Deadline

@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 from autotag.errors import FetchError, UnsafeUrlError
-from autotag.fetch import check_address, check_url, fetch_image_url, looks_like_image
+from autotag.fetch import check_address, check_url, fetch_image_url
 
 from tests.support.https_server import FakeDns, LoopbackInternet
 
@@ -130,21 +130,6 @@ def test_literal_addresses_skip_the_resolver():
     dns = FakeDns()
     assert str(check_url("https://8.8.8.8/x.png", resolver=dns).address) == "8.8.8.8"
     assert dns.queries == []
-
-
-@pytest.mark.parametrize(
-    ("head", "expected"),
-    [
-        (b"\xff\xd8\xff\xe0\x00\x10JFIF", True),
-        (b"\x89PNG\r\n\x1a\n\x00\x00", True),
-        (b"GIF89a\x01\x00", True),
-        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", True),
-        (b"<html><body>", False),
-        (b"%PDF-1.7", False),
-    ],
-)
-def test_magic_bytes(head, expected):
-    assert looks_like_image(head) is expected
 
 
 # --- Non-ASCII URLs: normalized to ASCII before anything sees them ---------------------------------

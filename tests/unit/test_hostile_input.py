@@ -9,7 +9,8 @@ import pytest
 from autotag.api.body import MAX_JSON_DEPTH, check_json_object, json_depth
 from autotag.errors import AutotagError, CorruptImageError, MalformedJsonError, public_text
 from autotag.image import ImageConstraints, ImageFormat
-from autotag.intake import fit, load_image
+from autotag.intake.fit import fit
+from autotag.intake.source import load_image
 
 from tests.support.images import (
     TIFF_ASCII,

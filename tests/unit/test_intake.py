@@ -17,8 +17,10 @@ from autotag.errors import (
     InvalidImageError,
     UnsupportedFormatError,
 )
-from autotag.image import ImageConstraints, ImageFormat
-from autotag.intake import describe_content, fit, fits, load_image, sniff_format
+from autotag.image import ImageConstraints, ImageFormat, sniff_format
+from autotag.intake.content import describe_content
+from autotag.intake.fit import fit, fits
+from autotag.intake.source import load_image
 from PIL import Image, ImageDraw
 
 from tests.support import images
@@ -123,6 +125,23 @@ def test_unsupported_content_is_named(data, looks_like):
 def test_sniff_needs_the_magic_not_the_name():
     assert sniff_format(b"BM" + b"\x00" * 40) is None  # "BM" without a BMP header is not a BMP
     assert sniff_format(images.all_formats()[ImageFormat.BMP]) is ImageFormat.BMP
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", ImageFormat.JPEG),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", ImageFormat.PNG),
+        (b"GIF89a\x01\x00", ImageFormat.GIF),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", ImageFormat.WEBP),
+        (b"MM\x00*\x00\x00\x00\x08", ImageFormat.TIFF),
+        (b"<html><body>", None),
+        (b"%PDF-1.7", None),
+    ],
+)
+def test_magic_bytes_of_a_body_head(head, expected):
+    """What the URL fetcher checks a downloaded body's first bytes with."""
+    assert sniff_format(head) is expected
 
 
 # --- load_image: limits and damage ---------------------------------------------------------------

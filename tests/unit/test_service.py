@@ -326,7 +326,7 @@ def test_failed_providers_are_counted_as_provider_failures(h, capsys):
 
 
 def image_of(data):
-    from autotag.intake import inspect_image
+    from autotag.intake.checks import inspect_image
 
     return inspect_image(data, limits=AutotagConfig().limits)
 

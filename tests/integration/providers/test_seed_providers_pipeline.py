@@ -12,7 +12,7 @@ from autotag.config import AutotagConfig, ProviderConfig
 from autotag.credentials import StaticCredentials
 from autotag.errors import AllProvidersFailedError
 from autotag.fanout import Tagger
-from autotag.intake import load_image
+from autotag.intake.source import load_image
 from autotag.models import ProviderOutcome, TagOptions, TagResult
 from autotag.providers.base import ProviderContext
 from autotag.providers.http import make_client

@@ -344,3 +344,9 @@ TERMINAL_FOR_IMAGE = (BadInputError, ContentBlockedError, ProviderBadInputError)
 
 def is_retryable(error: BaseException) -> bool:
     return isinstance(error, AutotagError) and error.retryable
+
+
+class DecodeMemoryError(ImageTooLargeError):
+    """Decoding the image would take more memory than the function may spend on it."""
+
+    code = "image_too_large_to_decode"

@@ -21,7 +21,7 @@ from autotag.errors import (
     UnknownProviderError,
 )
 from autotag.image import ImageConstraints, PreparedImage, S3Location, SourceImage
-from autotag.intake import fit
+from autotag.intake.fit import fit
 from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagOptions, TagResult
 from autotag.providers import provider_class
 from autotag.providers.base import EffectiveOptions, Provider, ProviderContext, ProviderRequest

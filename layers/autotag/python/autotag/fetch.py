@@ -31,6 +31,7 @@ from autotag.errors import (
     UnsafeUrlError,
     UnsupportedFormatError,
 )
+from autotag.image import SNIFF_BYTES, sniff_format
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
@@ -215,18 +216,6 @@ class PinnedBackend(httpcore.NetworkBackend):
 # --- Content checks --------------------------------------------------------------------------
 
 
-def looks_like_image(head: bytes) -> bool:
-    """Magic bytes of the formats autotag reads."""
-    return (
-        head.startswith(b"\xff\xd8\xff")
-        or head.startswith(b"\x89PNG\r\n\x1a\n")
-        or head.startswith((b"GIF87a", b"GIF89a"))
-        or (head.startswith(b"RIFF") and head[8:12] == b"WEBP")
-        or head.startswith(b"BM")
-        or head.startswith((b"II*\x00", b"MM\x00*"))
-    )
-
-
 def _check_content_type(value: str | None) -> None:
     media = (value or "").split(";", 1)[0].strip().lower()
     if media and not media.startswith(ACCEPTED_CONTENT_TYPES):
@@ -340,6 +329,6 @@ def _read_capped(chunks: Iterable[bytes], *, max_bytes: int, deadline: float) ->
         _remaining(deadline)
     if not body:
         raise FetchError("URL returned an empty body")
-    if not looks_like_image(bytes(body[:16])):
+    if sniff_format(bytes(body[:SNIFF_BYTES])) is None:
         raise UnsupportedFormatError("URL did not return an image (unrecognised file signature)")
     return bytes(body)

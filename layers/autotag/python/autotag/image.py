@@ -1,7 +1,9 @@
-"""Image value types shared by the intake, the providers and the pipeline."""
+"""Image value types shared by the intake, the providers and the pipeline, and the magic bytes that
+name each format."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -26,6 +28,28 @@ class ImageFormat(StrEnum):
 
 
 ALL_FORMATS: frozenset[ImageFormat] = frozenset(ImageFormat)
+
+SNIFF_BYTES = 32
+"""How many leading bytes `sniff_format` reads."""
+_BMP_DIB_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
+
+
+def sniff_format(data: bytes) -> ImageFormat | None:
+    """The image format from its magic bytes, or None if it is not one we accept."""
+    head = data[:SNIFF_BYTES]
+    if head.startswith(b"\xff\xd8\xff"):
+        return ImageFormat.JPEG
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ImageFormat.PNG
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return ImageFormat.GIF
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ImageFormat.WEBP
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return ImageFormat.TIFF
+    if head[:2] == b"BM" and len(head) >= 18 and struct.unpack_from("<I", head, 14)[0] in _BMP_DIB_SIZES:
+        return ImageFormat.BMP
+    return None
 
 
 class ImageConstraints(BaseModel):
@@ -58,19 +82,13 @@ class ImageConstraints(BaseModel):
 
 
 @dataclass(frozen=True)
-class SourceImage:
-    """An image as received: original bytes, sniffed format, header dimensions, content hash."""
+class EncodedImage:
+    """Encoded image bytes with their format and pixel size."""
 
     data: bytes = field(repr=False)
     format: ImageFormat
     width: int
     height: int
-    sha256: str
-    orientation: int = 1
-    """EXIF orientation (1 = upright). width/height are as stored, before orientation."""
-    max_decode_bytes: int | None = None
-    """The decode-memory budget the image was accepted under (autotag.decode_memory); None: the
-    process default."""
 
     @property
     def size(self) -> int:
@@ -79,6 +97,18 @@ class SourceImage:
     @property
     def content_type(self) -> str:
         return self.format.content_type
+
+
+@dataclass(frozen=True)
+class SourceImage(EncodedImage):
+    """An image as received: original bytes, sniffed format, header dimensions, content hash."""
+
+    sha256: str
+    orientation: int = 1
+    """EXIF orientation (1 = upright). width/height are as stored, before orientation."""
+    max_decode_bytes: int | None = None
+    """The decode-memory budget the image was accepted under (autotag.intake.decode_memory); None:
+    the process default."""
 
     @property
     def upright_size(self) -> tuple[int, int]:
@@ -87,23 +117,11 @@ class SourceImage:
 
 
 @dataclass(frozen=True)
-class PreparedImage:
+class PreparedImage(EncodedImage):
     """An image made fit for one provider's constraints (upright, within its limits)."""
 
-    data: bytes = field(repr=False)
-    format: ImageFormat
-    width: int
-    height: int
     reencoded: bool
     """False when the original bytes were passed through untouched."""
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    @property
-    def content_type(self) -> str:
-        return self.format.content_type
 
 
 @dataclass(frozen=True)

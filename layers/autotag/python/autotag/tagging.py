@@ -45,7 +45,7 @@ from autotag.errors import (
 from autotag.events import EventPublisher
 from autotag.fanout import check_options
 from autotag.image import S3Location, SourceImage
-from autotag.intake import inspect_image
+from autotag.intake.checks import inspect_image
 from autotag.models import TagOptions, TagResult
 from autotag.objects import ObjectInfo, ObjectStorage, OpenedObject
 from autotag.ordering import Claim, Disposition, EventOrder, Refusal

@@ -10,7 +10,7 @@ must never tag, and deletes to keep in step with the originals.
 from __future__ import annotations
 
 from autotag.image import ImageConstraints, ImageFormat, PreparedImage, SourceImage
-from autotag.intake import fit
+from autotag.intake.fit import fit
 
 THUMBNAIL_SIDES = (128, 256, 512, 1024)
 """The sizes served (longest side, pixels); few and fixed, so browser and CDN caches hit."""

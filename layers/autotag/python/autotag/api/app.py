@@ -38,7 +38,8 @@ from autotag.api.models import (
 from autotag.api.resolver import AutotagResolver
 from autotag.errors import BucketNotAllowedError, ConfigError, ImageNotFoundError, ImageTooLargeError
 from autotag.image import S3Location, SourceImage
-from autotag.intake import inspect_image, load_image
+from autotag.intake.checks import inspect_image
+from autotag.intake.source import load_image
 from autotag.retry import Deadline
 from autotag.store.keys import MAX_PAGE_SIZE
 from aws_lambda_powertools.event_handler import Response, content_types

@@ -22,7 +22,7 @@ from autotag.errors import (
 )
 from autotag.fetch import check_url, fetch_image_url
 from autotag.image import PreparedImage, S3Location, SourceImage
-from autotag.intake import inspect_image
+from autotag.intake.checks import inspect_image
 from autotag.models import TagOptions, TagResult
 from autotag.objects import ObjectInfo, ObjectStorage
 from autotag.retry import Deadline, RetryPolicy

@@ -26,7 +26,8 @@ from autotag.credentials import Credentials
 from autotag.errors import AutotagError, BadInputError, ImageTooLargeError, NotFoundError, UnsafeUrlError
 from autotag.fanout import Tagger
 from autotag.image import S3Location, SourceImage, split_s3_url
-from autotag.intake import inspect_image, load_image
+from autotag.intake.checks import inspect_image
+from autotag.intake.source import load_image
 from autotag.models import TagOptions, TagResult
 from autotag.providers import provider_class, provider_names
 from autotag.providers.base import ProviderContext

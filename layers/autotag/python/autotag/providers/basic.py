@@ -30,7 +30,7 @@ from PIL import Image, ImageChops
 
 from autotag.errors import ProviderBadInputError
 from autotag.image import ImageConstraints, ImageFormat, SourceImage
-from autotag.intake import header_exif
+from autotag.intake.header import header_exif
 from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagKind, TagResult
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from autotag.errors import CorruptImageError, DecompressionBombError, ImageTooLargeError
+from autotag.errors import CorruptImageError, DecodeMemoryError, DecompressionBombError
 from autotag.image import ImageFormat, SourceImage
 
 MIB = 1024 * 1024
@@ -94,12 +94,6 @@ _MODE_NAMES = {
     "I": "32-bit integer greyscale",
     "F": "32-bit float greyscale",
 }
-
-
-class DecodeMemoryError(ImageTooLargeError):
-    """Decoding the image would take more memory than the function may spend on it."""
-
-    code = "image_too_large_to_decode"
 
 
 def function_memory_mb(environ: Mapping[str, str] | None = None) -> int:
