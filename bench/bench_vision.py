@@ -144,13 +144,13 @@ def hits(ranked: list[str], accepted: frozenset[str]) -> tuple[bool, bool]:
 def basic_tags(data: bytes) -> list[str]:
     import httpx
     from autotag.config import ProviderConfig
-    from autotag.credentials import StaticCredentials
+    from autotag.credentials import Credentials
     from autotag.intake import fit, load_image
     from autotag.providers.base import EffectiveOptions, ProviderContext, ProviderRequest
     from autotag.providers.basic import BasicProvider
     from autotag.retry import Deadline
 
-    context = ProviderContext(http=httpx.AsyncClient(), credentials=StaticCredentials({}))
+    context = ProviderContext(http=httpx.AsyncClient(), credentials=Credentials(environ={}))
     provider = BasicProvider(ProviderConfig(name="basic"), context)
     source = load_image(data)
     request = ProviderRequest(

@@ -10,7 +10,6 @@ import threading
 import pytest
 from autotag.config import AutotagConfig, CachePolicy
 from autotag.corrections import CorrectionRequest, CorrectionService
-from autotag.events import InMemoryPublisher
 from autotag.image import S3Location
 from autotag.objects import S3ObjectStorage
 from autotag.retry import Deadline
@@ -19,7 +18,7 @@ from autotag.service import BackgroundLoop, TaggingService
 from autotag.store.dynamodb import DynamoImageStore, create_table
 
 from tests.support.aws import unique
-from tests.support.fakes import FakeTagger
+from tests.support.fakes import FakeTagger, InMemoryPublisher
 from tests.support.images import jpeg_bytes
 
 pytestmark = pytest.mark.integration

@@ -11,12 +11,13 @@ import httpx
 import pytest
 from autotag.cli import main
 from autotag.config import ProviderConfig
-from autotag.credentials import StaticCredentials
 from autotag.intake import fit, load_image
 from autotag.providers.base import EffectiveOptions, ProviderContext, ProviderRequest
 from autotag.providers.efficientnet import EfficientNetProvider
 from autotag.retry import Deadline
 from autotag.vision.model import CHECKOUT_MODEL
+
+from tests.support.fakes import StaticCredentials
 
 pytestmark = pytest.mark.skipif(not CHECKOUT_MODEL.is_file(), reason="the model is not built: make model")
 

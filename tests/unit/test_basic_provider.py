@@ -5,7 +5,6 @@ import asyncio
 import httpx
 import pytest
 from autotag.config import ProviderConfig
-from autotag.credentials import StaticCredentials
 from autotag.image import ImageFormat
 from autotag.intake import fit, load_image
 from autotag.models import TagKind
@@ -16,6 +15,7 @@ from autotag.retry import Deadline
 from PIL import Image, ImageDraw
 
 from tests.support import images
+from tests.support.fakes import StaticCredentials
 
 
 @pytest.fixture

@@ -19,12 +19,12 @@ from autotag.batch_tasks import (
     result_code_for,
 )
 from autotag.config import ObjectFilters
-from autotag.objects import InMemoryObjectStorage
 from autotag.ops.backfill import BACKFILL_CONFIGURATION_ID
 from autotag.store.base import ImageRecord, ImageStatus
-from autotag.store.memory import InMemoryImageStore
 from autotag.upload import REPLAY_ATTRIBUTE
 from botocore.exceptions import ClientError, EndpointConnectionError
+
+from tests.support.fakes import InMemoryImageStore, InMemoryObjectStorage
 
 BUCKET = "images"
 

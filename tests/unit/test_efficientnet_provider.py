@@ -9,7 +9,6 @@ import io
 import httpx
 import pytest
 from autotag.config import AutotagConfig, ProviderConfig
-from autotag.credentials import StaticCredentials
 from autotag.errors import ConfigError, ProviderBadInputError, ProviderError
 from autotag.image import ImageFormat
 from autotag.intake import fit, load_image
@@ -21,6 +20,7 @@ from autotag.retry import Deadline
 from autotag.vision import model as vision_model
 from PIL import Image
 
+from tests.support.fakes import StaticCredentials
 from tests.support.vision import write_colour_model
 
 

@@ -7,10 +7,12 @@ import boto3
 import pytest
 from autotag.errors import ImageTooLargeError, InvalidS3ReferenceError, TransientError
 from autotag.image import S3Location
-from autotag.objects import InMemoryObjectStorage, ObjectGoneError, S3ObjectStorage
+from autotag.objects import ObjectGoneError, S3ObjectStorage
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
+
+from tests.support.fakes import InMemoryObjectStorage
 
 BUCKET = "photos"
 VERSIONED = S3Location(BUCKET, "a/cat.jpg", "not-a-version")

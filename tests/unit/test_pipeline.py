@@ -9,7 +9,6 @@ from typing import TypeAlias
 import httpx
 import pytest
 from autotag.config import AutotagConfig, ProviderConfig
-from autotag.credentials import StaticCredentials
 from autotag.errors import (
     AuthError,
     ImageTooLargeError,
@@ -33,6 +32,7 @@ from autotag.providers.base import Capabilities, InputForm, Provider, ProviderCo
 from autotag.retry import Deadline
 
 from tests.support import images
+from tests.support.fakes import StaticCredentials
 
 Outcome: TypeAlias = TagResult | ProviderError
 

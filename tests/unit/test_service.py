@@ -5,10 +5,9 @@ import jsonschema
 import pytest
 from autotag.config import AutotagConfig, CachePolicy, ObjectFilters, ProviderConfig
 from autotag.errors import AuthError, BadInputError, QuotaError, TransientError
-from autotag.events import IMAGE_TAGGED, IMAGE_TAGGING_FAILED, InMemoryPublisher
+from autotag.events import IMAGE_TAGGED, IMAGE_TAGGING_FAILED
 from autotag.image import S3Location
 from autotag.models import TagOptions
-from autotag.objects import InMemoryObjectStorage
 from autotag.ordering import EventOrder
 from autotag.retry import Deadline, RetryPolicy
 from autotag.service import (
@@ -19,7 +18,6 @@ from autotag.service import (
     provider_fingerprint,
 )
 from autotag.store.base import ImageStatus
-from autotag.store.memory import InMemoryImageStore
 
 from tests.support.events import (
     load_event,
@@ -29,7 +27,7 @@ from tests.support.events import (
     s3_record,
     s3_test_event,
 )
-from tests.support.fakes import FakeTagger
+from tests.support.fakes import FakeTagger, InMemoryImageStore, InMemoryObjectStorage, InMemoryPublisher
 from tests.support.images import jpeg_bytes, truncated_jpeg
 
 BUCKET = "photos"

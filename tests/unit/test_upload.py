@@ -4,17 +4,19 @@ import time
 
 import pytest
 from autotag.config import AutotagConfig, ProcessingPolicy
-from autotag.dlq import InMemoryDeadLetterQueue
 from autotag.errors import TransientError
-from autotag.events import InMemoryPublisher
-from autotag.objects import InMemoryObjectStorage
 from autotag.retry import RetryPolicy
 from autotag.service import BackgroundLoop, TaggingService
-from autotag.store.memory import InMemoryImageStore
 from autotag.upload import REPLAY_ATTRIBUTE, UploadProcessor
 
 from tests.support.events import next_sequencer, s3_notification, s3_record, sqs_batch, sqs_message
-from tests.support.fakes import FakeTagger
+from tests.support.fakes import (
+    FakeTagger,
+    InMemoryDeadLetterQueue,
+    InMemoryImageStore,
+    InMemoryObjectStorage,
+    InMemoryPublisher,
+)
 from tests.support.images import jpeg_bytes, truncated_jpeg
 from tests.support.lambda_context import lambda_context
 

@@ -9,7 +9,6 @@ import logging
 
 import pytest
 from autotag.config import AutotagConfig, ProviderConfig
-from autotag.credentials import StaticCredentials
 from autotag.intake import load_image
 from autotag.models import ProviderOutcome, TagOptions, TagResult
 from autotag.pipeline import AllProvidersFailedError, Tagger
@@ -19,6 +18,7 @@ from autotag.retry import Deadline
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from tests.integration.providers.seed_provider_kit import closed_port, image_bytes
+from tests.support.fakes import StaticCredentials
 from tests.support.provider_servers import (
     CoreVizServer,
     Faults,

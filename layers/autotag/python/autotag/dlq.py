@@ -8,7 +8,6 @@ travels as message attributes: ``error_code``, ``error_reason``, ``source_messag
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -55,13 +54,3 @@ class SqsDeadLetterQueue:
         self._client.send_message(
             QueueUrl=self._url, MessageBody=letter.body, MessageAttributes=message_attributes(letter)
         )
-
-
-class InMemoryDeadLetterQueue:
-    def __init__(self) -> None:
-        self.letters: list[DeadLetter] = []
-        self._lock = threading.Lock()
-
-    def send(self, letter: DeadLetter) -> None:
-        with self._lock:
-            self.letters.append(letter)
