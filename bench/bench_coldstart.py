@@ -36,6 +36,7 @@ HANDLERS = {
     "on_upload": ROOT / "functions" / "on_upload" / "handler.py",
     "tag_api": ROOT / "functions" / "tag_api" / "handler.py",
     "on_event": ROOT / "functions" / "on_event" / "handler.py",
+    "on_batch": ROOT / "functions" / "on_batch" / "handler.py",
 }
 
 _LOAD_HANDLER = """
@@ -69,23 +70,33 @@ print(json.dumps({"seconds": time.perf_counter() - started, "cpu": time.process_
 
 def function_environment(name: str) -> dict[str, str]:
     """The variables the CDK stack gives this function (default config), plus Lambda's own."""
-    from autotag.resources import DeploymentConfig, FunctionName, describe
+    from autotag.batch_tasks import batch_environment
+    from autotag.resources import ON_BATCH_FUNCTION, DeploymentConfig, FunctionName, describe
     from autotag.resources import function_environment as environment_of
 
     config = DeploymentConfig()
     deployment = describe(config, bucket_name="autotag-images-123456789012")
-    spec = deployment.function(FunctionName(name))
-    env = environment_of(
-        spec,
-        config=config,
-        table_name="Autotag-ImagesTable",
-        idempotency_table_name="Autotag-IdempotencyTable",
-        event_bus_name="Autotag-Bus",
-        images_bucket="autotag-images-123456789012",
-        dlq_url=f"https://sqs.us-east-1.amazonaws.com/123456789012/Autotag-{name}-dlq"
-        if spec.dead_letter
-        else None,
-    )
+    if name == ON_BATCH_FUNCTION:
+        spec = deployment.batch_operations.function
+        env = batch_environment(
+            config,
+            table_name="Autotag-ImagesTable",
+            tag_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/Autotag-tag-queue",
+            images_bucket="autotag-images-123456789012",
+        )
+    else:
+        spec = deployment.function(FunctionName(name))
+        env = environment_of(
+            spec,
+            config=config,
+            table_name="Autotag-ImagesTable",
+            idempotency_table_name="Autotag-IdempotencyTable",
+            event_bus_name="Autotag-Bus",
+            images_bucket="autotag-images-123456789012",
+            dlq_url=f"https://sqs.us-east-1.amazonaws.com/123456789012/Autotag-{name}-dlq"
+            if spec.dead_letter
+            else None,
+        )
     env.update(
         {
             "AWS_LAMBDA_FUNCTION_NAME": f"Autotag-{name}",

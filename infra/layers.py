@@ -11,8 +11,11 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra import ids
+from infra.package_asset import TOOLING_EXCLUDES
 
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache"]
+PACKAGE_LAYER_EXCLUDES = [*ASSET_EXCLUDES, *TOOLING_EXCLUDES]
+"""The autotag layer holds what the functions import: the runtime modules and their data files."""
 MODEL_IN_LAYER = Path("autotag-model") / "efficientnet-lite0.onnx"
 """Where the model sits in its layer: /opt/autotag-model/... in Lambda (autotag.vision.model)."""
 DEPENDENCY_LAYER_EXCLUDES = [
@@ -51,7 +54,7 @@ class Layers(Construct):
         self.package = lambda_.LayerVersion(
             self,
             ids.AUTOTAG_LAYER,
-            code=lambda_.Code.from_asset(str(package_dir), exclude=ASSET_EXCLUDES),
+            code=lambda_.Code.from_asset(str(package_dir), exclude=PACKAGE_LAYER_EXCLUDES),
             compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
             compatible_architectures=[lambda_.Architecture.ARM_64],
             description="autotag package: domain, providers, storage, events",

@@ -19,7 +19,7 @@ from autotag.batch_tasks import (
     result_code_for,
 )
 from autotag.config import ObjectFilters
-from autotag.ops.backfill import BACKFILL_CONFIGURATION_ID
+from autotag.requeue import BACKFILL_CONFIGURATION_ID
 from autotag.store.base import ImageRecord, ImageStatus
 from autotag.upload import REPLAY_ATTRIBUTE
 from botocore.exceptions import ClientError, EndpointConnectionError

@@ -6,7 +6,7 @@ invocation schema 2.0 (``invocationSchemaVersion``, ``invocationId``, ``job.id``
 ``job.userArguments``, ``tasks[].{taskId, s3Key, s3VersionId, s3Bucket}``; 1.0's ``s3BucketArn`` is
 accepted too). Keys arrive URL-encoded and are decoded with ``unquote_plus`` (as S3 event keys).
 
-Each task takes exactly the one-machine backfill's decisions (:mod:`autotag.ops.backfill`): a key
+Each task takes exactly the one-machine backfill's decisions (:mod:`autotag.requeue`): a key
 the filters exclude is not tagged; an object whose stored record is for its current ETag is
 skipped unless the job is forced; anything else is **enqueued on the tag queue** as the same S3
 notification the one-machine backfill sends, so it takes the upload path (filters, de-duplication,
@@ -45,7 +45,7 @@ from autotag.errors import (
 from autotag.image import S3Location
 from autotag.objects import ObjectStorage
 from autotag.observability import METRICS_NAMESPACE, SERVICE_NAME
-from autotag.ops.backfill import already_tagged, notification_body
+from autotag.requeue import already_tagged, notification_body
 from autotag.resources import DeploymentConfig
 from autotag.store.base import ImageStore
 from autotag.upload import REPLAY_ATTRIBUTE

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 from pydantic import BaseModel
 
@@ -31,11 +29,10 @@ from autotag.config import ObjectFilters
 from autotag.errors import BadInputError
 from autotag.image import split_s3_url
 from autotag.ops.target import Target
+from autotag.requeue import already_tagged, notification_body
 from autotag.store.base import ImageStore
 from autotag.upload import REPLAY_ATTRIBUTE
 
-BACKFILL_CONFIGURATION_ID = "autotag-backfill"
-"""``configurationId`` of the notifications a backfill sends (S3 puts the notification's id there)."""
 SQS_BATCH = 10
 DEFAULT_CHECKPOINT_DIR = Path(".autotag") / "backfill"
 
@@ -47,36 +44,6 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     if parts is None:
         raise BadInputError(f"expected s3://bucket[/prefix], got {url!r}")
     return parts
-
-
-def notification_body(
-    bucket: str, key: str, *, size: int | None, etag: str | None, region: str, version_id: str | None = None
-) -> str:
-    """An S3 ``ObjectCreated`` event notification for one object (the documented structure)."""
-    obj: dict[str, Any] = {"key": quote_plus(key), "size": size, "eTag": (etag or "").strip('"')}
-    if version_id:
-        obj["versionId"] = version_id
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": region,
-        "eventTime": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "autotag-backfill"},
-        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-        "responseElements": {},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": BACKFILL_CONFIGURATION_ID,
-            "bucket": {
-                "name": bucket,
-                "arn": f"arn:aws:s3:::{bucket}",
-                "ownerIdentity": {"principalId": "-"},
-            },
-            "object": obj,
-        },
-    }
-    return json.dumps({"Records": [record]})
 
 
 class Checkpoint(BaseModel):
@@ -182,14 +149,6 @@ def list_objects(
 
 def count_objects(s3: Any, bucket: str, prefix: str, filters: ObjectFilters, start_after: str | None) -> int:
     return sum(1 for o in list_objects(s3, bucket, prefix, start_after) if filters.accepts(o["Key"]))
-
-
-def already_tagged(store: ImageStore, bucket: str, key: str, etag: str | None) -> str | None:
-    """The stored record's status when it is for this very object (same ETag), else None."""
-    record = store.get(bucket, key)
-    if record is None or record.etag is None or etag is None:
-        return None
-    return record.status.value if record.etag.strip('"') == etag.strip('"') else None
 
 
 @dataclass
