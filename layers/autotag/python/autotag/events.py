@@ -41,7 +41,9 @@ logger = Logger(service="autotag", child=True)
 
 
 class _Detail(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use: a function builds the details it publishes (on_upload rarely the failure
+    # detail, never the correction one), not all of them at cold start.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class EventTag(_Detail):
