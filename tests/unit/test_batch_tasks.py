@@ -19,9 +19,8 @@ from autotag.batch_tasks import (
     result_code_for,
 )
 from autotag.config import ObjectFilters
-from autotag.requeue import BACKFILL_CONFIGURATION_ID
+from autotag.requeue import BACKFILL_CONFIGURATION_ID, REPLAY_ATTRIBUTE
 from autotag.store.base import ImageRecord, ImageStatus
-from autotag.upload import REPLAY_ATTRIBUTE
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from tests.support.fakes import InMemoryImageStore, InMemoryObjectStorage

@@ -5,9 +5,10 @@ import time
 import pytest
 from autotag.config import AutotagConfig, ProcessingPolicy
 from autotag.errors import TransientError
+from autotag.requeue import REPLAY_ATTRIBUTE
 from autotag.retry import RetryPolicy
 from autotag.service import BackgroundLoop, TaggingService
-from autotag.upload import REPLAY_ATTRIBUTE, UploadProcessor
+from autotag.upload import UploadProcessor
 
 from tests.support.events import next_sequencer, s3_notification, s3_record, sqs_batch, sqs_message
 from tests.support.fakes import (

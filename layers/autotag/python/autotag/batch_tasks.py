@@ -45,10 +45,9 @@ from autotag.errors import (
 from autotag.image import S3Location
 from autotag.objects import ObjectStorage
 from autotag.observability import METRICS_NAMESPACE, SERVICE_NAME
-from autotag.requeue import already_tagged, notification_body
+from autotag.requeue import REPLAY_ATTRIBUTE, already_tagged, notification_body
 from autotag.resources import DeploymentConfig
 from autotag.store.base import ImageStore
-from autotag.upload import REPLAY_ATTRIBUTE
 
 INVOCATION_SCHEMA_VERSION = "2.0"
 """The schema the job asks for (UserArguments need it)."""

@@ -1,7 +1,8 @@
-"""Sending an object already in the bucket through the upload path again, as both backfills do (the
-one-machine ``autotag backfill`` in :mod:`autotag.ops.backfill` and the S3 Batch Operations task
-function in :mod:`autotag.batch_tasks`): the S3 event notification on_upload parses for an upload,
-and whether the stored record already covers this very object.
+"""Sending an object through the upload path again, as both backfills (the one-machine
+``autotag backfill`` in :mod:`autotag.ops.backfill`, the S3 Batch Operations tasks in
+:mod:`autotag.batch_tasks`) and the redrive do: the S3 event notification on_upload parses for an
+upload, whether the stored record already covers this very object, and the message attribute that
+marks a deliberate replay. Kept light: on_batch imports it, not the upload pipeline.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from urllib.parse import quote_plus
 
 from autotag.store.base import ImageStore
 
+REPLAY_ATTRIBUTE = "replay_id"
+"""SQS message attribute marking a deliberate replay (``autotag redrive``, ``backfill --force``):
+the object is tagged again even though the record already reflects the event."""
 BACKFILL_CONFIGURATION_ID = "autotag-backfill"
 """``configurationId`` of the notifications a backfill sends (S3 puts the notification's id there)."""
 

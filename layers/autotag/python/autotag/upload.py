@@ -50,6 +50,7 @@ from autotag.dlq import DeadLetter, DeadLetterQueue
 from autotag.errors import AutotagError, BadInputError
 from autotag.events import collecting
 from autotag.ordering import Disposition, EventOrder
+from autotag.requeue import REPLAY_ATTRIBUTE
 from autotag.retry import Deadline
 from autotag.service import (
     ObjectCreated,
@@ -65,11 +66,6 @@ from autotag.settings import get_settings
 logger = Logger(service="autotag", child=True)
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
-
-
-REPLAY_ATTRIBUTE = "replay_id"
-"""SQS message attribute marking a deliberate replay (``autotag redrive``, ``backfill --force``):
-the object is tagged again even though the record already reflects the event."""
 
 
 def replay_of(record: SQSRecord) -> str | None:

@@ -29,9 +29,8 @@ from autotag.config import ObjectFilters
 from autotag.errors import BadInputError
 from autotag.image import split_s3_url
 from autotag.ops.target import Target
-from autotag.requeue import already_tagged, notification_body
+from autotag.requeue import REPLAY_ATTRIBUTE, already_tagged, notification_body
 from autotag.store.base import ImageStore
-from autotag.upload import REPLAY_ATTRIBUTE
 
 SQS_BATCH = 10
 DEFAULT_CHECKPOINT_DIR = Path(".autotag") / "backfill"

@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from autotag.dlq import DeadLetter, message_attributes
-from autotag.upload import REPLAY_ATTRIBUTE
+from autotag.requeue import REPLAY_ATTRIBUTE
 
 NO_CODE = "retries_exhausted"
 """The code shown for messages SQS moved to the DLQ itself (no reason attached)."""
