@@ -30,7 +30,6 @@ from aws_lambda_powertools.utilities.parser.models import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from autotag.api.models import S3_BUCKET_PATTERN
 from autotag.config import ObjectFilters
 from autotag.dlq import DeadLetter, DeadLetterQueue
 from autotag.errors import (
@@ -40,7 +39,7 @@ from autotag.errors import (
     ObjectNotFoundError,
     UnknownProviderError,
 )
-from autotag.image import S3Location
+from autotag.image import S3_BUCKET_PATTERN, S3Location
 from autotag.models import TagOptions
 from autotag.ordering import EventOrder, normalize_sequencer
 from autotag.retry import Deadline

@@ -30,7 +30,6 @@ from autotag.api.errors import (
     request_id_of,
 )
 from autotag.api.models import (
-    S3_BUCKET_PATTERN,
     ImageInfo,
     ImageRecordResponse,
     SourceInfo,
@@ -43,7 +42,7 @@ from autotag.api.models import (
 from autotag.api.runtime import ApiRuntime, get_runtime
 from autotag.api.settings import get_api_settings
 from autotag.errors import AutotagError, ConfigError, ImageTooLargeError
-from autotag.image import S3Location, SourceImage
+from autotag.image import S3_BUCKET_PATTERN, S3Location, SourceImage
 from autotag.intake import inspect_image, load_image
 from autotag.retry import Deadline
 from autotag.store.keys import MAX_PAGE_SIZE

@@ -18,7 +18,6 @@ from autotag.api.errors import (
     request_id_of,
 )
 from autotag.api.models import (
-    S3_BUCKET_PATTERN,
     CorrectionRequest,
     CorrectionResponse,
     ImageSummaryPage,
@@ -27,7 +26,7 @@ from autotag.api.models import (
 from autotag.api.runtime import get_runtime
 from autotag.corrections import CorrectionRequest as Correction
 from autotag.corrections import actor_of
-from autotag.image import S3Location
+from autotag.image import S3_BUCKET_PATTERN, S3Location
 from autotag.resources import CONSOLE_PATH
 from autotag.store.base import ImageStatus
 from autotag.store.keys import MAX_PAGE_SIZE
