@@ -256,7 +256,9 @@ def _coldstart() -> list[Row]:
                 "met": None,
             }
         )
-    for name in ("on_upload", "tag_api", "on_event"):
+    for name in ("on_upload", "tag_api", "on_event", "on_batch"):
+        if name not in results:
+            continue
         result = results[name]
         summary = result["import_s"]
         top = ", ".join(f"{p['package']} {p['ms']:.0f}" for p in result["profile"]["packages_by_self_ms"][:5])
@@ -273,6 +275,12 @@ def _coldstart() -> list[Row]:
                 "met": result["met"],
             }
         )
+        before = results.get(f"before:{name}")
+        if before:
+            rows[-1]["result"] += (
+                f"; before (--baseline, same run): {before['ratio_to_boto3_median']:.2f}x "
+                f"({before['cpu_ratio_to_boto3_median']:.2f}x in CPU time)"
+            )
     return rows
 
 

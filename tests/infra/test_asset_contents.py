@@ -75,12 +75,30 @@ def test_the_asset_holds_nothing_else(asset, files):
         path.relative_to(asset).as_posix() for m in modules if (path := module_file(m, asset / "python"))
     }
     assert sorted(f for f in files if f.endswith(".py") and f not in runtime_files) == []
-    assert sorted(f for f in files if not f.endswith(".py") and f not in PACKAGE_DATA) == []
+    others = {f for f in files if not f.endswith((".py", LAMBDA_BYTECODE))}
+    assert sorted(others - PACKAGE_DATA) == []
     assert not [f for f in files if f.endswith(".pyc") and not f.endswith(LAMBDA_BYTECODE)]
     for name in TOOLING_PACKAGES:
         assert not [f for f in files if f.startswith(f"python/autotag/{name}/")], name
     assert not [f for f in files if "/tests/" in f or "/test_" in f or "fakes" in f]
     assert "python/autotag/store/memory.py" not in files
+
+
+def test_the_runtime_bytecode_is_shipped_when_a_cpython_312_is_found(files):
+    # /opt is read-only in Lambda: without shipped bytecode every cold start compiles the package.
+    from infra.layers import _layer_build
+
+    if _layer_build().target_python(install=False) is None:
+        pytest.skip("no CPython 3.12 on this machine: the layer ships as source (synth warns)")
+    sources = sorted(f for f in files if f.endswith(".py"))
+    compiled = {f"{f.rsplit('/', 1)[0]}/{f.rsplit('/', 1)[1].removesuffix('.py')}" for f in sources}
+    pycs = {
+        f.replace("/__pycache__/", "/").removesuffix(LAMBDA_BYTECODE)
+        for f in files
+        if f.endswith(LAMBDA_BYTECODE)
+    }
+    assert sources
+    assert compiled == pycs
 
 
 def test_no_fake_is_shipped(asset, files):
@@ -119,13 +137,15 @@ def dependency_layer_packages() -> set[str] | None:
 
 @pytest.mark.parametrize("handler", HANDLERS, ids=lambda p: p.parent.name)
 def test_each_handler_imports_with_only_the_asset_and_its_dependencies(asset, handler):
-    # -I -S: no PYTHONPATH, no site hook (so not the editable install of the whole package).
+    # -I -S: no PYTHONPATH, no site hook (so not the editable install of the whole package); -B: no
+    # bytecode written into the synthesized asset.
     site_packages = sysconfig.get_paths()["purelib"]
     completed = subprocess.run(
         [
             sys.executable,
             "-I",
             "-S",
+            "-B",
             "-c",
             _IMPORT_ALONE,
             str(handler.parent),

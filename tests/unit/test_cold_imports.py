@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -88,18 +89,22 @@ MODULE_BUDGET_BEYOND_FLOOR = {"on_upload": 160, "tag_api": 210, "on_event": 145,
 10% for growth. A larger cold path must be a decision: raise the budget in the same change."""
 
 
-def imported_at_cold_start(name: str) -> set[str]:
-    env = child_environment(function_environment(name))
+def fresh_interpreter(script: str, *args: str, function: str = "on_upload") -> Any:
+    """Run `script` in a new interpreter with `function`'s deployed environment; its last line's JSON."""
     completed = subprocess.run(
-        [sys.executable, "-c", _LIST_MODULES, str(HANDLERS[name])],
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         check=False,
-        env=env,
+        env=child_environment(function_environment(function)),
         timeout=120,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
-    return set(json.loads(completed.stdout.strip().splitlines()[-1]))
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def imported_at_cold_start(name: str) -> set[str]:
+    return set(fresh_interpreter(_LIST_MODULES, str(HANDLERS[name]), function=name))
 
 
 @pytest.fixture(scope="module", params=sorted(HANDLERS))
@@ -109,16 +114,7 @@ def cold_modules(request: pytest.FixtureRequest) -> tuple[str, set[str]]:
 
 @pytest.fixture(scope="module")
 def floor_modules() -> set[str]:
-    completed = subprocess.run(
-        [sys.executable, "-c", _FLOOR + "\nimport sys; print(json.dumps(sorted(sys.modules)))"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=child_environment(function_environment("on_upload")),
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    return set(json.loads(completed.stdout.strip().splitlines()[-1]))
+    return set(fresh_interpreter(_FLOOR + "\nimport sys; print(json.dumps(sorted(sys.modules)))"))
 
 
 def test_tracing_is_on_as_deployed(cold_modules):
@@ -165,19 +161,9 @@ def test_the_floor_is_what_it_claims(floor_modules):
 
 
 def test_provider_http_calls_are_traced_once_the_client_module_loads():
-    env = child_environment(function_environment("on_upload"))
     script = _LIST_MODULES.replace(
         "print(json.dumps(sorted(sys.modules)))",
         "from autotag.providers.http import make_client\n"
         "print(json.dumps([type(make_client()._transport).__name__]))",
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", script, str(HANDLERS["on_upload"])],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert json.loads(completed.stdout.strip().splitlines()[-1]) == ["AsyncInstrumentedTransport"]
+    assert fresh_interpreter(script, str(HANDLERS["on_upload"])) == ["AsyncInstrumentedTransport"]
