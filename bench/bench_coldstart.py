@@ -4,10 +4,17 @@
 Each sample is a new interpreter with the environment a deployed function has (its table, bus,
 queue and config variables, Powertools settings, tracing on as in AWS); the handler file is loaded
 by path with its folder and the layer on ``sys.path``, as the Lambda runtime does. Samples are
-interleaved (boto3, on_upload, tag_api, on_event, boto3, ...) so load on the machine hits all
-alike. One extra ``python -X importtime`` run per handler attributes the time to packages.
+interleaved (boto3, on_upload, tag_api, on_event, on_batch, boto3, ...) so load on the machine hits
+all alike. One extra ``python -X importtime`` run per handler attributes the time to packages.
 
-    uv run python -m bench.bench_coldstart [--repeats 15]
+Two references beside ``import boto3``: the *floor* (boto3 and Powertools' Logger, Metrics and Tracer
+with X-Ray patching botocore: what any handler in this style loads before its own code) and *floor +
+pydantic* (the floor and one pydantic model built: what a handler that validates its configuration
+with pydantic cannot avoid). ``--baseline DIR`` measures another checkout's handlers (its
+``functions/`` and ``layers/autotag/python``, e.g. ``git worktree add /tmp/before HEAD~3``) in the
+same interleaved run, so before and after are compared under the same load.
+
+    uv run python -m bench.bench_coldstart [--repeats 15] [--baseline DIR]
 
 Prints a table and writes bench/results/coldstart.json.
 """
@@ -37,6 +44,7 @@ HANDLERS = {
     "on_upload": ROOT / "functions" / "on_upload" / "handler.py",
     "tag_api": ROOT / "functions" / "tag_api" / "handler.py",
     "on_event": ROOT / "functions" / "on_event" / "handler.py",
+    "on_batch": ROOT / "functions" / "on_batch" / "handler.py",
 }
 
 _LOAD_HANDLER = """
@@ -60,6 +68,13 @@ print(json.dumps({"seconds": time.perf_counter() - started, "cpu": time.process_
 """
 """The least a handler in this style loads: boto3, Powertools' Logger, Metrics and Tracer with X-Ray
 patching botocore, and nothing of its own (run with on_upload's environment, so tracing is on)."""
+_FLOOR_PYDANTIC = _FLOOR.replace(
+    "print(",
+    "from pydantic import BaseModel\nclass Settings(BaseModel):\n    name: str = 'autotag'\n"
+    "Settings()\nprint(",
+    1,
+)
+"""The floor and one pydantic model built and used: pydantic's import and first-build cost."""
 _IMPORT_BOTO3 = """
 import json, time
 started, cpu = time.perf_counter(), time.process_time()
@@ -70,23 +85,33 @@ print(json.dumps({"seconds": time.perf_counter() - started, "cpu": time.process_
 
 def function_environment(name: str) -> dict[str, str]:
     """The variables the CDK stack gives this function (default config), plus Lambda's own."""
-    from autotag.resources import DeploymentConfig, FunctionName, describe
+    from autotag.batch_tasks import batch_environment
+    from autotag.resources import ON_BATCH_FUNCTION, DeploymentConfig, FunctionName, describe
     from autotag.resources import function_environment as environment_of
 
     config = DeploymentConfig()
     deployment = describe(config, bucket_name="autotag-images-123456789012")
-    spec = deployment.function(FunctionName(name))
-    env = environment_of(
-        spec,
-        config=config,
-        table_name="Autotag-ImagesTable",
-        idempotency_table_name="Autotag-IdempotencyTable",
-        event_bus_name="Autotag-Bus",
-        images_bucket="autotag-images-123456789012",
-        dlq_url=f"https://sqs.us-east-1.amazonaws.com/123456789012/Autotag-{name}-dlq"
-        if spec.dead_letter
-        else None,
-    )
+    if name == ON_BATCH_FUNCTION:
+        spec = deployment.batch_operations.function
+        env = batch_environment(
+            config,
+            table_name="Autotag-ImagesTable",
+            tag_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/Autotag-tag-queue",
+            images_bucket="autotag-images-123456789012",
+        )
+    else:
+        spec = deployment.function(FunctionName(name))
+        env = environment_of(
+            spec,
+            config=config,
+            table_name="Autotag-ImagesTable",
+            idempotency_table_name="Autotag-IdempotencyTable",
+            event_bus_name="Autotag-Bus",
+            images_bucket="autotag-images-123456789012",
+            dlq_url=f"https://sqs.us-east-1.amazonaws.com/123456789012/Autotag-{name}-dlq"
+            if spec.dead_letter
+            else None,
+        )
     env.update(
         {
             "AWS_LAMBDA_FUNCTION_NAME": f"Autotag-{name}",
@@ -100,13 +125,18 @@ def function_environment(name: str) -> dict[str, str]:
     return env
 
 
-def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
+def child_environment(extra: Mapping[str, str], layer: Path = LAYER) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "AUTOTAG_"))}
     env.update(LOOPBACK_AWS_ENV)
     env.update(extra)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(extra.get("LAMBDA_TASK_ROOT", "")), str(LAYER)) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(extra.get("LAMBDA_TASK_ROOT", "")), str(layer)) if p)
     env["PYTHONDONTWRITEBYTECODE"] = "0"
     return env
+
+
+BASELINE_PREFIX = "before:"
+BASELINE_HANDLERS: dict[str, Path] = {}
+"""``before:<name>`` -> that handler in the ``--baseline`` checkout."""
 
 
 def run_sample(target: str, envs: Mapping[str, dict[str, str]]) -> float:
@@ -114,8 +144,11 @@ def run_sample(target: str, envs: Mapping[str, dict[str, str]]) -> float:
         command = [sys.executable, "-c", _IMPORT_BOTO3]
     elif target == "floor":
         command = [sys.executable, "-c", _FLOOR]
+    elif target == "floor_pydantic":
+        command = [sys.executable, "-c", _FLOOR_PYDANTIC]
     else:
-        command = [sys.executable, "-c", _LOAD_HANDLER, str(HANDLERS[target])]
+        handler = BASELINE_HANDLERS[target] if target.startswith(BASELINE_PREFIX) else HANDLERS[target]
+        command = [sys.executable, "-c", _LOAD_HANDLER, str(handler)]
     completed = subprocess.run(
         command, capture_output=True, text=True, check=False, env=envs[target], cwd=str(ROOT), timeout=120
     )
@@ -180,7 +213,8 @@ def compile_cost(target: str, env: Mapping[str, str]) -> dict[str, Any]:
     """CPU seconds to compile the source of every module the handler imports from the layers: what
     each cold start pays for modules shipped without bytecode (Lambda's /opt is read-only, so the
     compiled code is never cached). The dependency layer ships CPython 3.12 bytecode
-    (layers/build_dependencies.py); the autotag layer is shipped as source."""
+    (layers/build_dependencies.py), the autotag layer too when synth finds a CPython 3.12
+    (infra/layers.py, PackageWithBytecode): without it, each cold start pays this again."""
     completed = subprocess.run(
         [sys.executable, "-c", _LIST_MODULE_FILES, str(HANDLERS[target])],
         capture_output=True,
@@ -215,12 +249,29 @@ def compile_cost(target: str, env: Mapping[str, str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (its functions/ and layers/autotag/python) measured in the same run",
+    )
     args = parser.parse_args(argv)
 
     envs = {"boto3": child_environment({})}
     envs.update({name: child_environment(function_environment(name)) for name in HANDLERS})
-    envs["floor"] = envs["on_upload"]
-    targets = ["boto3", "floor", *HANDLERS]
+    envs["floor"] = envs["floor_pydantic"] = envs["on_upload"]
+    targets = ["boto3", "floor", "floor_pydantic", *HANDLERS]
+    if args.baseline is not None:
+        for name in HANDLERS:
+            handler = args.baseline / "functions" / name / "handler.py"
+            if not handler.is_file():
+                continue
+            env = function_environment(name)
+            env["LAMBDA_TASK_ROOT"] = str(handler.parent)
+            BASELINE_HANDLERS[BASELINE_PREFIX + name] = handler
+            envs[BASELINE_PREFIX + name] = child_environment(
+                env, args.baseline / "layers" / "autotag" / "python"
+            )
+            targets.append(BASELINE_PREFIX + name)
     for target in targets:  # warm the OS page cache and bytecode caches; not counted
         run_sample(target, envs)
     samples: dict[str, list[float]] = {t: [] for t in targets}
@@ -234,16 +285,32 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "boto3": {"import_s": floor, "cpu_s": cpu_floor, "samples_s": samples["boto3"]}
     }
-    floor_of_style = stats(samples["floor"])
-    results["floor"] = {
-        "import_s": floor_of_style,
-        "cpu_ratio_to_boto3_median": ratio(
-            float(stats(CPU_SAMPLES["floor"][-args.repeats :])["median"]), float(cpu_floor["median"])
-        ),
-        "ratio_to_boto3_median": ratio(float(floor_of_style["median"]), float(floor["median"])),
-        "what": "boto3 + Powertools Logger, Metrics, Tracer(patch botocore), no autotag code",
-        "samples_s": samples["floor"],
-    }
+    for reference, what in (
+        ("floor", "boto3 + Powertools Logger, Metrics, Tracer(patch botocore), no autotag code"),
+        ("floor_pydantic", "the floor + pydantic with one model built and used, no autotag code"),
+    ):
+        summary = stats(samples[reference])
+        results[reference] = {
+            "import_s": summary,
+            "cpu_s": stats(CPU_SAMPLES[reference][-args.repeats :]),
+            "cpu_ratio_to_boto3_median": ratio(
+                float(stats(CPU_SAMPLES[reference][-args.repeats :])["median"]), float(cpu_floor["median"])
+            ),
+            "ratio_to_boto3_median": ratio(float(summary["median"]), float(floor["median"])),
+            "what": what,
+            "samples_s": samples[reference],
+        }
+    for name in BASELINE_HANDLERS:
+        summary = stats(samples[name])
+        cpu = stats(CPU_SAMPLES[name][-args.repeats :])
+        results[name] = {
+            "import_s": summary,
+            "ratio_to_boto3_median": ratio(float(summary["median"]), float(floor["median"])),
+            "cpu_s": cpu,
+            "cpu_ratio_to_boto3_median": ratio(float(cpu["median"]), float(cpu_floor["median"])),
+            "checkout": str(args.baseline),
+            "samples_s": samples[name],
+        }
     for name in HANDLERS:
         summary = stats(samples[name])
         cpu = stats(CPU_SAMPLES[name][-args.repeats :])
@@ -263,15 +330,18 @@ def main(argv: list[str] | None = None) -> int:
         summary = results[target]["import_s"]
         rows.append(
             [
-                {"boto3": "import boto3", "floor": "floor: boto3 + Powertools trio"}.get(
-                    target, f"functions/{target}/handler.py"
-                ),
+                {
+                    "boto3": "import boto3",
+                    "floor": "floor: boto3 + Powertools trio",
+                    "floor_pydantic": "floor + pydantic (one model)",
+                }.get(target, f"functions/{target.removeprefix(BASELINE_PREFIX)}/handler.py")
+                + (" (baseline)" if target.startswith(BASELINE_PREFIX) else ""),
                 f"{summary['min'] * 1000:.0f}",
                 f"{summary['median'] * 1000:.0f}",
                 f"{summary['max'] * 1000:.0f}",
                 "1.00x" if target == "boto3" else f"{results[target]['ratio_to_boto3_median']:.2f}x",
                 "1.00x" if target == "boto3" else f"{results[target]['cpu_ratio_to_boto3_median']:.2f}x",
-                "" if target in ("boto3", "floor") else ("met" if results[target]["met"] else "MISSED"),
+                "" if "met" not in results[target] else ("met" if results[target]["met"] else "MISSED"),
             ]
         )
     print(
@@ -291,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{name}: compiling what it imports from the layers: dependency layer "
             f"{cost['dependencies']['modules']} modules {cost['dependencies']['compile_cpu_ms']:.0f} ms CPU "
             f"(now shipped as bytecode), autotag layer {cost['autotag']['modules']} modules "
-            f"{cost['autotag']['compile_cpu_ms']:.0f} ms CPU (shipped as source: paid at each cold start)"
+            f"{cost['autotag']['compile_cpu_ms']:.0f} ms CPU (shipped as 3.12 bytecode when synth finds "
+            "a CPython 3.12; as source, paid at each cold start, otherwise)"
         )
     path = write_result(
         "coldstart",
@@ -299,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": args.repeats,
             "target_ratio": TARGET_RATIO,
             "environment": "deployed function variables (tracing on), loaded by path as the runtime does",
+            "baseline": str(args.baseline) if args.baseline else None,
             "machine": machine(),
             "results": results,
         },

@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from autotag.batch_tasks import get_batch_processor
+from autotag.observability import TRACED_AT_COLD_START
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_AT_COLD_START)
 metrics = Metrics()
 
 

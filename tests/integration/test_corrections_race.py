@@ -11,7 +11,6 @@ import pytest
 from autotag.config import AutotagConfig, CachePolicy
 from autotag.corrections import CorrectionRequest, CorrectionService
 from autotag.eventloop import EventLoopPortal
-from autotag.events import InMemoryPublisher
 from autotag.image import S3Location
 from autotag.objects import S3ObjectStorage
 from autotag.retry import Deadline
@@ -21,7 +20,7 @@ from autotag.tagging import TaggingService
 from autotag.tagstep import TagStep
 
 from tests.support.aws import unique
-from tests.support.fakes import FakeTagger
+from tests.support.fakes import FakeTagger, InMemoryPublisher
 from tests.support.images import jpeg_bytes
 
 pytestmark = pytest.mark.integration

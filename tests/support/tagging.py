@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from autotag.credentials import StaticCredentials
 from autotag.intake.fit import fit
 from autotag.intake.source import load_image
 from autotag.models import TagResult
 from autotag.providers.base import EffectiveOptions, Provider, ProviderContext, ProviderRequest
 from autotag.retry import Deadline
+
+from tests.support.fakes import StaticCredentials
 
 
 def offline_context() -> ProviderContext:

@@ -20,12 +20,11 @@ from autotag.batch_tasks import (
 )
 from autotag.config import ObjectFilters
 from autotag.notifications import BACKFILL_CONFIGURATION_ID, REPLAY_ATTRIBUTE
-from autotag.objects import InMemoryObjectStorage
 from autotag.store.base import ImageRecord, ImageStatus
-from autotag.store.memory import InMemoryImageStore
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from tests.support.errors import example_error
+from tests.support.fakes import InMemoryImageStore, InMemoryObjectStorage
 
 BUCKET = "images"
 

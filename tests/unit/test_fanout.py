@@ -9,7 +9,6 @@ from typing import TypeAlias
 import httpx
 import pytest
 from autotag.config import AutotagConfig, ProviderConfig
-from autotag.credentials import StaticCredentials
 from autotag.errors import (
     AllProvidersFailedError,
     AuthError,
@@ -28,6 +27,7 @@ from autotag.retry import Deadline
 
 from tests.support import images
 from tests.support.clock import FakeClock
+from tests.support.fakes import StaticCredentials
 
 Outcome: TypeAlias = TagResult | ProviderError
 

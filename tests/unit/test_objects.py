@@ -13,10 +13,12 @@ from autotag.errors import (
     TransientError,
 )
 from autotag.image import S3Location
-from autotag.objects import InMemoryObjectStorage, S3ObjectStorage
+from autotag.objects import S3ObjectStorage
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
+
+from tests.support.fakes import InMemoryObjectStorage
 
 BUCKET = "photos"
 VERSIONED = S3Location(BUCKET, "a/cat.jpg", "not-a-version")

@@ -3,7 +3,6 @@ from autotag.config import S3TagPolicy
 from autotag.errors import TagWriteRefusedError
 from autotag.image import S3Location
 from autotag.models import Tag
-from autotag.objects import InMemoryObjectStorage
 from autotag.s3tags import (
     MAX_KEY_CHARS,
     MAX_VALUE_CHARS,
@@ -13,6 +12,8 @@ from autotag.s3tags import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
+
+from tests.support.fakes import InMemoryObjectStorage
 
 POLICY = S3TagPolicy()
 

@@ -7,14 +7,12 @@ from autotag.cachekey import provider_fingerprint
 from autotag.config import AutotagConfig, CachePolicy, ProviderConfig
 from autotag.errors import AuthError, QuotaError, TerminalProcessingError, TransientError
 from autotag.eventloop import EventLoopPortal
-from autotag.events import IMAGE_TAGGED, IMAGE_TAGGING_FAILED, InMemoryPublisher
+from autotag.events import IMAGE_TAGGED, IMAGE_TAGGING_FAILED
 from autotag.image import S3Location
 from autotag.models import TagOptions
-from autotag.objects import InMemoryObjectStorage
 from autotag.ordering import EventOrder
 from autotag.retry import Deadline, RetryPolicy
 from autotag.store.base import ImageStatus
-from autotag.store.memory import InMemoryImageStore
 from autotag.tagging import TaggingService
 from autotag.tagstep import TagStep
 
@@ -22,7 +20,7 @@ from tests.support.events import (
     load_schema,
     next_sequencer,
 )
-from tests.support.fakes import FakeTagger
+from tests.support.fakes import FakeTagger, InMemoryImageStore, InMemoryObjectStorage, InMemoryPublisher
 from tests.support.images import jpeg_bytes, truncated_jpeg
 
 BUCKET = "photos"

@@ -1,6 +1,6 @@
 import pytest
-from autotag.store.memory import InMemoryImageStore
 
+from tests.support.fakes import InMemoryImageStore
 from tests.support.store_contract import FakeWallClock, ImageStoreContract
 
 

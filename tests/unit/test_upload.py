@@ -4,20 +4,22 @@ import time
 
 import pytest
 from autotag.config import AutotagConfig, ProcessingPolicy
-from autotag.dlq import InMemoryDeadLetterQueue
 from autotag.errors import TransientError
 from autotag.eventloop import EventLoopPortal
-from autotag.events import InMemoryPublisher
 from autotag.notifications import REPLAY_ATTRIBUTE
-from autotag.objects import InMemoryObjectStorage
 from autotag.retry import RetryPolicy
-from autotag.store.memory import InMemoryImageStore
 from autotag.tagging import TaggingService
 from autotag.tagstep import TagStep
 from autotag.upload import UploadProcessor
 
 from tests.support.events import next_sequencer, s3_notification, s3_record, sqs_batch, sqs_message
-from tests.support.fakes import FakeTagger
+from tests.support.fakes import (
+    FakeTagger,
+    InMemoryDeadLetterQueue,
+    InMemoryImageStore,
+    InMemoryObjectStorage,
+    InMemoryPublisher,
+)
 from tests.support.images import jpeg_bytes, truncated_jpeg
 from tests.support.lambda_context import lambda_context
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from autotag.config import ProviderConfig
-from autotag.credentials import StaticCredentials
 from autotag.errors import ProviderError
 from autotag.image import ImageFormat, PreparedImage, S3Location, SourceImage
 from autotag.models import TagResult
@@ -24,6 +23,8 @@ from autotag.providers.base import EffectiveOptions, Presigner, Provider, Provid
 from autotag.providers.http import make_client
 from autotag.retry import Deadline
 from PIL import Image
+
+from tests.support.fakes import StaticCredentials
 
 
 def image_bytes(

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from autotag.config import ProviderConfig
-from autotag.credentials import StaticCredentials
 from autotag.errors import (
     AuthError,
     ProviderBadInputError,
@@ -28,6 +27,7 @@ from autotag.providers.base import ProviderContext, ProviderRequest
 from autotag.providers.google_vision import GoogleVisionProvider
 from autotag.providers.http import make_client
 
+from tests.support.fakes import StaticCredentials
 from tests.support.provider_servers_cloud import (
     GOOGLE_LABELS,
     GoogleVisionServer,

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from autotag.config import AutotagConfig, ProviderConfig
-from autotag.credentials import StaticCredentials
 from autotag.errors import (
     AuthError,
     ProviderBadInputError,
@@ -31,6 +30,7 @@ from autotag.providers.http import make_client
 from autotag.providers.huawei import HuaweiProvider
 from autotag.retry import Deadline
 
+from tests.support.fakes import StaticCredentials
 from tests.support.provider_servers_cloud import (
     HUAWEI_DOC_SUCCESS,
     HuaweiServer,

@@ -8,7 +8,6 @@ import re
 
 import pytest
 from autotag.config import ProviderConfig
-from autotag.credentials import StaticCredentials
 from autotag.errors import (
     AuthError,
     ConfigError,
@@ -23,6 +22,7 @@ from autotag.providers.base import ProviderContext
 from autotag.providers.imagekit import ImageKitProvider
 
 from tests.integration.providers.seed_provider_kit import call, closed_port, make_images, options
+from tests.support.fakes import StaticCredentials
 from tests.support.provider_servers import ExtensionPlan, ImageKitServer, Reply
 
 pytestmark = pytest.mark.integration

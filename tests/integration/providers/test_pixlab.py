@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from autotag.config import ProviderConfig
-from autotag.credentials import StaticCredentials
 from autotag.errors import (
     AuthError,
     ConfigError,
@@ -21,6 +20,7 @@ from autotag.providers.base import ProviderContext
 from autotag.providers.pixlab import PixLabProvider
 
 from tests.integration.providers.seed_provider_kit import call, closed_port, make_images
+from tests.support.fakes import StaticCredentials
 from tests.support.provider_servers import PixLabServer, Reply
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,6 @@ from typing import Any
 import boto3
 import pytest
 from autotag.config import ProviderConfig
-from autotag.credentials import StaticCredentials
 from autotag.errors import (
     AuthError,
     ProviderBadInputError,
@@ -34,6 +33,7 @@ from autotag.providers.rekognition import RekognitionProvider
 from botocore.stub import ANY, Stubber
 
 from tests.support.aws import unique
+from tests.support.fakes import StaticCredentials
 from tests.support.provider_servers_cloud import (
     RekognitionServer,
     Reply,

@@ -9,7 +9,6 @@ import logging
 
 import pytest
 from autotag.config import AutotagConfig, ProviderConfig
-from autotag.credentials import StaticCredentials
 from autotag.errors import AllProvidersFailedError
 from autotag.fanout import Tagger
 from autotag.intake.source import load_image
@@ -20,6 +19,7 @@ from autotag.retry import Deadline
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from tests.integration.providers.seed_provider_kit import closed_port, image_bytes
+from tests.support.fakes import StaticCredentials
 from tests.support.provider_servers import (
     CoreVizServer,
     Faults,

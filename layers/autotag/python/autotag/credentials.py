@@ -106,19 +106,3 @@ class Credentials:
         if raw_env is None:
             return Secret({}, source="(none)")
         return _parse(raw_env, origin=f"${variable}", provider=provider.key)
-
-
-class StaticCredentials:
-    """In-memory secrets by provider id (tests, and the local stack)."""
-
-    def __init__(self, secrets: Mapping[str, Mapping[str, Any]]) -> None:
-        self._secrets = {k: dict(v) for k, v in secrets.items()}
-        self.refreshes: list[str] = []
-
-    def set(self, provider_key: str, values: Mapping[str, Any]) -> None:
-        self._secrets[provider_key] = dict(values)
-
-    def get(self, provider: ProviderConfig, *, refresh: bool = False) -> Secret:
-        if refresh:
-            self.refreshes.append(provider.key)
-        return Secret(self._secrets.get(provider.key, {}), source=f"static:{provider.key}")

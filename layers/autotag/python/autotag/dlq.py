@@ -8,14 +8,13 @@ travels as message attributes: ``error_code``, ``error_reason``, ``source_messag
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 MAX_REASON_CHARS = 1024
 # Characters SQS refuses in message attributes (outside XML 1.0's allowed set).
-_NOT_SQS_SAFE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NOT_SQS_SAFE = "[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,8 @@ class DeadLetterQueue(Protocol):
 
 
 def _safe(value: str, limit: int = MAX_REASON_CHARS) -> str:
-    return _NOT_SQS_SAFE.sub("?", value)[:limit] or "-"
+    # re caches the compiled pattern: compiled on the first dead letter (~10 ms), not at cold start.
+    return re.sub(_NOT_SQS_SAFE, "?", value)[:limit] or "-"
 
 
 def message_attributes(letter: DeadLetter, *, failed_at: datetime | None = None) -> dict[str, Any]:
@@ -55,13 +55,3 @@ class SqsDeadLetterQueue:
         self._client.send_message(
             QueueUrl=self._url, MessageBody=letter.body, MessageAttributes=message_attributes(letter)
         )
-
-
-class InMemoryDeadLetterQueue:
-    def __init__(self) -> None:
-        self.letters: list[DeadLetter] = []
-        self._lock = threading.Lock()
-
-    def send(self, letter: DeadLetter) -> None:
-        with self._lock:
-            self.letters.append(letter)

@@ -41,7 +41,9 @@ logger = Logger(service="autotag", child=True)
 
 
 class _Detail(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use: a function builds the details it publishes (on_upload rarely the failure
+    # detail, never the correction one), not all of them at cold start.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class EventTag(_Detail):
@@ -386,21 +388,6 @@ def collecting(publisher: EventPublisher) -> Iterator[Outbox]:
             yield outbox
     else:
         yield Outbox()
-
-
-class InMemoryPublisher:
-    """EventPublisher fake: keeps (detail type, detail) pairs."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def publish(self, detail: EventDetail) -> None:
-        with self._lock:
-            self.events.append((detail.detail_type, json.loads(detail.model_dump_json())))
-
-    def of_type(self, detail_type: str) -> list[dict[str, Any]]:
-        return [d for t, d in self.events if t == detail_type]
 
 
 # --- JSON Schemas ----------------------------------------------------------------------------

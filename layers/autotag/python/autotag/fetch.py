@@ -20,9 +20,8 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
-
-import httpcore
 
 from autotag.errors import (
     FetchError,
@@ -32,6 +31,11 @@ from autotag.errors import (
     UnsupportedFormatError,
 )
 from autotag.image import SNIFF_BYTES, sniff_format
+
+if TYPE_CHECKING:
+    # Loaded with the first fetch (autotag.fetch_pinned): most requests name no URL, and the API's
+    # error mapping imports this module at cold start.
+    import httpcore
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
@@ -179,40 +183,6 @@ def check_url(url: str, *, resolver: Resolver = system_resolver) -> Target:
     return Target(url=wire_url, host=host, port=port, address=checked[0])
 
 
-# --- Pinned connections ----------------------------------------------------------------------
-
-
-class PinnedBackend(httpcore.NetworkBackend):
-    """Connects to the checked address whatever host httpcore asks for (rebinding-proof)."""
-
-    def __init__(self, address: IPAddress, inner: httpcore.NetworkBackend) -> None:
-        self._address = str(address)
-        self._inner = inner
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        return self._inner.connect_tcp(
-            self._address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-        )
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        raise UnsafeUrlError("unix sockets are never used for URL fetching")
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
 # --- Content checks --------------------------------------------------------------------------
 
 
@@ -253,6 +223,8 @@ def fetch_image_url(
     :class:`ImageTooLargeError` past `max_bytes`, :class:`UnsupportedFormatError` for a non-image,
     :class:`FetchError` / :class:`FetchTimeoutError` when the server cannot be read.
     """
+    import httpcore
+
     backend = transport or httpcore.SyncBackend()
     if ssl_context is None:
         import httpx  # only its CA bundle and TLS defaults: not loaded at cold start
@@ -286,6 +258,10 @@ def _fetch_once(
     deadline: float,
 ) -> bytes | str:
     """One hop: the body, or the Location to follow next."""
+    import httpcore
+
+    from autotag.fetch_pinned import PinnedBackend
+
     left = _remaining(deadline)
     timeouts = {"connect": left, "read": left, "write": left, "pool": left}
     pool = httpcore.ConnectionPool(

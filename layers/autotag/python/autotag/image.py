@@ -28,6 +28,8 @@ class ImageFormat(StrEnum):
 
 
 ALL_FORMATS: frozenset[ImageFormat] = frozenset(ImageFormat)
+S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"
+"""A bucket name as S3 allows it (3-63 lowercase letters, digits, dots and hyphens), for validation."""
 
 SNIFF_BYTES = 32
 """How many leading bytes `sniff_format` reads."""

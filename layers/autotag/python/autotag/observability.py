@@ -6,10 +6,12 @@ Kept free of heavy imports: every function imports it on the cold-start path.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from autotag.models import TagResult
+if TYPE_CHECKING:
+    from autotag.models import TagResult
 
 SERVICE_NAME = "autotag"
 """``POWERTOOLS_SERVICE_NAME`` of every function: one service, so metrics share one dimension."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -118,7 +117,9 @@ ON_BATCH_FUNCTION = "on_batch"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Deploy-time models (infra and the local stack build them; no function does): validators are
+    # built on first use, so a function importing a constant from here does not pay for them.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class FunctionSettings(_Model):
@@ -348,6 +349,8 @@ def load_deployment_config(path: str | Path) -> DeploymentConfig:
         raise ConfigError(f"deployment config file not found: {file}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read deployment config file {file}: {exc}") from None
+    import tomllib  # deploy-time only: not at a function's cold start
+
     try:
         data: Any = tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:

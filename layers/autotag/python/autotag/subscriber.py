@@ -42,11 +42,10 @@ from autotag.errors import (
     TerminalProcessingError,
     UnknownProviderError,
 )
-from autotag.image import S3Location
+from autotag.image import S3_BUCKET_PATTERN, S3Location
 from autotag.models import TagOptions
 from autotag.notifications import EVENT_REF_JMESPATH, event_ref
 from autotag.ordering import EventOrder, normalize_sequencer
-from autotag.requests import S3_BUCKET_PATTERN
 from autotag.retry import Deadline
 from autotag.tagging import TaggingService
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from autotag.corrections import MAX_TAG_NAME_CHARS, MAX_TAGS_PER_CORRECTION
-from autotag.image import ImageFormat, S3Location, SourceImage
+from autotag.image import S3_BUCKET_PATTERN, ImageFormat, S3Location, SourceImage
 from autotag.models import Classification, ProviderStatus, Tag, TagOptions, TagResult, json_integer, tag_key
-from autotag.requests import S3_BUCKET_PATTERN
 from autotag.store.base import ImageRecord, ImageStatus, ImageSummary, S3TagWrite, TagHit
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, model_validator

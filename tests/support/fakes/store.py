@@ -1,4 +1,4 @@
-"""An in-memory ImageStore for unit tests and local runs: same keys, ordering and cursors as DynamoDB."""
+"""An in-memory :class:`autotag.store.base.ImageStore`: the same keys, ordering and cursors as DynamoDB."""
 
 from __future__ import annotations
 
