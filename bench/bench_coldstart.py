@@ -69,8 +69,9 @@ print(json.dumps({"seconds": time.perf_counter() - started, "cpu": time.process_
 
 def function_environment(name: str) -> dict[str, str]:
     """The variables the CDK stack gives this function (default config), plus Lambda's own."""
-    from autotag.resources import DeploymentConfig, FunctionName, describe
-    from autotag.resources import function_environment as environment_of
+    from autotag.deploy.config import DeploymentConfig, FunctionName
+    from autotag.deploy.environment import function_environment as environment_of
+    from autotag.deploy.specs import describe
 
     config = DeploymentConfig()
     deployment = describe(config, bucket_name="autotag-images-123456789012")

@@ -7,12 +7,14 @@ body that is not JSON, or an oversized ``image``, with one fixed message of its 
 
 Errors API Gateway answers itself (API key, throttling, quota, validator, size, timeout, and the 4XX
 / 5XX defaults) are reshaped by gateway responses into the function's error shape
-``{"code", "message", "request_id"}`` (:func:`autotag.resources.gateway_errors`).
+``{"code", "message", "request_id"}`` (:func:`autotag.deploy.gateway.gateway_responses`).
 """
 
 from __future__ import annotations
 
-from autotag.resources import CONSOLE_PATH, DeploymentResources, GatewayError, gateway_errors
+from autotag.api.images import CONSOLE_PATH
+from autotag.deploy.gateway import API_STAGE_NAME, GatewayResponseSpec, gateway_responses
+from autotag.deploy.specs import DeploymentResources
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
@@ -22,8 +24,6 @@ from constructs import Construct
 
 from infra import ids
 from infra.function_defaults import retention
-
-STAGE_NAME = "prod"
 
 
 class TagApi(Construct):
@@ -59,7 +59,7 @@ class TagApi(Construct):
             cloud_watch_role=True,
             cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
             deploy_options=apigw.StageOptions(
-                stage_name=STAGE_NAME,
+                stage_name=API_STAGE_NAME,
                 throttling_rate_limit=settings.stage_rate_limit,
                 throttling_burst_limit=settings.stage_burst_limit,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
@@ -98,7 +98,7 @@ class TagApi(Construct):
         console.add_resource("{proxy+}").add_method("GET", integration, api_key_required=False)
 
         cors_origin = _single_cors_origin(settings.cors_allow_origins)
-        for error in gateway_errors(settings):
+        for error in gateway_responses():
             self._gateway_response(error, cors_origin)
 
         self.api_key = self.api.add_api_key(ids.API_KEY, description="autotag default API key")
@@ -119,7 +119,7 @@ class TagApi(Construct):
                 web_acl_arn=settings.web_acl_arn,
             )
 
-    def _gateway_response(self, error: GatewayError, cors_origin: str | None) -> None:
+    def _gateway_response(self, error: GatewayResponseSpec, cors_origin: str | None) -> None:
         headers = {"Content-Type": "application/json", **error.headers}
         if cors_origin is not None:
             headers["Access-Control-Allow-Origin"] = cors_origin

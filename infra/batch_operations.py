@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autotag.batch_tasks import batch_environment
+from autotag.deploy.environment import batch_environment
+from autotag.deploy.specs import DeploymentResources
 from autotag.ops.batch_operations import OUTPUT_FUNCTION_ARN, OUTPUT_REPORTS_BUCKET, OUTPUT_ROLE_ARN
-from autotag.resources import DeploymentResources
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autotag.resources import DeploymentResources, EventRuleSpec
+from autotag.deploy.specs import DeploymentResources, EventRuleSpec
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -18,7 +18,7 @@ from infra import ids
 
 
 def event_pattern(spec: dict[str, Any]) -> events.EventPattern:
-    """An EventPattern from the plain pattern in :mod:`autotag.resources` (same JSON keys as AWS)."""
+    """An EventPattern from the plain pattern in :mod:`autotag.deploy.patterns` (same JSON keys as AWS)."""
     known = {"source", "detail-type", "detail", "account", "region", "resources"}
     unknown = set(spec) - known
     if unknown:

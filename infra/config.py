@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from autotag.resources import DeploymentConfig, load_deployment_config, parse_deployment_config
+from autotag.deploy.config import DeploymentConfig, load_deployment_config, parse_deployment_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "config" / "default.toml"

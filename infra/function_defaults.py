@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autotag.resources import FunctionSpec
+from autotag.deploy.specs import FunctionResources
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -53,7 +53,7 @@ def autotag_function(
     scope: Construct,
     construct_id: str,
     *,
-    spec: FunctionSpec,
+    spec: FunctionResources,
     code_root: Path,
     layers: list[lambda_.ILayerVersion],
     environment: dict[str, str],

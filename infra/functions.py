@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import jsii
-from autotag.resources import DeploymentResources, FunctionName, function_environment
+from autotag.deploy.config import FunctionName
+from autotag.deploy.environment import function_environment
+from autotag.deploy.specs import DeploymentResources
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events

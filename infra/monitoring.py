@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from autotag.resources import METRICS_NAMESPACE, PROVIDER_FAILURE_METRIC, DeploymentResources
+from autotag.deploy.specs import DeploymentResources
+from autotag.observability import METRICS_NAMESPACE, PROVIDER_FAILURE_METRIC
 from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch

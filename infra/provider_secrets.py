@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from autotag.resources import DeploymentResources, SecretSpec
+from autotag.deploy.specs import DeploymentResources, SecretSpec
 from aws_cdk import SecretValue
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autotag.resources import DeploymentResources
+from autotag.deploy.specs import DeploymentResources
 from aws_cdk import Duration
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autotag.resources import (
-    FEED_INDEX,
-    DeploymentConfig,
-    FunctionName,
-    FunctionSpec,
-    describe,
-    uses_vision_model,
-)
+from autotag.deploy.config import DeploymentConfig, FunctionName
+from autotag.deploy.specs import FunctionResources, describe, uses_vision_model
+from autotag.store.schema import FEED_INDEX
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -148,7 +143,7 @@ class AutotagStack(Stack):
             arns += [f"arn:{self.partition}:s3:::{name}/*" for name in allowed]
         return arns
 
-    def _grant(self, spec: FunctionSpec, function: lambda_.Function) -> None:
+    def _grant(self, spec: FunctionResources, function: lambda_.Function) -> None:
         """What one function's code calls, and nothing else (tests/infra checks the action sets)."""
         storage = self.storage
         table_actions = RECORD_WRITE_ACTIONS + (TAG_INDEX_READ_ACTIONS if spec.queries_tag_index else [])

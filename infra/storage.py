@@ -3,7 +3,8 @@ the idempotency table."""
 
 from __future__ import annotations
 
-from autotag.resources import DeploymentResources, TableSpec
+from autotag.deploy.specs import DeploymentResources
+from autotag.store.schema import TableSpec
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3

@@ -6,15 +6,9 @@ import json
 
 import pytest
 from autotag.config import parse_config
-from autotag.resources import (
-    DETAIL_TYPE_TAG_REQUESTED,
-    EVENT_SOURCE,
-    METRICS_NAMESPACE,
-    PROVIDER_FAILURE_METRIC,
-    DeploymentConfig,
-    FunctionName,
-    load_deployment_config,
-)
+from autotag.deploy.config import DeploymentConfig, FunctionName, load_deployment_config
+from autotag.events import EVENT_SOURCE, TAG_IMAGE_REQUESTED
+from autotag.observability import METRICS_NAMESPACE, PROVIDER_FAILURE_METRIC
 from autotag.settings import load_settings
 from aws_cdk.assertions import Match
 
@@ -601,14 +595,6 @@ def test_gateway_errors_carry_cors_only_for_a_single_origin(tmp_path, layer_dir,
         assert origin == "'https://app.example.com'"
 
 
-def test_url_limit_agrees_with_the_function():
-    from autotag.api.models import MAX_URL_LENGTH as API_URL_LIMIT
-    from autotag.fetch import MAX_URL_LENGTH as FETCH_URL_LIMIT
-    from autotag.resources import API_MAX_URL_CHARS
-
-    assert API_MAX_URL_CHARS == API_URL_LIMIT == FETCH_URL_LIMIT
-
-
 def test_usage_plan_and_stage_throttle_and_log(example):
     api = example.config.api
     example.template.has_resource_properties(
@@ -636,7 +622,7 @@ def test_tag_image_requested_rule_targets_on_event_with_dlq_and_retries(example)
     bus_id = example.logical_id(example.stack.bus.bus)
     rules = [r["Properties"] for r in example.resources_of("AWS::Events::Rule").values()]
     [rule] = [r for r in rules if r.get("EventBusName") and bus_id in refs(r["EventBusName"])]
-    assert rule["EventPattern"] == {"source": [EVENT_SOURCE], "detail-type": [DETAIL_TYPE_TAG_REQUESTED]}
+    assert rule["EventPattern"] == {"source": [EVENT_SOURCE], "detail-type": [TAG_IMAGE_REQUESTED]}
     [target] = rule["Targets"]
     assert example.logical_id(example.stack.functions.on_event) in refs(target["Arn"])
     assert refs(target["DeadLetterConfig"]["Arn"]) == {example.logical_id(example.stack.queues.event_dlq)}

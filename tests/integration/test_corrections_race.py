@@ -16,7 +16,8 @@ from autotag.objects import S3ObjectStorage
 from autotag.retry import Deadline
 from autotag.s3tags import ObjectTagWriter, desired_tags
 from autotag.service import BackgroundLoop, TaggingService
-from autotag.store.dynamodb import DynamoImageStore, create_table
+from autotag.store.dynamodb import DynamoImageStore
+from autotag.store.schema import create_table
 
 from tests.support.aws import unique
 from tests.support.fakes import FakeTagger

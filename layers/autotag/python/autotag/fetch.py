@@ -25,13 +25,13 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 import httpcore
 
 from autotag.errors import BadInputError, ImageTooLargeError, UnsafeUrlError, UnsupportedFormatError
+from autotag.image import MAX_URL_LENGTH
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
 """(host, port) -> every address the name resolves to, as strings."""
 
 DEFAULT_MAX_REDIRECTS = 3
-MAX_URL_LENGTH = 2048
 USER_AGENT = "autotag-fetch/0.1"
 ACCEPTED_CONTENT_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
 

@@ -26,6 +26,8 @@ class ImageFormat(StrEnum):
 
 
 ALL_FORMATS: frozenset[ImageFormat] = frozenset(ImageFormat)
+MAX_URL_LENGTH = 2048
+"""Longest image URL accepted (the API's ``url`` field, and autotag.fetch before and after encoding)."""
 
 
 class ImageConstraints(BaseModel):

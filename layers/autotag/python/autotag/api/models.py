@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from autotag.corrections import MAX_TAG_NAME_CHARS, MAX_TAGS_PER_CORRECTION
-from autotag.image import ImageFormat, S3Location, SourceImage
+from autotag.image import MAX_URL_LENGTH, ImageFormat, S3Location, SourceImage
 from autotag.models import Classification, ProviderStatus, Tag, TagOptions, TagResult, json_integer, tag_key
 from autotag.store.base import ImageRecord, ImageStatus, ImageSummary, S3TagWrite, TagHit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
 S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"
-MAX_URL_LENGTH = 2048
 UPLOAD_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff")
 
 

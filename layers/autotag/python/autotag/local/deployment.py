@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 
 from autotag.config import load_config_file
+from autotag.deploy.config import DeploymentConfig, load_deployment_config
 from autotag.errors import ConfigError
 from autotag.local.stack import find_root
 from autotag.local.state import LocalStackError
-from autotag.resources import DeploymentConfig, load_deployment_config
 
 DEPLOY_CONFIG_ENV = "AUTOTAG_DEPLOY_CONFIG"
 DEFAULT_CONFIG = Path("config") / "default.toml"
