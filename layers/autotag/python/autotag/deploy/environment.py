@@ -12,6 +12,7 @@ from autotag.deploy.config import ApiDeploymentSettings, DeploymentConfig
 from autotag.observability import METRICS_NAMESPACE, SERVICE_NAME
 
 if TYPE_CHECKING:
+    from autotag.deploy.config import FunctionName
     from autotag.deploy.specs import FunctionResources
 
 
@@ -70,6 +71,33 @@ def function_environment(
     if dlq_url is not None:
         env["DLQ_URL"] = dlq_url
     return env
+
+
+def function_environments(
+    specs: Mapping[FunctionName, FunctionResources],
+    *,
+    config: DeploymentConfig,
+    table_name: str,
+    idempotency_table_name: str,
+    event_bus_name: str,
+    images_bucket: str,
+    dlq_urls: Mapping[str, str],
+    secret_ids: Mapping[str, str] | None = None,
+) -> dict[FunctionName, dict[str, str]]:
+    """Every function's environment; ``dlq_urls`` by :attr:`FunctionResources.dead_letter` name."""
+    return {
+        name: function_environment(
+            spec,
+            config=config,
+            table_name=table_name,
+            idempotency_table_name=idempotency_table_name,
+            event_bus_name=event_bus_name,
+            images_bucket=images_bucket,
+            dlq_url=dlq_urls[spec.dead_letter] if spec.dead_letter else None,
+            secret_ids=secret_ids,
+        )
+        for name, spec in specs.items()
+    }
 
 
 def batch_environment(

@@ -23,7 +23,7 @@ import boto3
 
 from autotag.credentials import env_var_for
 from autotag.deploy.config import DeploymentConfig, FunctionName
-from autotag.deploy.environment import function_environment
+from autotag.deploy.environment import function_environments
 from autotag.deploy.filters import S3_OBJECT_CREATED
 from autotag.deploy.patterns import OUTCOMES_PATTERN
 from autotag.deploy.specs import DeploymentResources, describe
@@ -265,24 +265,21 @@ def provision(
         )
         secret_ids[secret.provider_key] = name
 
-    dlqs = {"tag_dlq": dlq_url, "event_dlq": event_dlq_url}
-    environments: dict[FunctionName, dict[str, str]] = {}
-    for function_name, spec in deployment.functions.items():
-        environment = function_environment(
-            spec,
-            config=config,
-            table_name=names.table,
-            idempotency_table_name=names.idempotency_table,
-            event_bus_name=names.bus,
-            images_bucket=bucket,
-            dlq_url=dlqs[spec.dead_letter] if spec.dead_letter else None,
-            secret_ids=secret_ids,
-        )
+    environments = function_environments(
+        deployment.functions,
+        config=config,
+        table_name=names.table,
+        idempotency_table_name=names.idempotency_table,
+        event_bus_name=names.bus,
+        images_bucket=bucket,
+        dlq_urls={"tag_dlq": dlq_url, "event_dlq": event_dlq_url},
+        secret_ids=secret_ids,
+    )
+    for environment in environments.values():
         environment.update(emulator_environment(endpoint_url))
         # No X-Ray daemon locally.
         environment["POWERTOOLS_TRACE_DISABLED"] = "true"
         environment.update(extra_environment or {})
-        environments[function_name] = environment
 
     resources = LocalResources(
         images_bucket=bucket,
