@@ -15,8 +15,6 @@ The reports bucket is nobody's watched bucket, so neither reports nor manifests 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from autotag.deploy.config import DeploymentConfig
 from autotag.deploy.environment import batch_environment
 from autotag.deploy.specs import BatchOperationsSpec
@@ -24,13 +22,12 @@ from autotag.ops.batch_operations import OUTPUT_FUNCTION_ARN, OUTPUT_REPORTS_BUC
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import ids
-from infra.function_defaults import autotag_function
+from infra.function_defaults import FunctionCode, autotag_function
 from infra.nag import acknowledge, acknowledge_function, external_object_arn_finding, object_arn_finding
 from infra.storage import private_bucket
 
@@ -58,8 +55,7 @@ class BatchOperations(Construct):
         *,
         spec: BatchOperationsSpec,
         config: DeploymentConfig,
-        code_root: Path,
-        layers: list[lambda_.ILayerVersion],
+        code: FunctionCode,
         bucket: s3.IBucket,
         table: dynamodb.ITable,
         tag_queue: sqs.IQueue,
@@ -83,15 +79,13 @@ class BatchOperations(Construct):
             self,
             ids.BATCH_FUNCTION,
             spec=spec.function,
-            code_root=code_root,
-            layers=layers,
+            code=code,
             environment=batch_environment(
                 config,
                 table_name=table.table_name,
                 tag_queue_url=tag_queue.queue_url,
                 images_bucket=bucket.bucket_name,
             ),
-            log_retention_days=config.monitoring.log_retention_days,
         )
         # Not table.grant(): the table has an index, and grant() would add every action on index/*.
         self.function.add_to_role_policy(

@@ -6,7 +6,6 @@ action sets)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import jsii
@@ -25,7 +24,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import ids
-from infra.function_defaults import autotag_function
+from infra.function_defaults import FunctionCode, autotag_function
 from infra.nag import (
     TRACING_ACTIONS,
     acknowledge,
@@ -100,8 +99,7 @@ class Functions(Construct):
         config: DeploymentConfig,
         event_source: EventSourceSpec,
         uses_rekognition: bool,
-        code_root: Path,
-        layers: list[lambda_.ILayerVersion],
+        code: FunctionCode,
         bucket: s3.IBucket,
         table: dynamodb.ITable,
         idempotency_table: dynamodb.ITable,
@@ -128,10 +126,8 @@ class Functions(Construct):
                 self,
                 ids.pascal(name.value),
                 spec=spec,
-                code_root=code_root,
-                layers=layers,
+                code=code,
                 environment=environments[name],
-                log_retention_days=config.monitoring.log_retention_days,
             )
             for name, spec in specs.items()
         }

@@ -14,6 +14,7 @@ from infra import ids
 from infra.api import TagApi
 from infra.batch_operations import BatchOperations
 from infra.bus import Bus
+from infra.function_defaults import FunctionCode
 from infra.functions import Functions
 from infra.layers import Layers
 from infra.monitoring import Monitoring
@@ -63,6 +64,9 @@ class AutotagStack(Stack):
             if uses_vision_model(config.tagging)
             else None,
         )
+        code = FunctionCode(
+            root=code_root, layers=self.layers.all, log_retention_days=config.monitoring.log_retention_days
+        )
         self.queues = Queues(
             self,
             ids.QUEUES,
@@ -80,8 +84,7 @@ class AutotagStack(Stack):
             config=config,
             event_source=resources.tag_event_source,
             uses_rekognition=resources.uses_rekognition,
-            code_root=code_root,
-            layers=self.layers.all,
+            code=code,
             bucket=bucket,
             table=self.storage.table,
             idempotency_table=self.storage.idempotency_table,
@@ -106,8 +109,7 @@ class AutotagStack(Stack):
             ids.BATCH_OPERATIONS,
             spec=resources.batch_operations,
             config=config,
-            code_root=code_root,
-            layers=self.layers.all,
+            code=code,
             bucket=bucket,
             table=self.storage.table,
             tag_queue=self.queues.tag_queue,

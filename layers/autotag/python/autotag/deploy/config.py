@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from autotag.api.settings import LAMBDA_SYNC_PAYLOAD_BYTES
 from autotag.config import AutotagConfig, load_config_file, read_config_file, validate_config
@@ -39,6 +39,10 @@ class FunctionName(StrEnum):
 ON_BATCH_FUNCTION = "on_batch"
 """The S3 Batch Operations task function (``autotag backfill --engine batch-operations``). Not a
 :class:`FunctionName`: it has no queue, bus rule or API, and its own construct and grants."""
+
+
+KeyPrefix = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^/*?$#][^*?$#]*/$")]
+"""An S3 key prefix the stack scopes a grant to: ends with ``/``, no wildcard characters."""
 
 
 class FrozenModel(BaseModel):
@@ -130,11 +134,8 @@ class ApiDeploymentSettings(FrozenModel):
         le=LAMBDA_SYNC_PAYLOAD_BYTES - 64 * 1024,
         description="Longest base64/data-URL `image` accepted by POST /v1/tags (checked by API Gateway)",
     )
-    upload_prefix: str = Field(
+    upload_prefix: KeyPrefix = Field(
         default="uploads/",
-        min_length=1,
-        max_length=200,
-        pattern=r"^[^/*?$#][^*?$#]*/$",
         description="Key prefix of presigned uploads (POST /v1/uploads); tag_api may PutObject only "
         "under it, and the tagging filters must accept it",
     )
@@ -172,11 +173,8 @@ _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 class BatchOperationsSettings(FrozenModel):
     """Bucket-scale backfill on S3 Batch Operations (docs/scale.md)."""
 
-    report_prefix: str = Field(
+    report_prefix: KeyPrefix = Field(
         default="batch-operations/",
-        min_length=1,
-        max_length=200,
-        pattern=r"^[^/*?$#][^*?$#]*/$",
         description="Key prefix of completion reports and generated manifests, in the reports bucket "
         "the stack creates (never watched, so reports never trigger tagging)",
     )

@@ -16,6 +16,7 @@ from autotag.deploy.config import (
     DeploymentConfig,
     FrozenModel,
     FunctionName,
+    FunctionSettings,
     tag_queue_visibility_seconds,
 )
 from autotag.deploy.environment import api_environment
@@ -111,6 +112,18 @@ class DeploymentResources(FrozenModel):
         return self.functions[name]
 
 
+def _function(name: FunctionName | str, settings: FunctionSettings, **props: Any) -> FunctionResources:
+    """A function's resources: its size from the deployment config, its code in ``functions/<name>``."""
+    return FunctionResources(
+        name=name,
+        memory_mb=settings.memory_mb,
+        timeout_seconds=settings.timeout_seconds,
+        log_level=settings.log_level,
+        code_dir=f"functions/{name}",
+        **props,
+    )
+
+
 def describe(config: DeploymentConfig, *, bucket_name: str = "<images-bucket>") -> DeploymentResources:
     """The whole deployment, as numbers and patterns.
 
@@ -119,37 +132,28 @@ def describe(config: DeploymentConfig, *, bucket_name: str = "<images-bucket>") 
     """
     fns = config.functions
     specs = {
-        FunctionName.ON_UPLOAD: FunctionResources(
-            name=FunctionName.ON_UPLOAD,
+        FunctionName.ON_UPLOAD: _function(
+            FunctionName.ON_UPLOAD,
+            fns.on_upload,
             description="Tags images delivered by the tag queue (S3 ObjectCreated)",
-            memory_mb=fns.on_upload.memory_mb,
-            timeout_seconds=fns.on_upload.timeout_seconds,
-            log_level=fns.on_upload.log_level,
-            code_dir="functions/on_upload",
             dead_letter="tag_dlq",
             # S3 events are ordered by the image record itself (autotag.ordering): no idempotency table.
             uses_idempotency=False,
         ),
-        FunctionName.TAG_API: FunctionResources(
-            name=FunctionName.TAG_API,
+        FunctionName.TAG_API: _function(
+            FunctionName.TAG_API,
+            fns.tag_api,
             description="On-demand tagging and tag queries behind API Gateway",
-            memory_mb=fns.tag_api.memory_mb,
-            timeout_seconds=fns.tag_api.timeout_seconds,
-            log_level=fns.tag_api.log_level,
-            code_dir="functions/tag_api",
             presigns_uploads=True,
             # Store mode runs the shared pipeline without idempotency (the client asked for it).
             uses_idempotency=False,
             queries_tag_index=True,
             environment=api_environment(config.api),
         ),
-        FunctionName.ON_EVENT: FunctionResources(
-            name=FunctionName.ON_EVENT,
+        FunctionName.ON_EVENT: _function(
+            FunctionName.ON_EVENT,
+            fns.on_event,
             description="Tags images requested by 'Tag Image Requested' events on the bus",
-            memory_mb=fns.on_event.memory_mb,
-            timeout_seconds=fns.on_event.timeout_seconds,
-            log_level=fns.on_event.log_level,
-            code_dir="functions/on_event",
             dead_letter="event_dlq",
         ),
     }
@@ -207,13 +211,10 @@ def describe(config: DeploymentConfig, *, bucket_name: str = "<images-bucket>") 
 
 def _batch_operations(settings: BatchOperationsSettings) -> BatchOperationsSpec:
     return BatchOperationsSpec(
-        function=FunctionResources(
-            name=ON_BATCH_FUNCTION,
+        function=_function(
+            ON_BATCH_FUNCTION,
+            settings.function,
             description="S3 Batch Operations tasks of a backfill: enqueue each object on the tag queue",
-            memory_mb=settings.function.memory_mb,
-            timeout_seconds=settings.function.timeout_seconds,
-            log_level=settings.function.log_level,
-            code_dir=f"functions/{ON_BATCH_FUNCTION}",
             runs_providers=False,
             writes_object_tags=False,
             uses_idempotency=False,
