@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from autotag.config import config_json_schema, load_config_file
+from autotag.config import config_json_schema, load_config_file, read_config_file
+from autotag.errors import ConfigError
 
 DEPLOYMENT_ONLY_KEYS = frozenset({"tagging_file"})
 """Besides :class:`DeploymentConfig`'s fields: keys only a deployment config has."""
@@ -47,11 +47,9 @@ def print_schema(args: argparse.Namespace) -> int:
 def is_deployment_config(path: str | Path) -> bool:
     """Whether the file's top-level keys are a deployment config's. Unreadable or unparsable files
     are left to the loader, which reports why."""
-    file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
-        data = tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError):
+        data = read_config_file(path)
+    except ConfigError:
         return False
     from autotag.deploy.config import DeploymentConfig
 

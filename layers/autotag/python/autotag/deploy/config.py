@@ -28,6 +28,10 @@ from autotag.deploy.limits import (
 from autotag.errors import ConfigError
 
 WHAT = "deployment config"
+DEPLOY_CONFIG_ENV = "AUTOTAG_DEPLOY_CONFIG"
+"""Names the deployment config file when no option does (the CDK app, the local stack, the operations CLI)."""
+DEFAULT_DEPLOY_CONFIG = Path("config") / "default.toml"
+"""The deployment config used when neither an option nor the environment names one (repository-relative)."""
 
 
 class FunctionName(StrEnum):
