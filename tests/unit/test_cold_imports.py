@@ -45,6 +45,7 @@ NOT_AT_COLD_START = {
     "autotag.providers.basic": "provider modules load when configured",
     "autotag.local": "the local runtime is never part of a deployed function",
     "autotag.cli": "the CLI is never part of a deployed function",
+    "autotag.deploy": "deploy-time code (the deployment models, ~75 ms of class builds): infra and the local stack only",
     "moto": "the emulator is never part of a deployed function",
 }
 
