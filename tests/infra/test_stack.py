@@ -164,6 +164,30 @@ def test_tables_are_on_demand_with_pitr_ttl_and_the_store_key_schema(example):
     assert idempotency["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
 
 
+def test_tables_match_what_the_local_stack_and_the_integration_tests_create(example):
+    """The CDK tables and the emulator's (local stack, tests/support) come from one schema."""
+    from autotag.store.schema import IDEMPOTENCY_TABLE, TABLE, table_definition
+
+    def by_name(entries):
+        return sorted(entries, key=lambda e: e.get("AttributeName") or e.get("IndexName"))
+
+    storage = example.stack.storage
+    for construct, spec in ((storage.table, TABLE), (storage.idempotency_table, IDEMPOTENCY_TABLE)):
+        synthesized = example.raw["Resources"][example.logical_id(construct)]["Properties"]
+        created = table_definition("emulator-table", spec)
+        assert synthesized["KeySchema"] == created["KeySchema"]
+        assert by_name(synthesized["AttributeDefinitions"]) == by_name(created["AttributeDefinitions"])
+        assert synthesized["BillingMode"] == created["BillingMode"]
+        assert [
+            {k: i[k] for k in ("IndexName", "KeySchema", "Projection")}
+            for i in synthesized.get("GlobalSecondaryIndexes", [])
+        ] == created.get("GlobalSecondaryIndexes", [])
+        assert synthesized["TimeToLiveSpecification"] == {
+            "AttributeName": spec.ttl_attribute,
+            "Enabled": True,
+        }
+
+
 # --- Functions -----------------------------------------------------------------------------------
 
 
