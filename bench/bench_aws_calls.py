@@ -27,7 +27,7 @@ from bench.common import ROOT, loopback_environment, machine, text_table, write_
 
 loopback_environment()
 
-from autotag.resources import DeploymentConfig  # noqa: E402
+from autotag.deploy.config import DeploymentConfig  # noqa: E402
 
 os.environ.update(
     {

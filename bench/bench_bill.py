@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             f"missing bench/results/{', '.join(missing)}.json: run `make bench` (or those first)"
         )
-    from autotag.resources import DeploymentConfig
+    from autotag.deploy.config import DeploymentConfig
 
     from bench.bench_cost import PROVIDER_PRICES_PER_1000
 
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             f"memory headroom: one 12 MP intake peaks at {rss['ours']} MiB RSS in a fresh interpreter "
             f"(bench_intake), and a batch runs {batch['batch_size']} records at once"
         )
-    print(f"deployed: {deployed_mb} MB (autotag.resources.FunctionSettings.memory_mb)")
+    print(f"deployed: {deployed_mb} MB (autotag.deploy.config.FunctionSettings.memory_mb)")
     path = write_result(
         "bill",
         {

@@ -85,9 +85,10 @@ print(json.dumps({"seconds": time.perf_counter() - started, "cpu": time.process_
 
 def function_environment(name: str) -> dict[str, str]:
     """The variables the CDK stack gives this function (default config), plus Lambda's own."""
-    from autotag.batch_tasks import batch_environment
-    from autotag.resources import ON_BATCH_FUNCTION, DeploymentConfig, FunctionName, describe
-    from autotag.resources import function_environment as environment_of
+    from autotag.deploy.config import ON_BATCH_FUNCTION, DeploymentConfig, FunctionName
+    from autotag.deploy.environment import batch_environment
+    from autotag.deploy.environment import function_environment as environment_of
+    from autotag.deploy.specs import describe
 
     config = DeploymentConfig()
     deployment = describe(config, bucket_name="autotag-images-123456789012")

@@ -36,12 +36,12 @@ from bench.common import loopback_environment
 
 loopback_environment()
 
+from autotag.deploy.config import DeploymentConfig, FunctionName  # noqa: E402
 from autotag.local.provision import emulator_client  # noqa: E402
 from autotag.local.sqs_source import BatchOutcome  # noqa: E402
 from autotag.local.stack import LocalOptions, LocalStack  # noqa: E402
 from autotag.local.stack_output import record_keys  # noqa: E402
 from autotag.local.state import LocalState  # noqa: E402
-from autotag.resources import DeploymentConfig, FunctionName  # noqa: E402
 from autotag.store.base import ImageRecord  # noqa: E402
 from autotag.store.dynamodb import DynamoImageStore  # noqa: E402
 

@@ -7,12 +7,14 @@ body that is not JSON, or an oversized ``image``, with one fixed message of its 
 
 Errors API Gateway answers itself (API key, throttling, quota, validator, size, timeout, and the 4XX
 / 5XX defaults) are reshaped by gateway responses into the function's error shape
-``{"code", "message", "request_id"}`` (:func:`autotag.resources.gateway_errors`).
+``{"code", "message", "request_id"}`` (:func:`autotag.deploy.gateway.gateway_responses`).
 """
 
 from __future__ import annotations
 
-from autotag.resources import CONSOLE_PATH, DeploymentResources, GatewayError, gateway_errors
+from autotag.api.images import CONSOLE_PATH
+from autotag.deploy.config import ApiDeploymentSettings
+from autotag.deploy.gateway import API_STAGE_NAME, GatewayResponseSpec, gateway_responses
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
@@ -22,8 +24,7 @@ from constructs import Construct
 
 from infra import ids
 from infra.function_defaults import retention
-
-STAGE_NAME = "prod"
+from infra.nag import acknowledge
 
 
 class TagApi(Construct):
@@ -32,15 +33,15 @@ class TagApi(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        resources: DeploymentResources,
+        settings: ApiDeploymentSettings,
+        log_retention_days: int,
         handler: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
-        settings = resources.config.api
         access_logs = logs.LogGroup(
             self,
             ids.API_ACCESS_LOGS,
-            retention=retention(resources.config.monitoring.log_retention_days),
+            retention=retention(log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
         cors = (
@@ -59,7 +60,7 @@ class TagApi(Construct):
             cloud_watch_role=True,
             cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
             deploy_options=apigw.StageOptions(
-                stage_name=STAGE_NAME,
+                stage_name=API_STAGE_NAME,
                 throttling_rate_limit=settings.stage_rate_limit,
                 throttling_burst_limit=settings.stage_burst_limit,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
@@ -98,7 +99,7 @@ class TagApi(Construct):
         console.add_resource("{proxy+}").add_method("GET", integration, api_key_required=False)
 
         cors_origin = _single_cors_origin(settings.cors_allow_origins)
-        for error in gateway_errors(settings):
+        for error in gateway_responses():
             self._gateway_response(error, cors_origin)
 
         self.api_key = self.api.add_api_key(ids.API_KEY, description="autotag default API key")
@@ -118,8 +119,9 @@ class TagApi(Construct):
                 resource_arn=self.api.deployment_stage.stage_arn,
                 web_acl_arn=settings.web_acl_arn,
             )
+        self._acknowledge_findings(settings)
 
-    def _gateway_response(self, error: GatewayError, cors_origin: str | None) -> None:
+    def _gateway_response(self, error: GatewayResponseSpec, cors_origin: str | None) -> None:
         headers = {"Content-Type": "application/json", **error.headers}
         if cors_origin is not None:
             headers["Access-Control-Allow-Origin"] = cors_origin
@@ -131,6 +133,38 @@ class TagApi(Construct):
             response_headers={name: f"'{value}'" for name, value in headers.items()},
             templates={"application/json": error.template()},
         )
+
+    def _acknowledge_findings(self, settings: ApiDeploymentSettings) -> None:
+        for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+            acknowledge(
+                self.api,
+                rule,
+                "clients are machines, not users: every method requires an API key bound to a usage plan "
+                "with throttling and a quota (product decision); no user pool exists to authorize against",
+            )
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG2",
+            "every path is proxied to tag_api, which validates each request against the OpenAPI document "
+            "it publishes and answers each violation with its documented code; a gateway validator would "
+            "answer a body that is not JSON, or an oversized image, with one fixed message instead",
+        )
+        cloud_watch_role = self.api.node.try_find_child("CloudWatchRole")
+        if cloud_watch_role is not None:
+            acknowledge(
+                cloud_watch_role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                "the account-level role API Gateway uses to write stage logs; this AWS-managed policy is "
+                "the one AWS documents for it",
+            )
+        if not settings.web_acl_arn:
+            acknowledge(
+                self.api.deployment_stage,
+                "AwsSolutions-APIG3",
+                "WAF is opt-in (api.web_acl_arn); without it, API keys, usage-plan throttling and quota, and "
+                "stage throttling bound abuse",
+            )
 
 
 def _single_cors_origin(origins: tuple[str, ...]) -> str | None:

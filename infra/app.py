@@ -17,8 +17,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 import aws_cdk as cdk
+from autotag.deploy.config import DeploymentConfig
 from autotag.errors import ConfigError
-from autotag.resources import DeploymentConfig
 from cdk_nag import AwsSolutionsChecks
 
 from infra import config as deploy_config

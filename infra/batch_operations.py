@@ -15,21 +15,21 @@ The reports bucket is nobody's watched bucket, so neither reports nor manifests 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from autotag.batch_tasks import batch_environment
+from autotag.deploy.config import DeploymentConfig
+from autotag.deploy.environment import batch_environment
+from autotag.deploy.specs import BatchOperationsSpec
 from autotag.ops.batch_operations import OUTPUT_FUNCTION_ARN, OUTPUT_REPORTS_BUCKET, OUTPUT_ROLE_ARN
-from autotag.resources import DeploymentResources
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import ids
-from infra.function_defaults import autotag_function
+from infra.function_defaults import FunctionCode, autotag_function
+from infra.nag import acknowledge, acknowledge_function, external_object_arn_finding, object_arn_finding
+from infra.storage import private_bucket
 
 BATCH_OPERATIONS_PRINCIPAL = "batchoperations.s3.amazonaws.com"
 ON_BATCH_OBJECT_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion"]
@@ -53,31 +53,24 @@ class BatchOperations(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        resources: DeploymentResources,
-        code_root: Path,
-        layers: list[lambda_.ILayerVersion],
+        spec: BatchOperationsSpec,
+        config: DeploymentConfig,
+        code: FunctionCode,
         bucket: s3.IBucket,
         table: dynamodb.ITable,
         tag_queue: sqs.IQueue,
         access_logs_bucket: s3.IBucket | None,
     ) -> None:
         super().__init__(scope, construct_id)
-        config = resources.config
         settings = config.batch_operations
-        spec = resources.batch_operations.function
-        prefix = resources.batch_operations.report_prefix
+        prefix = spec.report_prefix
         partition = Stack.of(self).partition
 
-        self.reports_bucket = s3.Bucket(
+        self.reports_bucket = private_bucket(
             self,
             ids.BATCH_REPORTS_BUCKET,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            server_access_logs_bucket=access_logs_bucket,
-            server_access_logs_prefix="batch-reports/" if access_logs_bucket else None,
+            access_logs=access_logs_bucket,
+            access_logs_prefix="batch-reports/",
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(settings.report_retention_days))],
             removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
         )
@@ -85,16 +78,14 @@ class BatchOperations(Construct):
         self.function = autotag_function(
             self,
             ids.BATCH_FUNCTION,
-            spec=spec,
-            code_root=code_root,
-            layers=layers,
+            spec=spec.function,
+            code=code,
             environment=batch_environment(
                 config,
                 table_name=table.table_name,
                 tag_queue_url=tag_queue.queue_url,
                 images_bucket=bucket.bucket_name,
             ),
-            log_retention_days=config.monitoring.log_retention_days,
         )
         # Not table.grant(): the table has an index, and grant() would add every action on index/*.
         self.function.add_to_role_policy(
@@ -134,6 +125,46 @@ class BatchOperations(Construct):
         for statement in statements:
             self.job_role.add_to_policy(statement)
 
+        self._acknowledge_findings(bucket, prefix, settings.manifest_buckets, access_logs_bucket)
+
         CfnOutput(scope, OUTPUT_FUNCTION_ARN, value=self.function.function_arn)
         CfnOutput(scope, OUTPUT_ROLE_ARN, value=self.job_role.role_arn)
         CfnOutput(scope, OUTPUT_REPORTS_BUCKET, value=self.reports_bucket.bucket_name)
+
+    def _acknowledge_findings(
+        self,
+        bucket: s3.IBucket,
+        prefix: str,
+        manifest_buckets: tuple[str, ...],
+        access_logs_bucket: s3.IBucket | None,
+    ) -> None:
+        function_policy = acknowledge_function(self.function)
+        if function_policy is not None:
+            acknowledge(
+                function_policy,
+                object_arn_finding(bucket, "*"),
+                "on_batch HEADs the objects a backfill job names, any key of the images bucket: "
+                "s3:GetObject / s3:GetObjectVersion only",
+            )
+        role_policy = self.job_role.node.try_find_child("DefaultPolicy")
+        if role_policy is not None:
+            acknowledge(
+                role_policy,
+                object_arn_finding(self.reports_bucket, f"{prefix}*"),
+                "completion reports and generated manifests get keys S3 chooses (job-<id>/...), under the "
+                "report prefix only",
+            )
+            for name in manifest_buckets:
+                acknowledge(
+                    role_policy,
+                    external_object_arn_finding(name),
+                    f"batch_operations.manifest_buckets names {name}: jobs read inventory reports / CSV "
+                    "manifests there (read only)",
+                )
+        if access_logs_bucket is None:
+            acknowledge(
+                self.reports_bucket,
+                "AwsSolutions-S1",
+                "server access logging is off in the deployment config (or the images bucket is imported "
+                "and the stack has no log bucket)",
+            )

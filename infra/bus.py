@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from autotag.resources import DeploymentResources, EventRuleSpec
+from autotag.deploy.config import BusSettings
+from autotag.deploy.specs import EventRuleSpec
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -18,7 +19,7 @@ from infra import ids
 
 
 def event_pattern(spec: dict[str, Any]) -> events.EventPattern:
-    """An EventPattern from the plain pattern in :mod:`autotag.resources` (same JSON keys as AWS)."""
+    """An EventPattern from the plain pattern in :mod:`autotag.deploy.patterns` (same JSON keys as AWS)."""
     known = {"source", "detail-type", "detail", "account", "region", "resources"}
     unknown = set(spec) - known
     if unknown:
@@ -34,11 +35,14 @@ def event_pattern(spec: dict[str, Any]) -> events.EventPattern:
 
 
 class Bus(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, resources: DeploymentResources) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: BusSettings, rules: tuple[EventRuleSpec, ...]
+    ) -> None:
         super().__init__(scope, construct_id)
-        self.resources = resources
+        self._settings = settings
+        self._rules = rules
         self.bus = events.EventBus(self, ids.EVENT_BUS, description="autotag: image tagging events")
-        retention = resources.config.bus.archive_retention_days
+        retention = settings.archive_retention_days
         if retention:
             self.bus.archive(
                 ids.ARCHIVE,
@@ -49,8 +53,8 @@ class Bus(Construct):
         self.rules: dict[str, events.Rule] = {}
 
     def route(self, *, on_event: lambda_.IFunction, tag_queue: sqs.IQueue, event_dlq: sqs.IQueue) -> None:
-        settings = self.resources.config.bus
-        for spec in self.resources.rules:
+        settings = self._settings
+        for spec in self._rules:
             target: events.IRuleTarget
             if spec.target == "on_event":
                 target = targets.LambdaFunction(

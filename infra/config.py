@@ -9,16 +9,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from autotag.resources import DeploymentConfig, load_deployment_config, parse_deployment_config
+from autotag.deploy.config import (
+    DEFAULT_DEPLOY_CONFIG,
+    DEPLOY_CONFIG_ENV,
+    DeploymentConfig,
+    load_deployment_config,
+    parse_deployment_config,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = REPO_ROOT / "config" / "default.toml"
-CONFIG_ENV = "AUTOTAG_DEPLOY_CONFIG"
+DEFAULT_CONFIG = REPO_ROOT / DEFAULT_DEPLOY_CONFIG
 
 
 def config_path(context: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
-    raw = context.get("config") or env.get(CONFIG_ENV)
+    raw = context.get("config") or env.get(DEPLOY_CONFIG_ENV)
     if not raw:
         return DEFAULT_CONFIG
     path = Path(str(raw))

@@ -3,9 +3,10 @@ retention, active tracing, an execution role that may write only its own log gro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from autotag.resources import FunctionSpec
+from autotag.deploy.specs import FunctionResources
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -49,20 +50,28 @@ RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
 
 
+@dataclass(frozen=True)
+class FunctionCode:
+    """What every function of the stack shares: where the code is, its layers, its log retention."""
+
+    root: Path
+    """The repository root (function code is under ``functions/``)."""
+    layers: list[lambda_.ILayerVersion]
+    log_retention_days: int
+
+
 def autotag_function(
     scope: Construct,
     construct_id: str,
     *,
-    spec: FunctionSpec,
-    code_root: Path,
-    layers: list[lambda_.ILayerVersion],
+    spec: FunctionResources,
+    code: FunctionCode,
     environment: dict[str, str],
-    log_retention_days: int,
 ) -> lambda_.Function:
     log_group = logs.LogGroup(
         scope,
         f"{construct_id}Logs",
-        retention=retention(log_retention_days),
+        retention=retention(code.log_retention_days),
         removal_policy=RemovalPolicy.DESTROY,
     )
     # An explicit role instead of AWSLambdaBasicExecutionRole: logs go to this function's group only.
@@ -85,13 +94,13 @@ def autotag_function(
         runtime=RUNTIME,
         architecture=ARCHITECTURE,
         handler=spec.handler,
-        code=lambda_.Code.from_asset(str(code_root / spec.code_dir), exclude=ASSET_EXCLUDES),
+        code=lambda_.Code.from_asset(str(code.root / spec.code_dir), exclude=ASSET_EXCLUDES),
         memory_size=spec.memory_mb,
         timeout=Duration.seconds(spec.timeout_seconds),
         tracing=lambda_.Tracing.ACTIVE,
         logging_format=lambda_.LoggingFormat.JSON,
         log_group=log_group,
         role=role,
-        layers=layers,
+        layers=code.layers,
         environment=environment,
     )

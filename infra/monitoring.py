@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from autotag.resources import METRICS_NAMESPACE, PROVIDER_FAILURE_METRIC, DeploymentResources
+from autotag.deploy.config import MonitoringSettings
+from autotag.observability import METRICS_NAMESPACE, PROVIDER_FAILURE_METRIC
 from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -37,14 +38,14 @@ class Monitoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        resources: DeploymentResources,
+        settings: MonitoringSettings,
+        tag_queue_visibility_seconds: int,
         dead_letter_queues: dict[str, sqs.IQueue],
         tag_queue: sqs.IQueue,
         functions: dict[str, lambda_.IFunction],
         api: apigw.RestApi,
     ) -> None:
         super().__init__(scope, construct_id)
-        settings = resources.config.monitoring
         self.topic = sns.Topic(self, ids.ALARM_TOPIC, display_name="autotag alarms", enforce_ssl=True)
         if settings.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
@@ -79,7 +80,7 @@ class Monitoring(Construct):
             tag_queue.metric_approximate_age_of_oldest_message(
                 period=FIVE_MINUTES, statistic=cloudwatch.Stats.MAXIMUM
             ),
-            threshold=3 * resources.tag_queue.visibility_timeout_seconds,
+            threshold=3 * tag_queue_visibility_seconds,
             description="Uploads wait longer than three visibility timeouts: on_upload is falling behind",
         )
         for name, function in functions.items():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from autotag.resources import DeploymentResources
+from autotag.deploy.filters import NotificationFilter
+from autotag.deploy.specs import QueueSpec
 from aws_cdk import Duration
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
@@ -10,14 +11,23 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import ids
+from infra.nag import acknowledge
 
 
 class Queues(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, resources: DeploymentResources, bucket: s3.IBucket
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        spec: QueueSpec,
+        event_dlq_retention_seconds: int,
+        bucket: s3.IBucket,
+        notification_filters: tuple[NotificationFilter, ...],
     ) -> None:
+        """``notification_filters``: the bucket's S3 -> tag queue notifications (none in
+        ``eventbridge`` notification mode)."""
         super().__init__(scope, construct_id)
-        spec = resources.tag_queue
         self.tag_dlq = _queue(self, ids.TAG_DLQ, retention_seconds=spec.dlq_retention_seconds)
         self.tag_queue = _queue(
             self,
@@ -30,18 +40,23 @@ class Queues(Construct):
         )
         # Where the bus rule puts events it could not deliver to on_event, and where on_event's
         # failed asynchronous invocations go.
-        self.event_dlq = _queue(self, ids.EVENT_DLQ, retention_seconds=resources.event_dlq_retention_seconds)
+        self.event_dlq = _queue(self, ids.EVENT_DLQ, retention_seconds=event_dlq_retention_seconds)
+        acknowledge(
+            self.event_dlq,
+            "AwsSolutions-SQS3",
+            "EventDlq is itself a dead-letter queue: of the Tag Image Requested rule target and of "
+            "on_event's failed asynchronous invocations",
+        )
 
-        if resources.config.notifications.mode == "s3":
-            destination = s3n.SqsDestination(self.tag_queue)
-            for key_filter in resources.notification_filters:
-                # No prefix and no suffix: every ObjectCreated (CDK refuses an empty key filter).
-                key_filters = (
-                    [s3.NotificationKeyFilter(prefix=key_filter.prefix, suffix=key_filter.suffix)]
-                    if key_filter.prefix or key_filter.suffix
-                    else []
-                )
-                bucket.add_event_notification(s3.EventType.OBJECT_CREATED, destination, *key_filters)
+        destination = s3n.SqsDestination(self.tag_queue)
+        for key_filter in notification_filters:
+            # No prefix and no suffix: every ObjectCreated (CDK refuses an empty key filter).
+            key_filters = (
+                [s3.NotificationKeyFilter(prefix=key_filter.prefix, suffix=key_filter.suffix)]
+                if key_filter.prefix or key_filter.suffix
+                else []
+            )
+            bucket.add_event_notification(s3.EventType.OBJECT_CREATED, destination, *key_filters)
 
 
 def _queue(

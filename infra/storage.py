@@ -1,15 +1,19 @@
 """Storage: the images bucket (created or imported), its access-log bucket, the results table and
-the idempotency table."""
+the idempotency table (key schemas from :mod:`autotag.store.schema`)."""
 
 from __future__ import annotations
 
-from autotag.resources import DeploymentResources, TableSpec
+from typing import Any
+
+from autotag.deploy.config import BucketSettings
+from autotag.store.schema import IDEMPOTENCY_TABLE, TABLE, AttributeSpec, TableSpec
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra import ids
+from infra.nag import acknowledge
 
 _ATTRIBUTE_TYPES = {
     "S": dynamodb.AttributeType.STRING,
@@ -18,73 +22,95 @@ _ATTRIBUTE_TYPES = {
 }
 
 
+def private_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    access_logs: s3.IBucket | None = None,
+    access_logs_prefix: str | None = None,
+    **props: Any,
+) -> s3.Bucket:
+    """A bucket with every stack bucket's defaults: SSE-S3 (the only encryption server access logs
+    deliver to), no public access, no ACLs, TLS 1.2+ only; server access logs when a log bucket is given."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        enforce_ssl=True,
+        minimum_tls_version=1.2,
+        server_access_logs_bucket=access_logs,
+        server_access_logs_prefix=access_logs_prefix if access_logs else None,
+        **props,
+    )
+
+
 class Storage(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, resources: DeploymentResources) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: BucketSettings,
+        event_bridge_enabled: bool,
+        retain_data: bool,
+    ) -> None:
         super().__init__(scope, construct_id)
-        config = resources.config
-        removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+        removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
         self.access_logs_bucket: s3.Bucket | None = None
-        self.bucket_is_imported = config.bucket.existing_name is not None
+        self.bucket_is_imported = settings.existing_name is not None
 
         self.bucket: s3.IBucket
-        if config.bucket.existing_name:
-            self.bucket = s3.Bucket.from_bucket_name(self, ids.IMAGES_BUCKET, config.bucket.existing_name)
+        if settings.existing_name:
+            self.bucket = s3.Bucket.from_bucket_name(self, ids.IMAGES_BUCKET, settings.existing_name)
         else:
-            if config.bucket.access_logs:
-                self.access_logs_bucket = s3.Bucket(
+            if settings.access_logs:
+                self.access_logs_bucket = private_bucket(
                     self,
                     ids.ACCESS_LOGS_BUCKET,
-                    # Server access logging delivers only to SSE-S3 buckets.
-                    encryption=s3.BucketEncryption.S3_MANAGED,
-                    block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-                    object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-                    enforce_ssl=True,
-                    minimum_tls_version=1.2,
                     lifecycle_rules=[
-                        s3.LifecycleRule(expiration=Duration.days(config.bucket.access_log_retention_days))
+                        s3.LifecycleRule(expiration=Duration.days(settings.access_log_retention_days))
                     ],
                     removal_policy=removal,
                 )
-            self.bucket = s3.Bucket(
+            self.bucket = private_bucket(
                 self,
                 ids.IMAGES_BUCKET,
-                encryption=s3.BucketEncryption.S3_MANAGED,
-                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-                object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-                enforce_ssl=True,
-                minimum_tls_version=1.2,
-                versioned=config.bucket.versioned,
-                server_access_logs_bucket=self.access_logs_bucket,
-                server_access_logs_prefix="images/" if self.access_logs_bucket else None,
-                event_bridge_enabled=config.notifications.mode == "eventbridge",
+                access_logs=self.access_logs_bucket,
+                access_logs_prefix="images/",
+                versioned=settings.versioned,
+                event_bridge_enabled=event_bridge_enabled,
                 lifecycle_rules=[
                     s3.LifecycleRule(
                         abort_incomplete_multipart_upload_after=Duration.days(7),
-                        noncurrent_version_expiration=Duration.days(30) if config.bucket.versioned else None,
+                        noncurrent_version_expiration=Duration.days(30) if settings.versioned else None,
                     )
                 ],
                 removal_policy=removal,
             )
+            if self.access_logs_bucket is None:
+                acknowledge(
+                    self.bucket, "AwsSolutions-S1", "server access logging is off in the deployment config"
+                )
 
-        self.table = _table(self, ids.TABLE, resources.table, removal=removal)
+        self.table = _table(self, ids.TABLE, TABLE, removal=removal)
         # Idempotency records expire within hours; losing them on teardown loses nothing.
         self.idempotency_table = _table(
-            self, ids.IDEMPOTENCY_TABLE, resources.idempotency_table, removal=RemovalPolicy.DESTROY
+            self, ids.IDEMPOTENCY_TABLE, IDEMPOTENCY_TABLE, removal=RemovalPolicy.DESTROY
         )
+
+
+def _attribute(spec: AttributeSpec) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=spec.name, type=_ATTRIBUTE_TYPES[spec.type])
 
 
 def _table(scope: Construct, construct_id: str, spec: TableSpec, *, removal: RemovalPolicy) -> dynamodb.Table:
     table = dynamodb.Table(
         scope,
         construct_id,
-        partition_key=dynamodb.Attribute(
-            name=spec.partition_key.name, type=_ATTRIBUTE_TYPES[spec.partition_key.type]
-        ),
-        sort_key=(
-            dynamodb.Attribute(name=spec.sort_key.name, type=_ATTRIBUTE_TYPES[spec.sort_key.type])
-            if spec.sort_key
-            else None
-        ),
+        partition_key=_attribute(spec.partition_key),
+        sort_key=_attribute(spec.sort_key) if spec.sort_key else None,
         billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
             point_in_time_recovery_enabled=spec.point_in_time_recovery
@@ -96,10 +122,8 @@ def _table(scope: Construct, construct_id: str, spec: TableSpec, *, removal: Rem
     for index in spec.indexes:
         table.add_global_secondary_index(
             index_name=index.name,
-            partition_key=dynamodb.Attribute(
-                name=index.partition_key.name, type=_ATTRIBUTE_TYPES[index.partition_key.type]
-            ),
-            sort_key=dynamodb.Attribute(name=index.sort_key.name, type=_ATTRIBUTE_TYPES[index.sort_key.type]),
+            partition_key=_attribute(index.partition_key),
+            sort_key=_attribute(index.sort_key),
             projection_type=dynamodb.ProjectionType.INCLUDE
             if index.projected_attributes
             else dynamodb.ProjectionType.KEYS_ONLY,

@@ -19,7 +19,8 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-from autotag.resources import DeploymentConfig, DeploymentResources, load_deployment_config
+from autotag.deploy.config import DeploymentConfig, load_deployment_config
+from autotag.deploy.specs import DeploymentResources
 
 from infra.layers import MODEL_IN_LAYER
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from autotag.batch_tasks import load_batch_settings
 from autotag.config import parse_config
+from autotag.deploy.config import DeploymentConfig, load_deployment_config
 from autotag.ops.batch_operations import OUTPUT_FUNCTION_ARN, OUTPUT_REPORTS_BUCKET, OUTPUT_ROLE_ARN
-from autotag.resources import DeploymentConfig, load_deployment_config
 
 from tests.infra.cfn import as_list, refs, render, role_statements
 from tests.infra.conftest import EXAMPLE_CONFIG, synthesize

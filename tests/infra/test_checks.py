@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from autotag.resources import DeploymentConfig
+from autotag.deploy.config import DeploymentConfig
 from aws_cdk import aws_iam as iam
 
 from tests.infra.conftest import REPO_ROOT, synthesize

@@ -1,21 +1,16 @@
-"""autotag.resources: the deployment description both stacks build from (pure Python, no synth)."""
+"""autotag.deploy: the deployment description both stacks build from (pure Python, no synth)."""
 
 from __future__ import annotations
 
 import pytest
 from autotag.config import AutotagConfig, ObjectFilters, ProviderConfig, load_config_from_env
+from autotag.deploy.concurrency import plan_concurrency
+from autotag.deploy.config import DeploymentConfig, FunctionName, NotificationSettings, load_deployment_config
+from autotag.deploy.environment import function_environment
+from autotag.deploy.filters import notification_filters
+from autotag.deploy.patterns import object_created_pattern
+from autotag.deploy.specs import describe
 from autotag.errors import ConfigError
-from autotag.resources import (
-    DeploymentConfig,
-    FunctionName,
-    NotificationSettings,
-    describe,
-    function_environment,
-    load_deployment_config,
-    notification_filters,
-    object_created_pattern,
-    plan_concurrency,
-)
 from autotag.settings import load_settings
 from hypothesis import given
 from hypothesis import strategies as st

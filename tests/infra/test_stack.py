@@ -6,15 +6,9 @@ import json
 
 import pytest
 from autotag.config import parse_config
-from autotag.resources import (
-    DETAIL_TYPE_TAG_REQUESTED,
-    EVENT_SOURCE,
-    METRICS_NAMESPACE,
-    PROVIDER_FAILURE_METRIC,
-    DeploymentConfig,
-    FunctionName,
-    load_deployment_config,
-)
+from autotag.deploy.config import DeploymentConfig, FunctionName, load_deployment_config
+from autotag.events import EVENT_SOURCE, TAG_IMAGE_REQUESTED
+from autotag.observability import METRICS_NAMESPACE, PROVIDER_FAILURE_METRIC
 from autotag.settings import load_settings
 from aws_cdk.assertions import Match
 
@@ -170,6 +164,30 @@ def test_tables_are_on_demand_with_pitr_ttl_and_the_store_key_schema(example):
     assert idempotency["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
 
 
+def test_tables_match_what_the_local_stack_and_the_integration_tests_create(example):
+    """The CDK tables and the emulator's (local stack, tests/support) come from one schema."""
+    from autotag.store.schema import IDEMPOTENCY_TABLE, TABLE, table_definition
+
+    def by_name(entries):
+        return sorted(entries, key=lambda e: e.get("AttributeName") or e.get("IndexName"))
+
+    storage = example.stack.storage
+    for construct, spec in ((storage.table, TABLE), (storage.idempotency_table, IDEMPOTENCY_TABLE)):
+        synthesized = example.raw["Resources"][example.logical_id(construct)]["Properties"]
+        created = table_definition("emulator-table", spec)
+        assert synthesized["KeySchema"] == created["KeySchema"]
+        assert by_name(synthesized["AttributeDefinitions"]) == by_name(created["AttributeDefinitions"])
+        assert synthesized["BillingMode"] == created["BillingMode"]
+        assert [
+            {k: i[k] for k in ("IndexName", "KeySchema", "Projection")}
+            for i in synthesized.get("GlobalSecondaryIndexes", [])
+        ] == created.get("GlobalSecondaryIndexes", [])
+        assert synthesized["TimeToLiveSpecification"] == {
+            "AttributeName": spec.ttl_attribute,
+            "Enabled": True,
+        }
+
+
 # --- Functions -----------------------------------------------------------------------------------
 
 
@@ -279,14 +297,7 @@ def test_on_upload_may_read_and_tag_objects_of_the_watched_bucket_only(example):
     bucket_id = example.logical_id(example.stack.storage.bucket)
     found = role_statements(example.raw, _role_id(example, FunctionName.ON_UPLOAD))
     s3_actions = {a for s in found for a in as_list(s["Action"]) if a.startswith("s3:")}
-    assert s3_actions == {
-        "s3:GetObject",
-        "s3:GetObjectVersion",
-        "s3:GetObjectTagging",
-        "s3:GetObjectVersionTagging",
-        "s3:PutObjectTagging",
-        "s3:PutObjectVersionTagging",
-    }
+    assert s3_actions == OBJECT_READ_AND_TAG
     for statement in found:
         if any(a.startswith("s3:") for a in as_list(statement["Action"])):
             for resource in as_list(statement["Resource"]):
@@ -601,14 +612,6 @@ def test_gateway_errors_carry_cors_only_for_a_single_origin(tmp_path, layer_dir,
         assert origin == "'https://app.example.com'"
 
 
-def test_url_limit_agrees_with_the_function():
-    from autotag.api.models import MAX_URL_LENGTH as API_URL_LIMIT
-    from autotag.fetch import MAX_URL_LENGTH as FETCH_URL_LIMIT
-    from autotag.resources import API_MAX_URL_CHARS
-
-    assert API_MAX_URL_CHARS == API_URL_LIMIT == FETCH_URL_LIMIT
-
-
 def test_usage_plan_and_stage_throttle_and_log(example):
     api = example.config.api
     example.template.has_resource_properties(
@@ -636,7 +639,7 @@ def test_tag_image_requested_rule_targets_on_event_with_dlq_and_retries(example)
     bus_id = example.logical_id(example.stack.bus.bus)
     rules = [r["Properties"] for r in example.resources_of("AWS::Events::Rule").values()]
     [rule] = [r for r in rules if r.get("EventBusName") and bus_id in refs(r["EventBusName"])]
-    assert rule["EventPattern"] == {"source": [EVENT_SOURCE], "detail-type": [DETAIL_TYPE_TAG_REQUESTED]}
+    assert rule["EventPattern"] == {"source": [EVENT_SOURCE], "detail-type": [TAG_IMAGE_REQUESTED]}
     [target] = rule["Targets"]
     assert example.logical_id(example.stack.functions.on_event) in refs(target["Arn"])
     assert refs(target["DeadLetterConfig"]["Arn"]) == {example.logical_id(example.stack.queues.event_dlq)}

@@ -5,7 +5,7 @@ layers; `make layer` builds them, CI does before the tests)."""
 from __future__ import annotations
 
 import pytest
-from autotag.resources import FunctionName
+from autotag.deploy.config import FunctionName
 
 from tests.infra.cfn import refs
 from tests.infra.conftest import BUILT_LAYER, BUILT_MODEL_LAYER, REPO_ROOT
@@ -51,7 +51,7 @@ def test_no_model_layer_when_the_config_does_not_run_the_model(example, imported
 
 def test_synth_without_the_built_model_layer_says_how_to_build_it(tmp_path, layer_dir):
     import aws_cdk as cdk
-    from autotag.resources import DeploymentConfig
+    from autotag.deploy.config import DeploymentConfig
 
     from infra.app import build
     from infra.layers import LayerNotBuiltError

@@ -35,7 +35,8 @@ from autotag.ops.batch_operations import (
 )
 from autotag.ops.target import Target
 from autotag.store.base import ImageRecord, ImageStatus
-from autotag.store.dynamodb import DynamoImageStore, create_table
+from autotag.store.dynamodb import DynamoImageStore
+from autotag.store.schema import create_table
 
 from tests.support.aws import REGION, Emulator, unique
 from tests.support.lambda_context import lambda_context

@@ -15,7 +15,8 @@ from autotag.image import S3Location
 from autotag.objects import S3ObjectStorage
 from autotag.retry import Deadline
 from autotag.s3tags import ObjectTagWriter, desired_tags
-from autotag.store.dynamodb import DynamoImageStore, create_table
+from autotag.store.dynamodb import DynamoImageStore
+from autotag.store.schema import create_table
 from autotag.tagging import TaggingService
 from autotag.tagstep import TagStep
 

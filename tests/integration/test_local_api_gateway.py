@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 from autotag.api.app import handle
-from autotag.api.settings import ApiSettings
+from autotag.deploy.gateway import gateway_responses
 from autotag.local.api_gateway import ApiGatewayConfig, LocalApiGateway
 from autotag.local.lambda_workers import Invocation, LocalFunction
-from autotag.resources import gateway_errors
 
 from tests.support.lambda_context import lambda_context
 
@@ -45,7 +44,7 @@ def gateway():
     function = InProcessFunction(
         LocalFunction(name="autotag-tag-api", code_dir=__import__("pathlib").Path("."))
     )
-    config = ApiGatewayConfig(api_keys={API_KEY}, gateway_errors=gateway_errors(ApiSettings()))
+    config = ApiGatewayConfig(api_keys={API_KEY}, gateway_responses=gateway_responses())
     server = LocalApiGateway(function, config)  # type: ignore[arg-type]
     server.start()
     yield server

@@ -15,7 +15,8 @@ from autotag.models import Tag
 from autotag.ops.backfill import Backfill, BackfillReport
 from autotag.ops.target import resolve_target
 from autotag.store.base import ImageRecord, ImageStatus
-from autotag.store.dynamodb import DynamoImageStore, create_table
+from autotag.store.dynamodb import DynamoImageStore
+from autotag.store.schema import create_table
 
 from tests.support.aws import REGION, unique
 

@@ -1,5 +1,6 @@
 import pytest
-from autotag.store.dynamodb import DynamoImageStore, create_table
+from autotag.store.dynamodb import DynamoImageStore
+from autotag.store.schema import create_table
 
 from tests.support.aws import unique
 from tests.support.store_contract import FakeWallClock, ImageStoreContract

@@ -21,14 +21,13 @@ from typing import Any
 
 import pytest
 from autotag.fetch import fetch_image_url
-from autotag.store.dynamodb import create_table
+from autotag.store.schema import IDEMPOTENCY_TABLE, create_table
 
 from tests.support.aws import Emulator, unique
 from tests.support.events import load_event, s3_notification, s3_record, sqs_batch, sqs_message
 from tests.support.https_server import FakeDns, ImageHost, LoopbackInternet
 from tests.support.lambda_context import lambda_context
 from tests.support.provider_servers import ImageDescriberServer
-from tests.support.upload_stack import create_idempotency_table
 
 PUBLIC_IMAGE_HOST = "93.184.215.14"
 PUBLIC_REDIRECTOR = "93.184.215.15"
@@ -190,7 +189,7 @@ def api_stack(emulator: Emulator) -> Iterator[ApiStack]:
     for name in (bucket, other_bucket):
         s3.create_bucket(Bucket=name)
     create_table(ddb, table)
-    create_idempotency_table(ddb, idempotency)
+    create_table(ddb, idempotency, IDEMPOTENCY_TABLE)
     events.create_event_bus(Name=bus)
     queue_url = sqs.create_queue(QueueName=unique("bus-capture"))["QueueUrl"]
     dlq_url = sqs.create_queue(QueueName=unique("event-dlq"))["QueueUrl"]

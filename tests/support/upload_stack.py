@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from autotag.store.dynamodb import create_table
+from autotag.events import EVENT_SOURCE
+from autotag.store.schema import IDEMPOTENCY_TABLE, create_table
 
 from tests.support.aws import Emulator, unique
 from tests.support.events import s3_notification, s3_record, sqs_batch, sqs_message
@@ -20,19 +21,6 @@ from tests.support.lambda_context import lambda_context
 from tests.support.provider_servers import ImageDescriberServer
 
 API_KEY = "test-imagedescriber-key"
-
-
-def create_idempotency_table(client: Any, name: str) -> None:
-    """The table Powertools' DynamoDBPersistenceLayer expects by default (key ``id``, TTL ``expiration``)."""
-    client.create_table(
-        TableName=name,
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
-    )
 
 
 @dataclass
@@ -126,7 +114,7 @@ def upload_stack(emulator: Emulator, *, latency: float = 0.0, concurrency: int =
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     create_table(ddb, table)
-    create_idempotency_table(ddb, idem)
+    create_table(ddb, idem, IDEMPOTENCY_TABLE)
     events.create_event_bus(Name=bus)
     dlq_url = sqs.create_queue(QueueName=unique("dlq"))["QueueUrl"]
     events_queue_url = sqs.create_queue(QueueName=unique("bus-events"))["QueueUrl"]
@@ -136,7 +124,7 @@ def upload_stack(emulator: Emulator, *, latency: float = 0.0, concurrency: int =
         return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
     rule = unique("outcomes")
-    events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps({"source": ["autotag"]}))
+    events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps({"source": [EVENT_SOURCE]}))
     events.put_targets(
         Rule=rule, EventBusName=bus, Targets=[{"Id": "test-queue", "Arn": arn(events_queue_url)}]
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from autotag.deploy.config import DeploymentConfig
 from autotag.errors import ConfigError
 from autotag.ops import budget
-from autotag.resources import DeploymentConfig
 
 
 def config(*providers: dict, **extra) -> DeploymentConfig:

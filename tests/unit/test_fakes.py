@@ -11,8 +11,8 @@ from autotag.credentials import SecretSource
 from autotag.dlq import DeadLetterQueue
 from autotag.events import EventPublisher
 from autotag.objects import ObjectStorage
-from autotag.tagstep import TagEngine
 from autotag.store.base import ImageStore
+from autotag.tagstep import TagEngine
 
 from tests.support.fakes import (
     FakeTagger,

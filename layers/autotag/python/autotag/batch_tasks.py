@@ -33,7 +33,7 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from autotag.config import CONFIG_ENV, ObjectFilters, get_config
+from autotag.config import ObjectFilters, get_config
 from autotag.errors import (
     AutotagError,
     BadInputError,
@@ -46,8 +46,6 @@ from autotag.errors import (
 from autotag.image import S3Location
 from autotag.notifications import REPLAY_ATTRIBUTE, notification_body
 from autotag.objects import ObjectStorage
-from autotag.observability import METRICS_NAMESPACE, SERVICE_NAME
-from autotag.resources import DeploymentConfig
 from autotag.store.base import ImageStore, already_tagged
 
 INVOCATION_SCHEMA_VERSION = "2.0"
@@ -405,25 +403,6 @@ def load_batch_settings(environ: Mapping[str, str] | None = None) -> BatchSettin
     except ValidationError as exc:
         missing = ", ".join(str(e["loc"][0]) for e in exc.errors())
         raise ConfigError(f"function environment is incomplete or invalid: {missing}") from None
-
-
-def batch_environment(
-    config: DeploymentConfig, *, table_name: str, tag_queue_url: str, images_bucket: str
-) -> dict[str, str]:
-    """on_batch's environment: what :class:`BatchSettings` reads, the tagging config (its filters)
-    and Powertools' settings. Values may be CDK tokens."""
-    spec = config.batch_operations.function
-    return {
-        "TABLE_NAME": table_name,
-        "TAG_QUEUE_URL": tag_queue_url,
-        "IMAGES_BUCKET": images_bucket,
-        CONFIG_ENV: config.tagging.model_dump_json(exclude_defaults=True),
-        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-        "POWERTOOLS_LOG_LEVEL": spec.log_level,
-        "POWERTOOLS_LOGGER_LOG_EVENT": "false",
-        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
-    }
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -180,34 +180,49 @@ class AutotagConfig(_Model):
 # --- Loading -----------------------------------------------------------------------------------
 
 
-def parse_config(data: object, *, origin: str) -> AutotagConfig:
+ConfigModel = TypeVar("ConfigModel", bound=BaseModel)
+
+
+def validate_config(
+    model: type[ConfigModel], data: object, *, origin: str, what: str = "config"
+) -> ConfigModel:
+    """Validate ``data`` as ``model``; the problems, one per field, in a :class:`ConfigError`."""
     try:
-        return AutotagConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
         )
-        raise ConfigError(f"invalid config in {origin}: {problems}") from None
+        raise ConfigError(f"invalid {what} in {origin}: {problems}") from None
 
 
-def load_config_file(path: str | Path) -> AutotagConfig:
-    """Load a TOML (``.toml``) or JSON file."""
+def read_config_file(path: str | Path, *, what: str = "config") -> Any:
+    """The data of a TOML (``.toml``) or JSON file, not yet validated (the runtime config here, the
+    deployment config in :mod:`autotag.deploy.config`)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {file}") from None
+        raise ConfigError(f"{what} file not found: {file}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {file}: {exc}") from None
+        raise ConfigError(f"cannot read {what} file {file}: {exc}") from None
     import tomllib  # files are read by the CLI and the local stack; a function reads its environment
 
     try:
-        data = tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)
+        return tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(
-            f"config file {file} is not valid {file.suffix.lstrip('.') or 'JSON'}: {exc}"
+            f"{what} file {file} is not valid {file.suffix.lstrip('.') or 'JSON'}: {exc}"
         ) from None
-    return parse_config(data, origin=str(file))
+
+
+def parse_config(data: object, *, origin: str) -> AutotagConfig:
+    return validate_config(AutotagConfig, data, origin=origin)
+
+
+def load_config_file(path: str | Path) -> AutotagConfig:
+    """Load a TOML (``.toml``) or JSON file."""
+    return parse_config(read_config_file(path), origin=str(Path(path)))
 
 
 def load_config_from_env(environ: dict[str, str] | None = None) -> AutotagConfig:

@@ -1,5 +1,6 @@
 """Events on the EventBridge bus: ``Image Tagged``, ``Image Tagging Failed`` and ``Image Tags
-Corrected`` (source ``autotag``; the names are defined once, in :mod:`autotag.resources`). The
+Corrected`` (source ``autotag``), and the ``Tag Image Requested`` events on_event consumes. The names
+are defined once, here (the bus rules, the local stack and the subscriber import them). The
 detail models here are the contract; their JSON Schemas are generated into
 ``events/schemas/`` (``python -m autotag.events events/schemas``) and documented in docs/events.md.
 """
@@ -22,17 +23,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autotag.errors import TransientError
 from autotag.models import Tag, TagKind
-from autotag.resources import (
-    DETAIL_TYPE_IMAGE_TAGGED,
-    DETAIL_TYPE_TAGGING_FAILED,
-    DETAIL_TYPE_TAGS_CORRECTED,
-    EVENT_SOURCE,
-)
 from autotag.store.base import ImageRecord, S3TagWrite
 
-IMAGE_TAGGED = DETAIL_TYPE_IMAGE_TAGGED
-IMAGE_TAGGING_FAILED = DETAIL_TYPE_TAGGING_FAILED
-IMAGE_TAGS_CORRECTED = DETAIL_TYPE_TAGS_CORRECTED
+# --- Event names (source and detail types) -------------------------------------------------------
+
+EVENT_SOURCE = "autotag"
+"""``source`` of every event autotag publishes, and of the ``Tag Image Requested`` events it consumes."""
+TAG_IMAGE_REQUESTED = "Tag Image Requested"
+IMAGE_TAGGED = "Image Tagged"
+IMAGE_TAGGING_FAILED = "Image Tagging Failed"
+IMAGE_TAGS_CORRECTED = "Image Tags Corrected"
+OUTCOME_DETAIL_TYPES = (IMAGE_TAGGED, IMAGE_TAGGING_FAILED, IMAGE_TAGS_CORRECTED)
+"""What autotag publishes on its bus after each image."""
+
 MAX_EVENT_TAGS = 100
 """Tags carried in one event (EventBridge entries are limited to 256 KB); the rest are in the store."""
 SCHEMA_VERSION: Literal["1"] = "1"

@@ -30,7 +30,7 @@ from autotag.errors import (
     UnsafeUrlError,
     UnsupportedFormatError,
 )
-from autotag.image import SNIFF_BYTES, sniff_format
+from autotag.image import MAX_URL_LENGTH, SNIFF_BYTES, sniff_format
 
 if TYPE_CHECKING:
     # Loaded with the first fetch (autotag.fetch_pinned): most requests name no URL, and the API's
@@ -42,7 +42,6 @@ Resolver = Callable[[str, int], Sequence[str]]
 """(host, port) -> every address the name resolves to, as strings."""
 
 DEFAULT_MAX_REDIRECTS = 3
-MAX_URL_LENGTH = 2048
 USER_AGENT = "autotag-fetch/0.1"
 ACCEPTED_CONTENT_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
 

@@ -28,6 +28,9 @@ class ImageFormat(StrEnum):
 
 
 ALL_FORMATS: frozenset[ImageFormat] = frozenset(ImageFormat)
+MAX_URL_LENGTH = 2048
+"""Longest image URL accepted (the API's ``url`` field, and autotag.fetch before and after encoding)."""
+
 S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"
 """A bucket name as S3 allows it (3-63 lowercase letters, digits, dots and hyphens), for validation."""
 

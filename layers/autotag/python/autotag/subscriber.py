@@ -322,16 +322,14 @@ def reset_subscriber() -> None:
 
 def tag_image_requested_schema() -> dict[str, Any]:
     """The JSON Schema of the ``Tag Image Requested`` detail (events/schemas/)."""
-    # Imported here: autotag.resources builds the deployment models (~75 ms), which the function's
-    # cold start does not need.
-    from autotag.resources import DETAIL_TYPE_TAG_REQUESTED, EVENT_SOURCE
+    from autotag.events import EVENT_SOURCE, TAG_IMAGE_REQUESTED
 
     schema = TagImageRequestedDetail.model_json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:autotag:events:tag-image-requested:v1",
         **schema,
-        "description": f"detail of '{DETAIL_TYPE_TAG_REQUESTED}' events (source '{EVENT_SOURCE}') "
+        "description": f"detail of '{TAG_IMAGE_REQUESTED}' events (source '{EVENT_SOURCE}') "
         "on the autotag bus: tag this S3 object as an upload would be tagged.",
     }
 

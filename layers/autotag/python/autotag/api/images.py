@@ -24,13 +24,15 @@ from autotag.corrections import CorrectionRequest as Correction
 from autotag.corrections import actor_of
 from autotag.errors import BucketNotAllowedError, ImageNotFoundError, InvalidRequestError, RouteMissingError
 from autotag.image import S3Location
-from autotag.resources import CONSOLE_PATH
 from autotag.store.base import ImageStatus
 from autotag.store.keys import MAX_PAGE_SIZE
 from autotag.thumbnails import DEFAULT_THUMBNAIL_SIDE, THUMBNAIL_SIDES
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
+CONSOLE_PATH = "/console"
+"""Where the API serves the web console's static files: the only paths that need no API key (the CDK
+stack and the local gateway exempt them)."""
 CONSOLE_FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",

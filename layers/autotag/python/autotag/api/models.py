@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from autotag.corrections import MAX_TAG_NAME_CHARS, MAX_TAGS_PER_CORRECTION
-from autotag.image import S3_BUCKET_PATTERN, ImageFormat, S3Location, SourceImage
+from autotag.image import MAX_URL_LENGTH, S3_BUCKET_PATTERN, ImageFormat, S3Location, SourceImage
 from autotag.models import Classification, ProviderStatus, Tag, TagOptions, TagResult, json_integer, tag_key
 from autotag.store.base import ImageRecord, ImageStatus, ImageSummary, S3TagWrite, TagHit
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
-MAX_URL_LENGTH = 2048
 BucketParam = Annotated[str, Path(pattern=S3_BUCKET_PATTERN)]
 KeyParam = Annotated[str, Path(min_length=1, max_length=1024, description="The object key; may contain /")]
 CursorParam = Annotated[str | None, Query(min_length=1, max_length=4096)]

@@ -2,7 +2,7 @@
 
 ``validate`` takes both kinds of file the project reads: a tagging config (:class:`AutotagConfig`,
 what ``autotag tag --config`` and the functions read) and a deployment config
-(:class:`~autotag.resources.DeploymentConfig`, what ``autotag local`` and the CDK app read, with
+(:class:`~autotag.deploy.config.DeploymentConfig`, what ``autotag local`` and the CDK app read, with
 the tagging config under ``[tagging]`` or in ``tagging_file``). The two share no top-level key, so
 the file's own keys say which it is.
 """
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from autotag.config import config_json_schema, load_config_file
+from autotag.config import config_json_schema, load_config_file, read_config_file
+from autotag.errors import ConfigError
 
 DEPLOYMENT_ONLY_KEYS = frozenset({"tagging_file"})
 """Besides :class:`DeploymentConfig`'s fields: keys only a deployment config has."""
@@ -47,13 +47,11 @@ def print_schema(args: argparse.Namespace) -> int:
 def is_deployment_config(path: str | Path) -> bool:
     """Whether the file's top-level keys are a deployment config's. Unreadable or unparsable files
     are left to the loader, which reports why."""
-    file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
-        data = tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError):
+        data = read_config_file(path)
+    except ConfigError:
         return False
-    from autotag.resources import DeploymentConfig
+    from autotag.deploy.config import DeploymentConfig
 
     keys = frozenset(DeploymentConfig.model_fields) | DEPLOYMENT_ONLY_KEYS
     return isinstance(data, dict) and not keys.isdisjoint(data)
@@ -61,7 +59,7 @@ def is_deployment_config(path: str | Path) -> bool:
 
 def validate_file(args: argparse.Namespace) -> int:
     if is_deployment_config(args.file):
-        from autotag.resources import load_deployment_config
+        from autotag.deploy.config import load_deployment_config
 
         deployment = load_deployment_config(args.file)
         tagging = deployment.tagging

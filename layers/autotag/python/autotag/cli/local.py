@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from autotag.deploy.config import DEFAULT_DEPLOY_CONFIG, DEPLOY_CONFIG_ENV
 from autotag.errors import ConfigError
-from autotag.local.deployment import DEFAULT_CONFIG, DEPLOY_CONFIG_ENV, resolve_config
+from autotag.local.deployment import resolve_config
 from autotag.local.stack import (
     DEFAULT_API_PORT,
     DEFAULT_AWS_PORT,
@@ -32,7 +33,7 @@ def register(subparsers: Any) -> None:
         "--config",
         metavar="FILE",
         help=f"deployment config (TOML/JSON; a plain tagging config also works); default: "
-        f"${DEPLOY_CONFIG_ENV}, else {DEFAULT_CONFIG}",
+        f"${DEPLOY_CONFIG_ENV}, else {DEFAULT_DEPLOY_CONFIG}",
     )
     parser.add_argument("--aws-port", type=int, default=DEFAULT_AWS_PORT, help="emulator port (0: any free)")
     parser.add_argument("--api-port", type=int, default=DEFAULT_API_PORT, help="API port (0: any free)")

@@ -12,7 +12,7 @@ It does what the REST API in front of ``tag_api`` (``infra/api.py``) does:
   unknown verb), a header over 64 KB, a malformed ``Content-Length`` — answered in the same JSON
   error shape, never with HTML or a dropped connection;
 * the gateway's own errors reshaped by the stack's gateway responses
-  (:func:`autotag.resources.gateway_errors`: ``{"code", "message", "request_id"}``);
+  (:func:`autotag.deploy.gateway.gateway_responses`: ``{"code", "message", "request_id"}``);
 * the proxy event (single- and multi-value query strings and headers, body with
   ``isBase64Encoded`` for binary media types, a requestContext with requestId, stage and
   identity.apiKey), the payload limit, the integration timeout, and the gateway's own answers when
@@ -36,22 +36,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from autotag.api.images import CONSOLE_PATH
+from autotag.deploy.gateway import API_STAGE_NAME, GatewayResponseSpec
+from autotag.deploy.limits import API_GATEWAY_MAX_INTEGRATION_SECONDS, API_GATEWAY_MAX_PAYLOAD_BYTES
 from autotag.local.lambda_workers import FunctionPool
 from autotag.local.proxy_events import Response, header, http_response, proxy_event
 from autotag.local.usage_plan import UsagePlan
-from autotag.resources import (
-    API_GATEWAY_MAX_INTEGRATION_SECONDS,
-    API_GATEWAY_MAX_PAYLOAD_BYTES,
-    CONSOLE_PATH,
-    GatewayError,
-)
 
 log = logging.getLogger("autotag.local")
 
-STAGE = "prod"
-"""The stage name of the deployed API (infra/api.py STAGE_NAME)."""
 # API Gateway's own answers (status, message, error type) before the stack's gateway responses
-# reshape them (autotag.resources.gateway_errors, the same list infra/api.py applies).
+# reshape them (autotag.deploy.gateway.gateway_responses, the same list infra/api.py applies).
 _GATEWAY_DEFAULTS: dict[str, tuple[int, str, str]] = {
     "INVALID_API_KEY": (403, "Forbidden", "ForbiddenException"),
     "MISSING_AUTHENTICATION_TOKEN": (
@@ -79,7 +74,7 @@ READ_TIMEOUT_SECONDS = 30.0
 @dataclass
 class ApiGatewayConfig:
     api_keys: set[str]
-    stage: str = STAGE
+    stage: str = API_STAGE_NAME
     integration_timeout_seconds: float = float(API_GATEWAY_MAX_INTEGRATION_SECONDS)
     key_rate_limit: float | None = None
     key_burst_limit: int | None = None
@@ -91,7 +86,7 @@ class ApiGatewayConfig:
     """Kept for callers; the deployed API has no request validator, so nothing checks it here."""
     binary_media_types: tuple[str, ...] = field(default=())
     """The deployed API sets none, so every body reaches the function as text."""
-    gateway_errors: tuple[GatewayError, ...] = ()
+    gateway_responses: tuple[GatewayResponseSpec, ...] = ()
     """The stack's gateway responses; without them API Gateway's defaults ({"message": ...})."""
 
     def gateway_error(
@@ -102,7 +97,7 @@ class ApiGatewayConfig:
         default_status, default_message, kind = _GATEWAY_DEFAULTS[response_type]
         status, message = status or default_status, message or default_message
         family = "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX"
-        by_type = {e.response_type: e for e in self.gateway_errors}
+        by_type = {e.response_type: e for e in self.gateway_responses}
         custom = by_type.get(response_type) or by_type.get(family)
         headers = [
             ("Content-Type", "application/json"),

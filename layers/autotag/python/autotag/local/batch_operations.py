@@ -32,7 +32,7 @@ class LocalBatchOperations:
         extra_environment: Mapping[str, str] | None = None,
         concurrency: int = 1,
     ) -> None:
-        from autotag.batch_tasks import batch_environment
+        from autotag.deploy.environment import batch_environment
         from autotag.local.lambda_workers import FunctionPool, LocalFunction
         from autotag.local.provision import LOCAL_PREFIX, emulator_client, emulator_environment
 

@@ -10,13 +10,15 @@ import os
 from pathlib import Path
 
 from autotag.config import load_config_file
+from autotag.deploy.config import (
+    DEFAULT_DEPLOY_CONFIG,
+    DEPLOY_CONFIG_ENV,
+    DeploymentConfig,
+    load_deployment_config,
+)
 from autotag.errors import ConfigError
 from autotag.local.stack import find_root
 from autotag.local.state import LocalStackError
-from autotag.resources import DeploymentConfig, load_deployment_config
-
-DEPLOY_CONFIG_ENV = "AUTOTAG_DEPLOY_CONFIG"
-DEFAULT_CONFIG = Path("config") / "default.toml"
 
 
 def load_any_config(path: str | Path) -> DeploymentConfig:
@@ -37,7 +39,7 @@ def resolve_config(option: str | Path | None) -> tuple[DeploymentConfig, Path | 
         path = Path(raw)
     else:
         try:
-            path = find_root() / DEFAULT_CONFIG
+            path = find_root() / DEFAULT_DEPLOY_CONFIG
         except LocalStackError:
             return DeploymentConfig(), None
         if not path.exists():

@@ -16,11 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from autotag.resources import (
-    DETAIL_TYPE_IMAGE_TAGGED,
-    DETAIL_TYPE_TAGGING_FAILED,
-    DETAIL_TYPE_TAGS_CORRECTED,
-)
+from autotag.events import IMAGE_TAGGED, IMAGE_TAGGING_FAILED, IMAGE_TAGS_CORRECTED
 
 log = logging.getLogger("autotag.local")
 SHOWN_TAGS = 6
@@ -40,7 +36,7 @@ def describe_event(event: dict[str, Any]) -> str | None:
     detail = event.get("detail") or {}
     kind = event.get("detail-type")
     where = f"s3://{detail.get('bucket', '?')}/{detail.get('key', '?')}"
-    if kind == DETAIL_TYPE_IMAGE_TAGGED:
+    if kind == IMAGE_TAGGED:
         tags = detail.get("tags") or []
         shown = ", ".join(
             t["name"] if t.get("confidence") is None else f"{t['name']} {t['confidence']:.2f}"
@@ -52,13 +48,13 @@ def describe_event(event: dict[str, Any]) -> str | None:
         latency = sum((p.get("latency_ms") or 0.0) for p in detail.get("providers") or [])
         timing = "cached" if detail.get("cached") else f"{latency:.0f} ms"
         return f"{_clock(detail.get('tagged_at'))}  tagged  {where}  [{shown or 'no tags'}]  {timing}"
-    if kind == DETAIL_TYPE_TAGGING_FAILED:
+    if kind == IMAGE_TAGGING_FAILED:
         retry = " (retryable)" if detail.get("retryable") else ""
         return (
             f"{_clock(detail.get('failed_at'))}  FAILED  {where}  "
             f"{detail.get('error_code', '?')}: {detail.get('reason', '')}{retry}"
         )
-    if kind == DETAIL_TYPE_TAGS_CORRECTED:
+    if kind == IMAGE_TAGS_CORRECTED:
         change = [f"+{t}" for t in detail.get("added") or []] + [f"-{t}" for t in detail.get("removed") or []]
         return (
             f"{_clock(detail.get('corrected_at'))}  corrected  {where}  [{', '.join(change)}]  "

@@ -1,8 +1,8 @@
-"""Create, in the emulator, the resources the CDK stack defines — from :func:`autotag.resources.describe`.
+"""Create, in the emulator, the resources the CDK stack defines — from :func:`autotag.deploy.specs.describe`.
 
 Everything that can differ between deployments (queue visibility and redrive, table keys and TTL,
 bus rules and their patterns, notification filters, function sizes and environments, secrets)
-comes from the same :class:`~autotag.resources.DeploymentResources` the CDK stack is built from.
+comes from the same :class:`~autotag.deploy.specs.DeploymentResources` the CDK stack is built from.
 
 Where a local stand-in is unavoidable it is the smallest one: a rule whose target is the
 ``on_event`` function targets a local queue instead (:class:`~autotag.local.sqs_source.
@@ -22,21 +22,13 @@ from typing import Any
 import boto3
 
 from autotag.credentials import env_var_for
+from autotag.deploy.config import DeploymentConfig, FunctionName
+from autotag.deploy.environment import function_environments
+from autotag.deploy.filters import S3_OBJECT_CREATED
+from autotag.deploy.patterns import OUTCOMES_PATTERN
+from autotag.deploy.specs import DeploymentResources, describe
 from autotag.local.state import ACCOUNT_ID, REGION, LocalResources
-from autotag.resources import (
-    DETAIL_TYPE_IMAGE_TAGGED,
-    DETAIL_TYPE_TAGGING_FAILED,
-    DETAIL_TYPE_TAGS_CORRECTED,
-    EVENT_SOURCE,
-    S3_OBJECT_CREATED,
-    DeploymentConfig,
-    DeploymentResources,
-    FunctionName,
-    TableSpec,
-    describe,
-    function_environment,
-)
-from autotag.store.dynamodb import index_definition
+from autotag.store.schema import create_table
 
 LOCAL_PREFIX = "autotag-local"
 ASYNC_INVOKE_ATTEMPTS = 3
@@ -124,39 +116,6 @@ def _queue_arn(name: str) -> str:
     return f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
 
 
-def _create_table(dynamodb: Any, name: str, spec: TableSpec) -> None:
-    keys = [{"AttributeName": spec.partition_key.name, "KeyType": "HASH"}]
-    attributes = [{"AttributeName": spec.partition_key.name, "AttributeType": spec.partition_key.type}]
-    if spec.sort_key is not None:
-        keys.append({"AttributeName": spec.sort_key.name, "KeyType": "RANGE"})
-        attributes.append({"AttributeName": spec.sort_key.name, "AttributeType": spec.sort_key.type})
-    extra: dict[str, Any] = {}
-    if spec.indexes:
-        extra["GlobalSecondaryIndexes"] = [index_definition(index) for index in spec.indexes]
-        known = {a["AttributeName"] for a in attributes}
-        for index in spec.indexes:
-            for attribute in (index.partition_key, index.sort_key):
-                if attribute.name not in known:
-                    known.add(attribute.name)
-                    attributes.append({"AttributeName": attribute.name, "AttributeType": attribute.type})
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=keys,
-        AttributeDefinitions=attributes,
-        BillingMode=spec.billing_mode,
-        **extra,
-    )
-    dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
-    if spec.ttl_attribute:
-        dynamodb.update_time_to_live(
-            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute}
-        )
-    if spec.point_in_time_recovery:
-        dynamodb.update_continuous_backups(
-            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-        )
-
-
 def _create_queue(sqs: Any, name: str, attributes: Mapping[str, str]) -> str:
     return str(sqs.create_queue(QueueName=name, Attributes=dict(attributes))["QueueUrl"])
 
@@ -227,8 +186,8 @@ def provision(
     events = emulator_client("events", endpoint_url)
     secretsmanager = emulator_client("secretsmanager", endpoint_url)
 
-    _create_table(dynamodb, names.table, deployment.table)
-    _create_table(dynamodb, names.idempotency_table, deployment.idempotency_table)
+    create_table(dynamodb, names.table, deployment.table)
+    create_table(dynamodb, names.idempotency_table, deployment.idempotency_table)
 
     queue = deployment.tag_queue
     dlq_url = _create_queue(sqs, names.tag_dlq, {"MessageRetentionPeriod": str(queue.dlq_retention_seconds)})
@@ -286,16 +245,7 @@ def provision(
     events.put_rule(
         Name=f"{names.prefix}-monitor",
         EventBusName=names.bus,
-        EventPattern=json.dumps(
-            {
-                "source": [EVENT_SOURCE],
-                "detail-type": [
-                    DETAIL_TYPE_IMAGE_TAGGED,
-                    DETAIL_TYPE_TAGGING_FAILED,
-                    DETAIL_TYPE_TAGS_CORRECTED,
-                ],
-            }
-        ),
+        EventPattern=json.dumps(OUTCOMES_PATTERN),
         Description="The local stack's one-line-per-image log",
         State="ENABLED",
     )
@@ -315,24 +265,21 @@ def provision(
         )
         secret_ids[secret.provider_key] = name
 
-    dlqs = {"tag_dlq": dlq_url, "event_dlq": event_dlq_url}
-    environments: dict[FunctionName, dict[str, str]] = {}
-    for function_name, spec in deployment.functions.items():
-        environment = function_environment(
-            spec,
-            config=config,
-            table_name=names.table,
-            idempotency_table_name=names.idempotency_table,
-            event_bus_name=names.bus,
-            images_bucket=bucket,
-            dlq_url=dlqs[spec.dead_letter] if spec.dead_letter else None,
-            secret_ids=secret_ids,
-        )
+    environments = function_environments(
+        deployment.functions,
+        config=config,
+        table_name=names.table,
+        idempotency_table_name=names.idempotency_table,
+        event_bus_name=names.bus,
+        images_bucket=bucket,
+        dlq_urls={"tag_dlq": dlq_url, "event_dlq": event_dlq_url},
+        secret_ids=secret_ids,
+    )
+    for environment in environments.values():
         environment.update(emulator_environment(endpoint_url))
         # No X-Ray daemon locally.
         environment["POWERTOOLS_TRACE_DISABLED"] = "true"
         environment.update(extra_environment or {})
-        environments[function_name] = environment
 
     resources = LocalResources(
         images_bucket=bucket,

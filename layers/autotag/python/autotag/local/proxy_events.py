@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from autotag.api.images import CONSOLE_PATH
 from autotag.local.state import ACCOUNT_ID
-from autotag.resources import CONSOLE_PATH
 
 log = logging.getLogger("autotag.local")
 

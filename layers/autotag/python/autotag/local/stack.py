@@ -22,6 +22,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from autotag.deploy.config import DeploymentConfig, FunctionName
+from autotag.deploy.gateway import gateway_responses
 from autotag.local.api_gateway import ApiGatewayConfig, LocalApiGateway
 from autotag.local.batch_operations import LocalBatchOperations
 from autotag.local.emulator import EmulatorProcess, ensure_port_free
@@ -38,7 +40,6 @@ from autotag.local.state import (
     remove_state,
     write_state,
 )
-from autotag.resources import DeploymentConfig, FunctionName, gateway_errors
 
 DEFAULT_AWS_PORT = 4566
 DEFAULT_API_PORT = 3000
@@ -192,7 +193,7 @@ class LocalStack:
                 stage_rate_limit=api.stage_rate_limit,
                 stage_burst_limit=api.stage_burst_limit,
                 max_image_chars=api.max_image_chars,
-                gateway_errors=gateway_errors(api),
+                gateway_responses=gateway_responses(),
             ),
             host=options.host,
             port=options.api_port,

@@ -3,7 +3,7 @@ ceiling (objects or money) beyond which a backfill stops. Both engines use it.
 
 Prices are list prices in USD (us-east-1), each with its source; a provider's configured
 ``price_per_1000`` wins. Time comes from the tightest of: each default provider's rate limit, and
-what the tag queue's consumers can do (:func:`autotag.resources.plan_concurrency`: maximum
+what the tag queue's consumers can do (:func:`autotag.deploy.concurrency.plan_concurrency`: maximum
 concurrency x records in flight per instance / seconds per call). docs/scale.md works a 10 M-object
 backfill through the same arithmetic.
 """
@@ -15,14 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from autotag.errors import AutotagError, ConfigError
-from autotag.resources import (
+from autotag.deploy.concurrency import (
     DEFAULT_CALL_SECONDS,
     KNOWN_RATE_LIMITS_PER_MINUTE,
     TYPICAL_CALL_SECONDS,
-    DeploymentConfig,
     plan_concurrency,
 )
+from autotag.deploy.config import DeploymentConfig
+from autotag.errors import AutotagError, ConfigError
 
 Engine = Literal["one-machine", "batch-operations"]
 

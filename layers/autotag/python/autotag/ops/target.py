@@ -9,10 +9,10 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from autotag.deploy.config import DeploymentConfig
 from autotag.errors import AutotagError
 from autotag.local.deployment import load_any_config, resolve_config
 from autotag.local.state import DEFAULT_STATE_PATH, read_state
-from autotag.resources import DeploymentConfig
 
 # CloudFormation output keys of the stack (infra/stack.py).
 OUTPUT_BUCKET = "ImagesBucketName"

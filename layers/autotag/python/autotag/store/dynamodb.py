@@ -24,7 +24,6 @@ from autotag.decisions import TagCorrections
 from autotag.errors import ClaimLostError, ConflictError, TransientError
 from autotag.models import TagResult
 from autotag.ordering import Claim, EventOrder, Refusal, decide
-from autotag.resources import FEED_INDEX, TABLE, IndexSpec
 from autotag.store import dynamo_queries
 from autotag.store.base import (
     CORRECTION_WAIT_SECONDS,
@@ -50,8 +49,8 @@ from autotag.store.dynamo_items import (
     to_item,
 )
 from autotag.store.keys import CACHE_PREFIX, META_SK, cache_pk, image_pk
+from autotag.store.schema import FEED_INDEX, TTL_ATTRIBUTE
 
-TTL_ATTRIBUTE = "expires_at"
 BATCH_WRITE_MAX = 25
 """Requests per BatchWriteItem."""
 BATCH_GET_MAX = 100
@@ -60,54 +59,6 @@ CLAIM_WRITE_GUARD_SECONDS = 1.0
 """A claimed write is sent only while the claim has at least this long to run."""
 _PUT_ATTEMPTS = 8
 _CONFLICT_BACKOFF = 0.02
-
-
-def index_definition(index: IndexSpec) -> dict[str, Any]:
-    """CreateTable's GlobalSecondaryIndexes entry for an index spec."""
-    projection: dict[str, Any] = {"ProjectionType": "KEYS_ONLY"}
-    if index.projected_attributes:
-        projection = {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(index.projected_attributes)}
-    return {
-        "IndexName": index.name,
-        "KeySchema": [
-            {"AttributeName": index.partition_key.name, "KeyType": "HASH"},
-            {"AttributeName": index.sort_key.name, "KeyType": "RANGE"},
-        ],
-        "Projection": projection,
-    }
-
-
-def table_definition(name: str) -> dict[str, Any]:
-    """CreateTable arguments for the table this store expects (the local stack and tests use it;
-    the CDK stack declares the same keys)."""
-    attributes = [
-        {"AttributeName": "pk", "AttributeType": "S"},
-        {"AttributeName": "sk", "AttributeType": "S"},
-    ]
-    for index in TABLE.indexes:
-        attributes += [
-            {"AttributeName": index.partition_key.name, "AttributeType": index.partition_key.type},
-            {"AttributeName": index.sort_key.name, "AttributeType": index.sort_key.type},
-        ]
-    return {
-        "TableName": name,
-        "AttributeDefinitions": attributes,
-        "KeySchema": [
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        "BillingMode": "PAY_PER_REQUEST",
-        "GlobalSecondaryIndexes": [index_definition(index) for index in TABLE.indexes],
-    }
-
-
-def create_table(client: Any, name: str) -> None:
-    """Create the table (with its TTL attribute) and wait until it is active."""
-    client.create_table(**table_definition(name))
-    client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-    client.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
-    )
 
 
 class DynamoImageStore:
