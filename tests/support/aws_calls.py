@@ -332,12 +332,21 @@ def counting_aws_calls() -> Iterator[AwsCallLog]:
         yield log
 
 
-def upload_unlogged(log: AwsCallLog, stack: Any, keys: Sequence[str], *, seed: int) -> list[dict[str, Any]]:
-    """A distinct photo (with a user tag) put at each key of the upload stack's bucket without being
-    logged, and the SQS message each upload's notification is: what a measured on_upload run gets."""
+USER_TAGS = {"owner": "me"}
+
+
+def upload_unlogged(
+    log: AwsCallLog, stack: Any, keys: Sequence[str], *, seed: int, user_tags_every: int = 1
+) -> list[dict[str, Any]]:
+    """A distinct photo put at each key of the upload stack's bucket without being logged, and the
+    SQS message each upload's notification is: what a measured on_upload run gets. Every
+    ``user_tags_every``-th photo (the first, ...) is uploaded with a user tag (:data:`USER_TAGS`);
+    0: none is."""
     messages = []
     with log.ignoring():
         for i, key in enumerate(keys):
-            etag, version = stack.upload(key, jpeg_bytes(320, 240, seed=seed + i), tags={"owner": "me"})
+            tagged = user_tags_every > 0 and i % user_tags_every == 0
+            data = jpeg_bytes(320, 240, seed=seed + i)
+            etag, version = stack.upload(key, data, tags=USER_TAGS if tagged else None)
             messages.append(stack.message(key, etag, version))
     return messages

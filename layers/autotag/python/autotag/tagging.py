@@ -234,7 +234,15 @@ class TaggingService:
             if cache_lookup is not None:  # the rest of the batch need not wait for this one
                 cache_lookup.skip()
         return self.records.tagged(
-            location, result, image, claim, base=base, owned=owned, cached=cached, cache=to_cache
+            location,
+            result,
+            image,
+            claim,
+            base=base,
+            owned=owned,
+            cached=cached,
+            cache=to_cache,
+            tag_count=info.tag_count,
         )
 
     def _check_object(self, info: ObjectInfo) -> None:
