@@ -6,8 +6,9 @@ Issue 14's budget: at most 6 calls per image, each operation held to its own all
 that adds a request fails here by name. Measured before the change (HEAD + GET, a GetItem and a
 PutItem for the cache, the record in a transaction, one PutEvents per image): 9 calls and 17 write
 units per image; then 5.2 calls and 8 write units (10-image batches, ``bench.bench_aws_calls``,
-every image with a user tag). The tag set is read only for an object S3's GET says has tags
-(``x-amz-tagging-count``): half the images here carry a user tag.
+every image with a user tag), the record item 1.5 KB. The tag set is read only for an object S3's
+GET says has tags (``x-amz-tagging-count``): half the images here carry a user tag. The record
+item now stores each fact once and fits in 1 KB: 7 write units per image.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from autotag.image import S3Location
 from autotag.objects import S3ObjectStorage
 from autotag.upload import reset_upload_processor
 
-from tests.support.aws_calls import USER_TAGS, AwsCallLog, upload_unlogged
+from tests.support.aws_calls import USER_TAGS, WRITE_UNIT_BYTES, AwsCallLog, upload_unlogged
 from tests.support.images import jpeg_bytes
 from tests.support.upload_stack import upload_stack
 
@@ -36,10 +37,10 @@ CALLS_PER_IMAGE_BY_OPERATION = {
     "dynamodb.BatchWriteItem": 1.0,  # record + index items + cached result, one request
     "eventbridge.PutEvents": 1 / IMAGES,  # the batch's outcome events, together
 }
-WRITE_UNITS_PER_IMAGE_BUDGET = 8.0
-"""1 (the claim, on a new image) + 2 (the record: 1.0-2.0 KB with the console feed's keys and
-summary) + 4 (one per index item: the test provider returns 4 tags) + 1 (the cached result); 17
-before."""
+WRITE_UNITS_PER_IMAGE_BUDGET = 7.0
+"""1 (the claim, on a new image) + 1 (the record: under 1 KB, each fact stored once; 2 while the
+feed's summary repeated the record) + 4 (one per index item: the test provider returns 4 tags) + 1
+(the cached result); 17 before."""
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,13 @@ def test_dynamodb_write_units_per_image_stay_within_the_budget(counted):
     assert 0 < figures["dynamodb_write_units_per_image"] <= WRITE_UNITS_PER_IMAGE_BUDGET, figures[
         "write_units_by_operation_per_image"
     ]
+
+
+def test_every_item_written_is_one_write_unit(counted):
+    """The record item included (measured by DynamoDB's sizing rules on what the requests carried)."""
+    sizes = [size for table_sizes in counted.written_item_sizes().values() for size in table_sizes]
+    assert sizes
+    assert max(sizes) <= WRITE_UNIT_BYTES, sorted(sizes)
 
 
 # --- The tag set is read only when S3 says the object has tags --------------------------------------
