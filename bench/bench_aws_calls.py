@@ -4,12 +4,17 @@ Uploads N distinct images to the AWS emulator (moto server on 127.0.0.1), hands 
 notifications to the real on_upload handler in SQS batches of up to 10, and counts every AWS call
 the function makes from the client side (``tests/support/aws_calls.py``: one entry per API call,
 DynamoDB write and read units from the real item sizes by DynamoDB's published sizing rules,
-transactions at twice the units). The event source mapping's own SQS calls (receive, delete) and
-the S3 notification's SendMessage happen outside the function and are not in these counts;
-``bench_cost`` adds them. The bytes the function writes to its log (Powertools' JSON lines and the
-metrics' EMF lines, at the deployed log level) are counted too: CloudWatch Logs bills them.
+transactions at twice the units, the global secondary index's writes included). The event source
+mapping's own SQS calls (receive, delete) and the S3 notification's SendMessage happen outside the
+function and are not in these counts; ``bench_cost`` adds them. The bytes the function writes to
+its log (Powertools' JSON lines and the metrics' EMF lines, at the deployed log level) are counted
+too: CloudWatch Logs bills them.
 
-    uv run python -m bench.bench_aws_calls [--images 20] [--batch 10]
+    uv run python -m bench.bench_aws_calls [--images 20] [--batch 10] [--user-tags-every 2]
+
+Every second image (``--user-tags-every``; 1: all, 0: none) is uploaded with a user tag: the
+function reads an object's tag set only when S3's GET says it has tags, so the share sets the
+GetObjectTagging count (1 per image with tags, 0 without).
 
 Prints a table and writes bench/results/aws_calls.json.
 """
@@ -62,14 +67,15 @@ class CountingStream(io.TextIOBase):
         self.inner.flush()
 
 
-def measure(emulator: Any, images: int, batch: int) -> dict[str, Any]:
+def measure(emulator: Any, images: int, batch: int, user_tags_every: int = 2) -> dict[str, Any]:
     """Run `images` uploads through on_upload in batches of `batch`; the log's per-image figures."""
     # Before the handler module is imported: its Logger writes to the sys.stdout it finds then.
     stdout = CountingStream(sys.stdout)
     sys.stdout = stdout
     log = AwsCallLog(reader=emulator.client("dynamodb"))
     with upload_stack(emulator, latency=0.0, concurrency=batch) as stack, log.installed():
-        messages = upload_unlogged(log, stack, [f"calls/photo {i:03d}.jpg" for i in range(images)], seed=7000)
+        keys = [f"calls/photo {i:03d}.jpg" for i in range(images)]
+        messages = upload_unlogged(log, stack, keys, seed=7000, user_tags_every=user_tags_every)
         log.clear()
         invocations = 0
         for start in range(0, images, batch):
@@ -93,6 +99,7 @@ def measure(emulator: Any, images: int, batch: int) -> dict[str, Any]:
     figures["log_bytes_per_image"] = round(stdout.bytes / images)
     figures["log_level"] = os.environ["POWERTOOLS_LOG_LEVEL"]
     figures["batch_size"] = batch
+    figures["user_tags_every"] = user_tags_every
     figures["item_sizes_bytes"] = {
         table_of.get(table, table): {"count": len(values), "min": min(values), "max": max(values)}
         for table, values in sizes.items()
@@ -112,12 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument(
+        "--user-tags-every", type=int, default=2, help="every Nth image uploaded with a user tag (0: none)"
+    )
     args = parser.parse_args(argv)
 
     emulator = Emulator.start()
     os.environ["AWS_ENDPOINT_URL"] = emulator.endpoint
     try:
-        figures = measure(emulator, args.images, args.batch)
+        figures = measure(emulator, args.images, args.batch, args.user_tags_every)
     finally:
         emulator.stop()
     print_report(figures)
@@ -129,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
 def print_report(figures: dict[str, Any]) -> None:
     print(
         f"AWS calls made by on_upload: {figures['images']} images in {figures['invocations']} batches "
-        f"of up to {figures['batch_size']}"
+        f"of up to {figures['batch_size']}; "
+        + (
+            f"1 in {every} uploaded with a user tag"
+            if (every := figures["user_tags_every"])
+            else "no user tags"
+        )
     )
     units = figures["write_units_by_operation_per_image"]
     rows = [[name, per, units.get(name, "")] for name, per in figures["by_operation_per_image"].items()]
@@ -138,7 +153,8 @@ def print_report(figures: dict[str, Any]) -> None:
     print(
         f"DynamoDB write units per image {figures['dynamodb_write_units_per_image']}, "
         f"read units per image {figures['dynamodb_read_units_per_image']} "
-        "(from item sizes by DynamoDB's sizing rules; transactions count twice)"
+        "(from item sizes by DynamoDB's sizing rules; transactions count twice; "
+        f"{figures['dynamodb_index_write_units_per_image']} of the write units are the feed index's)"
     )
     print(
         f"log written by the function: {figures['log_bytes_per_image']} bytes per image "

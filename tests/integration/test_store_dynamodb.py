@@ -1,8 +1,16 @@
+import zlib
+from datetime import UTC, datetime
+
 import pytest
+from autotag.models import Tag
+from autotag.store.base import ImageRecord, ImageStatus, ImageSummary
+from autotag.store.dynamo_items import to_item
 from autotag.store.dynamodb import DynamoImageStore
+from autotag.store.keys import META_SK, feed_pk, feed_sk, image_pk
 from autotag.store.schema import create_table
 
 from tests.support.aws import unique
+from tests.support.aws_calls import WRITE_UNIT_BYTES, item_size
 from tests.support.store_contract import FakeWallClock, ImageStoreContract
 
 pytestmark = pytest.mark.integration
@@ -103,3 +111,57 @@ def test_writes_left_unprocessed_past_the_retries_are_a_retryable_error(table, c
         claimed_put(store, "stuck.jpg", ("dog", 0.9))
     assert raised.value.retryable
     assert store.get("b", "stuck.jpg") is None
+
+
+# --- The image item's layout: each fact once; items of the earlier layout still read ----------------
+
+
+def test_items_of_the_earlier_layout_are_read_and_listed(table):
+    """An image item as written before (bucket, key and updated_at attributes, the summary as JSON
+    text, the record compressed without the preset dictionary) is read by get and listed by the
+    feed index beside one written now."""
+    client, name = table
+    store = DynamoImageStore(client, name)
+    old = ImageRecord(
+        bucket="photos",
+        key="old #1.jpg",
+        version_id="v1",
+        etag="e1",
+        status=ImageStatus.TAGGED,
+        tags=(Tag(name="cat", confidence=0.9, provider="basic"),),
+        title="A cat",
+        updated_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+    on_item = {"bucket", "key", "version_id", "etag", "status", "updated_at", "corrections"}
+    updated_at = old.updated_at.isoformat()
+    client.put_item(
+        TableName=name,
+        Item=to_item(
+            {
+                "pk": image_pk(old.bucket, old.key),
+                "sk": META_SK,
+                "type": "image",
+                "bucket": old.bucket,
+                "key": old.key,
+                "version_id": old.version_id,
+                "etag": old.etag,
+                "status": old.status.value,
+                "updated_at": updated_at,
+                "record_z": zlib.compress(
+                    old.model_dump_json(exclude_defaults=True, exclude=on_item).encode()
+                ),
+                "revision": 1,
+                "feed_pk": feed_pk(old.status.value),
+                "feed_sk": feed_sk(updated_at, old.bucket, old.key),
+                "summary": ImageSummary.of(old).model_dump_json(),
+            }
+        ),
+    )
+    new = old.model_copy(update={"key": "new.jpg", "updated_at": datetime(2026, 1, 3, tzinfo=UTC)})
+    store.put(new)
+    assert store.get(old.bucket, old.key) == old
+    assert store.get(new.bucket, new.key) == new
+    listed = store.recent(ImageStatus.TAGGED).items
+    assert listed == [ImageSummary.of(new), ImageSummary.of(old)]
+    item = client.get_item(TableName=name, Key=to_item({"pk": image_pk(new.bucket, new.key), "sk": META_SK}))
+    assert item_size(item["Item"]) <= WRITE_UNIT_BYTES

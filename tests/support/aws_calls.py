@@ -16,6 +16,12 @@ and .../CapacityUnitCalculations.html):
   length, binary by bytes, numbers by 1 byte per two significant digits plus 1, booleans and nulls
   1 byte, lists and maps 3 bytes plus 1 per element plus their elements, sets their elements.
 
+- a write to an item that a global secondary index holds (it has the index's key attributes,
+  before or after) also writes the index: 1 write unit per 1 KB of the index entry (the table's
+  and the index's keys plus the projected attributes), a put or a delete, or a delete and a put
+  when the write changes the index's keys; none when it changes nothing the index holds
+  (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.ThroughputConsiderations.Writes).
+
 A write whose item the request does not carry (UpdateItem, DeleteItem, a transaction's Update or
 Delete) is sized by the larger of the item before and after, as DynamoDB sizes it. With a reader
 client (``AwsCallLog(reader=...)``) an UpdateItem or DeleteItem is sized at once: the item as it was
@@ -23,7 +29,9 @@ from the response (``ReturnValues: ALL_OLD``, which the claim asks for) and as i
 back right after the call on the same thread with calls not logged. Without a reader (or for a
 transaction's actions) :meth:`AwsCallLog.size_updates` reads each such item back once at the end,
 which is exact only for items that never shrink later. A conditional write that fails still
-consumes its units, as DynamoDB's do. Used by the request-count test and by ``bench/bench_aws_calls.py``.
+consumes its units, as DynamoDB's do. Index writes are counted only with a reader: it reads each
+item a write touches before and after the call (calls not logged) and the table's indexes once.
+Used by the request-count test and by ``bench/bench_aws_calls.py``.
 """
 
 from __future__ import annotations
@@ -108,6 +116,49 @@ class PendingWrite:
     size: int | None = None
 
 
+@dataclass(frozen=True)
+class IndexShape:
+    """A global secondary index, as DescribeTable tells it."""
+
+    keys: tuple[str, ...]
+    table_keys: tuple[str, ...]
+    projection: str
+    attributes: tuple[str, ...] = ()
+
+    @classmethod
+    def of_table(cls, table: Mapping[str, Any]) -> list[IndexShape]:
+        table_keys = tuple(k["AttributeName"] for k in table["KeySchema"])
+        return [
+            cls(
+                keys=tuple(k["AttributeName"] for k in index["KeySchema"]),
+                table_keys=table_keys,
+                projection=index["Projection"]["ProjectionType"],
+                attributes=tuple(index["Projection"].get("NonKeyAttributes", ())),
+            )
+            for index in table.get("GlobalSecondaryIndexes", [])
+        ]
+
+    def entry(self, item: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """The index's entry for a table item (low-level values), or None when the index holds none."""
+        if not item or any(name not in item for name in self.keys):
+            return None
+        if self.projection == "ALL":
+            return dict(item)
+        names = {*self.table_keys, *self.keys, *self.attributes}
+        return {k: v for k, v in item.items() if k in names}
+
+    def write_units(self, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> int:
+        """Write units the index consumes when a table item goes from `before` to `after`."""
+        old, new = self.entry(before), self.entry(after)
+        if old is None and new is None:
+            return 0
+        if old is None or new is None:
+            return write_units(item_size(old or new or {}))
+        if all(old.get(k) == new.get(k) for k in self.keys):
+            return 0 if old == new else write_units(max(item_size(old), item_size(new)))
+        return write_units(item_size(old)) + write_units(item_size(new))
+
+
 @dataclass
 class Call:
     service: str
@@ -120,6 +171,10 @@ class Call:
     """(table, size in bytes) of each item the request carries whole."""
     entries: int = 1
     """Billable entries: events in a PutEvents, messages in an SQS batch send; 1 otherwise."""
+    touched: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = field(default_factory=list)
+    """(table, key, item before the call) of each item the write touches (with a reader)."""
+    index_write_units: float = 0.0
+    """Write units of the global secondary indexes the call wrote (with a reader)."""
 
     @property
     def name(self) -> str:
@@ -127,12 +182,15 @@ class Call:
 
     @property
     def total_write_units(self) -> float:
-        return self.write_units + sum(
-            write_units(p.size or 0, transactional=p.transactional) for p in self.pending
+        return (
+            self.write_units
+            + self.index_write_units
+            + sum(write_units(p.size or 0, transactional=p.transactional) for p in self.pending)
         )
 
 
 _CONTEXT_KEY = "autotag_call_log"
+_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 
 
 class AwsCallLog:
@@ -141,7 +199,9 @@ class AwsCallLog:
     def __init__(self, *, reader: Any = None) -> None:
         self.calls: list[Call] = []
         self.reader = reader
-        """A DynamoDB client to size UpdateItem / DeleteItem writes right after each call."""
+        """A DynamoDB client to size UpdateItem / DeleteItem writes right after each call, and the
+        index writes of every write."""
+        self._indexes: dict[str, tuple[tuple[str, ...], list[IndexShape]]] = {}
         self._lock = threading.Lock()
         self._ignored = threading.local()
         self._handlers: list[tuple[str, Callable[..., Any]]] = [
@@ -193,6 +253,10 @@ class AwsCallLog:
         )
         if call.service == "dynamodb":
             _size_request(call, params)
+            if self.reader is not None and call.operation in _WRITES:
+                with self.ignoring():
+                    for table, key in self._keys_written(call.operation, params):
+                        call.touched.append((table, key, self._read(table, key)))
             if call.operation == "BatchGetItem":
                 call.entries = sum(len(r.get("Keys", [])) for r in params.get("RequestItems", {}).values())
         elif "Entries" in params:  # PutEvents, SendMessageBatch, DeleteMessageBatch
@@ -206,6 +270,13 @@ class AwsCallLog:
         if call is None or call.service != "dynamodb" or not isinstance(parsed, dict):
             return
         consistent = call.consistent
+        if call.touched:
+            with self.ignoring():
+                for table, key, before in call.touched:
+                    after = self._read(table, key)
+                    call.index_write_units += sum(
+                        index.write_units(before, after) for index in self._table_shape(table)[1]
+                    )
         if call.operation in ("UpdateItem", "DeleteItem") and self.reader is not None:
             pending = call.pending[0]
             before = item_size(parsed.get("Attributes", {}))
@@ -230,6 +301,49 @@ class AwsCallLog:
                 read_units(item_size(r.get("Item", {})), consistent=True, transactional=True)
                 for r in parsed.get("Responses", [])
             )
+
+    # Index writes (with a reader) -------------------------------------------------------------------
+
+    def _table_shape(self, table: str) -> tuple[tuple[str, ...], list[IndexShape]]:
+        """The table's key attributes and its global secondary indexes (described once)."""
+        if table not in self._indexes:
+            described = self.reader.describe_table(TableName=table)["Table"]
+            keys = tuple(k["AttributeName"] for k in described["KeySchema"])
+            self._indexes[table] = (keys, IndexShape.of_table(described))
+        return self._indexes[table]
+
+    def _read(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self.reader.get_item(TableName=table, Key=key, ConsistentRead=True).get(
+            "Item"
+        )
+        return item
+
+    def _keys_written(self, operation: str, params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """(table, key) of each item a write request touches."""
+        found: list[tuple[str, dict[str, Any]]] = []
+
+        def add_item(table: str, item: dict[str, Any]) -> None:
+            found.append((table, {name: item[name] for name in self._table_shape(table)[0]}))
+
+        if operation == "PutItem":
+            add_item(params["TableName"], params["Item"])
+        elif operation in ("UpdateItem", "DeleteItem"):
+            found.append((params["TableName"], params["Key"]))
+        elif operation == "BatchWriteItem":
+            for table, requests in params.get("RequestItems", {}).items():
+                for request in requests:
+                    if "PutRequest" in request:
+                        add_item(table, request["PutRequest"]["Item"])
+                    else:
+                        found.append((table, request["DeleteRequest"]["Key"]))
+        elif operation == "TransactWriteItems":
+            for entry in params.get("TransactItems", []):
+                if "Put" in entry:
+                    add_item(entry["Put"]["TableName"], entry["Put"]["Item"])
+                elif "ConditionCheck" not in entry:
+                    action = next(iter(entry.values()))
+                    found.append((action["TableName"], action["Key"]))
+        return found
 
     # Sizing writes the request does not carry -----------------------------------------------------
 
@@ -271,6 +385,9 @@ class AwsCallLog:
                     found.setdefault(pending.table, []).append(pending.size)
         return found
 
+    def index_write_units(self) -> float:
+        return sum(call.index_write_units for call in self.calls)
+
     def per_image(self, images: int) -> dict[str, Any]:
         """Calls per image by operation, total calls, write and read units per image."""
         counts = self.by_operation()
@@ -289,6 +406,7 @@ class AwsCallLog:
             },
             "by_operation_per_image": {name: round(n / images, 2) for name, n in sorted(counts.items())},
             "dynamodb_write_units_per_image": round(self.write_units() / images, 2),
+            "dynamodb_index_write_units_per_image": round(self.index_write_units() / images, 2),
             "dynamodb_read_units_per_image": round(self.read_units() / images, 2),
             "write_units_by_operation_per_image": {
                 name: round(n / images, 2) for name, n in sorted(units.items()) if n
@@ -332,12 +450,21 @@ def counting_aws_calls() -> Iterator[AwsCallLog]:
         yield log
 
 
-def upload_unlogged(log: AwsCallLog, stack: Any, keys: Sequence[str], *, seed: int) -> list[dict[str, Any]]:
-    """A distinct photo (with a user tag) put at each key of the upload stack's bucket without being
-    logged, and the SQS message each upload's notification is: what a measured on_upload run gets."""
+USER_TAGS = {"owner": "me"}
+
+
+def upload_unlogged(
+    log: AwsCallLog, stack: Any, keys: Sequence[str], *, seed: int, user_tags_every: int = 1
+) -> list[dict[str, Any]]:
+    """A distinct photo put at each key of the upload stack's bucket without being logged, and the
+    SQS message each upload's notification is: what a measured on_upload run gets. Every
+    ``user_tags_every``-th photo (the first, ...) is uploaded with a user tag (:data:`USER_TAGS`);
+    0: none is."""
     messages = []
     with log.ignoring():
         for i, key in enumerate(keys):
-            etag, version = stack.upload(key, jpeg_bytes(320, 240, seed=seed + i), tags={"owner": "me"})
+            tagged = user_tags_every > 0 and i % user_tags_every == 0
+            data = jpeg_bytes(320, 240, seed=seed + i)
+            etag, version = stack.upload(key, data, tags=USER_TAGS if tagged else None)
             messages.append(stack.message(key, etag, version))
     return messages

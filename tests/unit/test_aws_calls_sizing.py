@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.aws_calls import Call, _size_request, item_size, read_units, write_units
+from tests.support.aws_calls import Call, IndexShape, _size_request, item_size, read_units, write_units
 
 
 def test_item_size_counts_names_and_values_by_the_published_rules():
@@ -53,3 +53,43 @@ def test_a_transaction_costs_twice_its_items_and_leaves_updates_to_be_sized_from
     assert call.pending[0].transactional
     call.pending[0].size = 10
     assert call.total_write_units == 4 + 2
+
+
+FEED = IndexShape(
+    keys=("feed_pk", "feed_sk"), table_keys=("pk", "sk"), projection="INCLUDE", attributes=("s",)
+)
+
+
+def _image(feed_sk: str | None, summary: str = "x", **more: dict) -> dict:
+    item = {
+        "pk": {"S": "IMG#b#k"},
+        "sk": {"S": "META"},
+        "big": {"S": "y" * 3000},
+        "s": {"S": summary},
+        **more,
+    }
+    if feed_sk is not None:
+        item |= {"feed_pk": {"S": "FEED#tagged"}, "feed_sk": {"S": feed_sk}}
+    return item
+
+
+def test_an_index_entry_holds_the_keys_and_the_projected_attributes_only():
+    entry = FEED.entry(_image("t1"))
+    assert set(entry) == {"pk", "sk", "feed_pk", "feed_sk", "s"}
+    assert FEED.entry(_image(None)) is None  # no index keys: the index holds no entry
+    every = IndexShape(keys=("feed_pk", "feed_sk"), table_keys=("pk", "sk"), projection="ALL")
+    assert set(every.entry(_image("t1"))) >= {"big"}
+
+
+def test_index_writes_follow_the_index_keys():
+    # A claim on a new image (no index keys), then the record with them: one put in the index.
+    assert FEED.write_units(None, _image(None)) == 0
+    assert FEED.write_units(_image(None), _image("t1")) == 1
+    # The index entry unchanged (only attributes it does not hold changed): no index write.
+    assert FEED.write_units(_image("t1"), _image("t1", claim={"S": "token"})) == 0
+    # A projected attribute changed in place: one write; the index key moved: a delete and a put.
+    assert FEED.write_units(_image("t1"), _image("t1", summary="z")) == 1
+    assert FEED.write_units(_image("t1"), _image("t2")) == 2
+    # Deleted: the entry's delete. Sizes round up per KB like the table's writes.
+    assert FEED.write_units(_image("t1"), None) == 1
+    assert FEED.write_units(None, _image("t1", summary="z" * 1500)) == 2

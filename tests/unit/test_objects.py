@@ -150,7 +150,32 @@ def test_head_and_read(s3):
         storage.read(S3Location(BUCKET, "k.jpg"), etag="e1", max_bytes=3)
 
 
+@pytest.mark.parametrize(("headers", "count"), [({"TagCount": 3}, 3), ({}, 0)])
+def test_open_reports_the_tag_count_s3_sends(s3, headers, count):
+    """S3 sends x-amz-tagging-count only when the object has tags: its absence is none."""
+    storage, stubber = s3
+    stubber.add_response(
+        "get_object",
+        {"Body": body(b"abc"), "ContentLength": 3, "ETag": '"e1"', "VersionId": "v1", **headers},
+    )
+    opened = storage.open(S3Location(BUCKET, "k.jpg"))
+    assert opened is not None
+    with opened:
+        assert (opened.info.version_id, opened.info.tag_count) == ("v1", count)
+
+
 # --- The in-memory fake follows the same rules -----------------------------------------------------
+
+
+def test_fake_open_counts_the_tags_as_s3_does():
+    objects = InMemoryObjectStorage()
+    objects.add(BUCKET, "tagged.jpg", b"x", version_id="v1", tags={"owner": "me", "trip": "rome"})
+    objects.add(BUCKET, "plain.jpg", b"x", version_id="v1")
+    for key, count in (("tagged.jpg", 2), ("plain.jpg", 0)):
+        opened = objects.open(S3Location(BUCKET, key))
+        assert opened is not None
+        assert opened.info.tag_count == count
+    assert objects.head(S3Location(BUCKET, "tagged.jpg")).tag_count is None  # a HEAD does not say
 
 
 def test_fake_refuses_a_version_id_for_an_unversioned_object():

@@ -161,6 +161,40 @@ def test_writer_disabled_or_object_gone():
     assert writer.apply(LOCATION, labels(("dog", 0.9)), POLICY).reason == "object no longer exists"
 
 
+class CountingObjects(InMemoryObjectStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tag_reads = 0
+
+    def get_tags(self, location):
+        self.tag_reads += 1
+        return super().get_tags(location)
+
+
+def test_writer_does_not_read_the_tag_set_of_a_version_the_get_found_untagged():
+    objects = CountingObjects()
+    obj = objects.add("bucket", "photo.jpg", b"x", version_id="v1")
+    write = ObjectTagWriter(objects).apply(LOCATION, labels(("dog", 0.9)), POLICY, tag_count=0)
+    assert objects.tag_reads == 0
+    assert obj.tags == write.written == {"autotag:dog": "0.90"}
+
+
+@pytest.mark.parametrize(
+    ("location", "tag_count"),
+    [
+        (LOCATION, 1),  # the user's tags are read to be kept
+        (LOCATION, None),  # not known
+        (S3Location("bucket", "photo.jpg"), 0),  # no version: the key may name a newer object by now
+    ],
+)
+def test_writer_reads_the_tag_set_unless_the_version_has_none(location, tag_count):
+    objects = CountingObjects()
+    obj = objects.add("bucket", "photo.jpg", b"x", version_id="v1", tags={"owner": "bob"})
+    ObjectTagWriter(objects).apply(location, labels(("dog", 0.9)), POLICY, tag_count=tag_count)
+    assert objects.tag_reads == 1
+    assert obj.tags == {"owner": "bob", "autotag:dog": "0.90"}
+
+
 class RefusingObjects(InMemoryObjectStorage):
     def put_tags(self, location, tags):
         raise TagWriteRefusedError("S3 refused the tag write: AccessDenied", s3_code="AccessDenied")

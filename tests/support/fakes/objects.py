@@ -61,7 +61,9 @@ class InMemoryObjectStorage:
         stored = self._find(location)
         if stored is None:
             return None
-        info = ObjectInfo(len(stored.data), stored.content_type, stored.etag, stored.version_id)
+        info = ObjectInfo(
+            len(stored.data), stored.content_type, stored.etag, stored.version_id, tag_count=len(stored.tags)
+        )
         return OpenedObject(info, io.BytesIO(stored.data), on_read=self._count_read)
 
     def _count_read(self) -> None:

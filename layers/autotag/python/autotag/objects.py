@@ -36,12 +36,15 @@ _TAGGING_REFUSED_CODES = frozenset({"AccessDenied", "InvalidTag", "MethodNotAllo
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """What a HEAD tells: enough to refuse an object before downloading it."""
+    """What a HEAD or a GET's headers tell: enough to refuse an object before downloading it."""
 
     size: int
     content_type: str | None
     etag: str | None
     version_id: str | None
+    tag_count: int | None = None
+    """How many tags the object has, from a GET's ``x-amz-tagging-count`` header (S3 leaves it out
+    when there are none: 0); None when not known (a HEAD does not say)."""
 
 
 class ObjectStorage(Protocol):
@@ -102,12 +105,16 @@ class OpenedObject:
 
 
 def _info(response: Mapping[str, Any], size: int) -> ObjectInfo:
+    """A GetObject response's headers. S3 sends ``x-amz-tagging-count`` (``TagCount``) only when the
+    object has tags and the caller may read them (s3:GetObjectTagging, which the function's role has
+    for the merge): its absence is 0 tags."""
     version = response.get("VersionId")
     return ObjectInfo(
         size=size,
         content_type=response.get("ContentType"),
         etag=normalize_etag(response.get("ETag")),
         version_id=None if version in (None, "null") else version,
+        tag_count=int(response.get("TagCount", 0)),
     )
 
 

@@ -97,9 +97,11 @@ class RecordKeeper:
         owned: dict[str, str],
         cached: bool,
         cache: CacheEntry | None,
+        tag_count: int | None = None,
     ) -> ObjectOutcome:
         """Write the object's S3 tags and the ``tagged`` record (with the cached result, one write
-        request; see docs/storage.md), then announce it."""
+        request; see docs/storage.md), then announce it. ``tag_count``: the object's tags as its GET
+        counted them (none: the tag set is not read before it is written)."""
         previous = claim.previous
         width, height = image.upright_size
         # People's corrections win over the provider output, on the object and in the index: the
@@ -107,7 +109,9 @@ class RecordKeeper:
         corrections = previous.corrections if previous is not None else None
         in_force = effective_tags(result.tags, corrections, image.sha256)
         try:
-            s3_tags = self.tag_writer.apply(location, in_force, self.config.s3_tags, owned=owned)
+            s3_tags = self.tag_writer.apply(
+                location, in_force, self.config.s3_tags, owned=owned, tag_count=tag_count
+            )
             record = ImageRecord.from_result(
                 result,
                 **base,

@@ -10,6 +10,11 @@ Policy (``autotag.config.S3TagPolicy``):
 - A re-tag replaces the tags autotag owns (ones no longer wanted are removed). A tag autotag would
   write is *dropped* when the user already has a tag with that key (the user's stays), or when the
   user's tags leave no free slot; every removed and dropped tag is reported (``S3TagWrite``).
+- The object's tag set is read before it is written (S3 has no conditional tag write), except when
+  the GET that read the object version said it has no tags (``x-amz-tagging-count`` absent): then
+  there is nothing of the user's to keep and the read is skipped. A tag someone else puts on that
+  version between the GET and autotag's write (the provider call, typically under a second) is
+  replaced; with the read, the same holds between the read and the write.
 - Keys and values are cut to S3's lengths (128 / 256 characters) and to the characters S3 accepts:
   Unicode letters and digits, spaces and ``+ - = . _ : / @`` (S3 tags are UTF-8; the AWS tag pattern
   is ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]``). Any other character becomes a space, runs of spaces collapse.
@@ -140,12 +145,21 @@ class ObjectTagWriter:
         policy: S3TagPolicy,
         *,
         owned: Mapping[str, str] | None = None,
+        tag_count: int | None = None,
     ) -> S3TagWrite:
-        """``owned``: the tags autotag recorded writing on this object before (the record's)."""
+        """``owned``: the tags autotag recorded writing on this object before (the record's).
+        ``tag_count``: how many tags the object version has, when the GET that read it said so
+        (:attr:`autotag.objects.ObjectInfo.tag_count`); at 0 there is nothing of the user's to
+        merge and the tag set is not read (one GetObjectTagging less). Only for a ``location``
+        naming its version: the write then lands on the version the GET counted, whereas a key
+        alone may name a newer object by then (an unversioned bucket), whose tags must be read."""
         if not policy.enabled:
             return S3TagWrite(reason="S3 object tagging is disabled")
         try:
-            current = self._objects.get_tags(location)
+            if tag_count == 0 and location.version_id:
+                current: dict[str, str] = {}
+            else:
+                current = self._objects.get_tags(location)
             plan = plan_tag_set(current, tags, policy, owned=owned)
             if plan.changed:
                 self._objects.put_tags(location, plan.tag_set)

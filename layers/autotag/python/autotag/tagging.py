@@ -27,6 +27,8 @@ Outcomes of ``process_object`` (``handle_event`` also says which disposition app
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_lambda_powertools import Logger
 
 from autotag.cacheround import RoundLookup
@@ -136,7 +138,7 @@ class TaggingService:
             return ObjectOutcome(record, claimed.disposition)
         try:
             return self._process_claimed(
-                location, options, deadline, etag, claimed, request=order is None, cache_lookup=cache_lookup
+                _ClaimedEvent(location, options, deadline, etag, claimed, order is None, cache_lookup)
             )
         except ClaimLostError:
             logger.warning("record taken over while processing", extra={"s3_uri": location.uri})
@@ -150,41 +152,20 @@ class TaggingService:
             self.records.release(claimed)
             raise
 
-    def _process_claimed(
-        self,
-        location: S3Location,
-        options: TagOptions,
-        deadline: Deadline,
-        etag: str | None,
-        claim: Claim,
-        *,
-        request: bool,
-        cache_lookup: RoundLookup | None = None,
-    ) -> ObjectOutcome:
+    def _process_claimed(self, event: _ClaimedEvent) -> ObjectOutcome:
+        location = event.location
         try:
             opened = self.objects.open(location)  # one GET: headers first, the body if it passes
         except InvalidS3ReferenceError as error:
             self.records.refused(location, error)
         if opened is None:
-            return self.records.gone(location, etag, claim, request=request)
+            return self.records.gone(location, event.etag, event.claim, request=event.request)
         with opened:
-            return self._process_opened(
-                location, options, deadline, etag, claim, opened, request=request, cache_lookup=cache_lookup
-            )
+            return self._process_opened(event, opened)
 
-    def _process_opened(
-        self,
-        location: S3Location,
-        options: TagOptions,
-        deadline: Deadline,
-        etag: str | None,
-        claim: Claim,
-        opened: OpenedObject,
-        *,
-        request: bool,
-        cache_lookup: RoundLookup | None = None,
-    ) -> ObjectOutcome:
-        previous, info = claim.previous, opened.info
+    def _process_opened(self, event: _ClaimedEvent, opened: OpenedObject) -> ObjectOutcome:
+        etag, claim, cache_lookup = event.etag, event.claim, event.cache_lookup
+        previous, info, location = claim.previous, opened.info, event.location
         if etag and info.etag and etag != info.etag and not location.version_id:
             self.records.release(claim)
             skipped = self.records.skipped(location, etag, "object was overwritten after this event")
@@ -195,7 +176,7 @@ class TaggingService:
             previous is not None
             and same_object
             and previous.status is ImageStatus.TAGGED
-            and not request
+            and not event.request
             and claim.order.sequencer is None
             and not claim.order.replay
         ):
@@ -218,10 +199,10 @@ class TaggingService:
             data = opened.read(self.config.limits.max_bytes)
             image = inspect_image(data, limits=self.config.limits)
             result, cached, to_cache = self.tag_step.tag(
-                image, options, deadline, s3=location, defer_cache=True, cache_lookup=cache_lookup
+                image, event.options, event.deadline, s3=location, defer_cache=True, cache_lookup=cache_lookup
             )
         except ObjectGoneError:
-            return self.records.gone(location, etag, claim, request=request)
+            return self.records.gone(location, etag, claim, request=event.request)
         except InvalidS3ReferenceError as error:
             self.records.refused(location, error)
         except AutotagError as error:
@@ -234,7 +215,15 @@ class TaggingService:
             if cache_lookup is not None:  # the rest of the batch need not wait for this one
                 cache_lookup.skip()
         return self.records.tagged(
-            location, result, image, claim, base=base, owned=owned, cached=cached, cache=to_cache
+            location,
+            result,
+            image,
+            claim,
+            base=base,
+            owned=owned,
+            cached=cached,
+            cache=to_cache,
+            tag_count=info.tag_count,
         )
 
     def _check_object(self, info: ObjectInfo) -> None:
@@ -272,6 +261,20 @@ class TaggingService:
     def close(self) -> None:
         """Release the providers' resources (HTTP client) and stop the event loop."""
         self.tag_step.close()
+
+
+@dataclass(frozen=True)
+class _ClaimedEvent:
+    """One event under its claim, as :meth:`TaggingService.handle_event` was given it."""
+
+    location: S3Location
+    options: TagOptions
+    deadline: Deadline
+    etag: str | None
+    claim: Claim
+    request: bool
+    """A request (no S3 event order): the object must exist."""
+    cache_lookup: RoundLookup | None
 
 
 def _describes(record: ImageRecord | None, info: ObjectInfo, location: S3Location) -> bool:

@@ -2,6 +2,13 @@
 attributes the index, the feed and the claims read), the tag index items, the writes one put makes
 (conditions included), cached results, and DynamoDB's typed attribute values. Pure functions; the
 calls to DynamoDB are :mod:`autotag.store.dynamodb`'s.
+
+The image item holds each fact once, so a typical record stays under 1 KB (one write unit): the
+bucket and key are read from ``pk``, ``updated_at`` from ``feed_sk``, the feed's status from
+``feed_pk``; the record and the feed's summary are JSON compressed with a preset dictionary
+(:data:`PRESET_DICTIONARY`). Items written before (with ``bucket``, ``key`` and ``updated_at``
+attributes, a summary as JSON text, a record compressed without the dictionary, or as JSON text)
+are read as they are.
 """
 
 from __future__ import annotations
@@ -17,18 +24,55 @@ from autotag.decisions import TagCorrections
 from autotag.models import TagResult
 from autotag.ordering import normalize_sequencer
 from autotag.store.base import ImageRecord, ImageStatus, ImageSummary, TagHit
-from autotag.store.keys import META_SK, IndexEntry, feed_pk, feed_sk, image_id, image_pk, index_entries
+from autotag.store.keys import (
+    FEED_PREFIX,
+    IMAGE_PREFIX,
+    META_SK,
+    IndexEntry,
+    feed_pk,
+    feed_sk,
+    image_id,
+    image_pk,
+    index_entries,
+)
 
 RECORD_ATTRIBUTE = "record_z"
-"""The record as zlib-compressed JSON (binary): a third of the JSON's size, so a typical record item
-stays under 1 KB, one write unit. Items written before hold ``record`` (JSON text); both are read."""
+"""The record as zlib-compressed JSON (binary), with :data:`PRESET_DICTIONARY`: a fifth of the
+JSON's size. Items written before hold it compressed without the dictionary (zlib's header says
+which), or ``record`` (JSON text); all are read."""
+SUMMARY_ATTRIBUTE = "summary"
+"""The feed's :class:`ImageSummary` (the ``feed`` index projects it): compressed JSON of what the
+index item's keys do not say (bucket, key, status and time are in ``pk``, ``feed_pk``, ``feed_sk``);
+JSON text of the whole summary in items written before."""
 RESULT_ATTRIBUTE = "result_z"
-"""A cached result, compressed the same way (``result`` before)."""
+"""A cached result, compressed (without the dictionary; ``result``, JSON text, before)."""
 INDEX_KEY_SEPARATOR = "|"
 """In the image item's ``index_keys``: ``{tag pk}|{inverted confidence}`` (a tag key may hold ``|``:
 the last one separates)."""
-_RECORD_FIELDS_ON_ITEM = ("bucket", "key", "version_id", "etag", "status", "updated_at")
+_RECORD_FIELDS_ON_ITEM = ("version_id", "etag", "status")
 """Record fields the image item holds as attributes: left out of the compressed JSON."""
+_RECORD_FIELDS_IN_KEYS = ("bucket", "key", "updated_at")
+"""Record fields the image item's keys hold (``pk``, ``feed_sk``): left out of the compressed JSON
+and of the item's attributes."""
+_SUMMARY_FIELDS_IN_KEYS = ("bucket", "key", "status", "updated_at")
+
+PRESET_DICTIONARY = (
+    b'"s3_tags":{"written":{"autotag:":""},"removed":[],"dropped":[{"key":"autotag:","value":"",'
+    b'"reason":"user_tag""tag_limit"}],"user_tags_kept":,"reason":"no tags to write"},"cached":true,'
+    b'"providers":[{"provider":"","status":"ok","latency_ms":.,"tag_count":,"error_code":"","error":"",'
+    b'"retryable":false,"details":{"request_id":"","lang":"en","model":""}}],"classification":{"label":'
+    b'"safe","unsafe","confidence":0.,"title":"","description":"",'
+    b'"tags":[{"name":"","confidence":0.,"provider":"","kind":"label","names":{"en":""},"categories":[],'
+    b'"parents":[],"aliases":[],"boxes":[{"left":0.,"top":0.,"width":0.,"height":0.}],'
+    b'"sources":["basic","efficientnet","imagedescriber","rekognition","google_vision","coreviz","huawei"]},'
+    b'{"sequencer":"","sha256":"","size":,"content_type":"image/jpeg","image/png","width":,"height":,'
+    b'{"version_id":"","title":"","tag_count":,"corrected":true,"top_tags":[{"name":"","confidence":0.,'
+    b'"provider":"basic"},{"name":"","confidence":0.,"provider":"efficientnet"},{"name":"","confidence":0.,'
+    b'"provider":"imagedescriber"},{"name":"","confidence":0.,"provider":"rekognition"},{"name":"",'
+)
+"""zlib's preset dictionary for the record and summary JSON (field names and common values), so a
+small JSON compresses well. NEVER change it: a stream written with it names it by its Adler-32 in the
+zlib header and can be read only with it (a new dictionary would need the old one kept for reading)."""
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -61,27 +105,43 @@ def key_of(pk: str, sk: str = META_SK) -> dict[str, Any]:
 
 def image_item(record: ImageRecord, entries: list[IndexEntry], *, revision: int) -> dict[str, Any]:
     """The image item (plain values) for `record`, naming its index items ``entries``."""
-    updated_at = record.updated_at.isoformat()
     return {
         "pk": image_pk(record.bucket, record.key),
         "sk": META_SK,
         "type": "image",
-        "bucket": record.bucket,
-        "key": record.key,
         "version_id": record.version_id,
         "etag": record.etag,
         "sequencer": normalize_sequencer(record.sequencer),
         "status": record.status.value,
-        "updated_at": updated_at,
-        RECORD_ATTRIBUTE: _compressed(record),
+        RECORD_ATTRIBUTE: pack(
+            record.model_dump_json(
+                exclude_defaults=True,
+                exclude={*_RECORD_FIELDS_ON_ITEM, *_RECORD_FIELDS_IN_KEYS, "corrections"},
+            )
+        ),
         "tag_count": len(record.tags),
         "corrections": record.corrections.model_dump_json() if record.corrections else None,
         "index_keys": [f"{e.pk}{INDEX_KEY_SEPARATOR}{e.sk.partition('#')[0]}" for e in entries],
         "revision": revision,
         "feed_pk": feed_pk(record.status.value),
-        "feed_sk": feed_sk(updated_at, record.bucket, record.key),
-        "summary": ImageSummary.of(record).model_dump_json(),
+        "feed_sk": feed_sk(record.updated_at.isoformat(), record.bucket, record.key),
+        SUMMARY_ATTRIBUTE: pack(
+            ImageSummary.of(record).model_dump_json(
+                exclude_defaults=True, exclude=set(_SUMMARY_FIELDS_IN_KEYS)
+            )
+        ),
     }
+
+
+def _fields_in_keys(item: dict[str, Any]) -> dict[str, Any]:
+    """The bucket, key and time an image item's keys hold (``IMG#{bucket}#{key}``: a bucket name has
+    no ``#``; ``{updated_at}#{image id}``), or its attributes in items written before."""
+    bucket, _, key = str(item["pk"]).removeprefix(IMAGE_PREFIX).partition("#")
+    fields: dict[str, Any] = {"bucket": bucket, "key": key}
+    if "feed_sk" in item:
+        fields["updated_at"] = str(item["feed_sk"]).rpartition("#")[0]
+    fields.update({name: item[name] for name in _RECORD_FIELDS_IN_KEYS if name in item})
+    return fields
 
 
 def record_of(item: dict[str, Any] | None) -> ImageRecord | None:
@@ -90,7 +150,8 @@ def record_of(item: dict[str, Any] | None) -> ImageRecord | None:
     if not item:
         return None
     if RECORD_ATTRIBUTE in item:
-        fields = json.loads(zlib.decompress(bytes(item[RECORD_ATTRIBUTE])))
+        fields = json.loads(unpack(item[RECORD_ATTRIBUTE]))
+        fields.update(_fields_in_keys(item))
         fields.update({name: item[name] for name in _RECORD_FIELDS_ON_ITEM if name in item})
         record = ImageRecord.model_validate(fields)
     elif "record" in item:  # written before compression
@@ -98,6 +159,29 @@ def record_of(item: dict[str, Any] | None) -> ImageRecord | None:
     else:
         return None
     return record.model_copy(update={"corrections": corrections_of(item)})
+
+
+def summary_of(item: dict[str, Any]) -> ImageSummary:
+    """The feed's summary of an image item (as the ``feed`` index returns it: keys and summary)."""
+    raw = item[SUMMARY_ATTRIBUTE]
+    if isinstance(raw, str):  # written before: the whole summary as JSON text
+        return ImageSummary.model_validate_json(raw)
+    fields = json.loads(unpack(raw))
+    fields.update(_fields_in_keys(item))
+    fields["status"] = str(item["feed_pk"]).removeprefix(FEED_PREFIX)
+    return ImageSummary.model_validate(fields)
+
+
+def pack(text: str) -> bytes:
+    """JSON text zlib-compressed with :data:`PRESET_DICTIONARY`."""
+    compressor = zlib.compressobj(9, zdict=PRESET_DICTIONARY)
+    return compressor.compress(text.encode()) + compressor.flush()
+
+
+def unpack(data: Any) -> bytes:
+    """What :func:`pack` compressed, or a stream compressed without the dictionary (written before)."""
+    decompressor = zlib.decompressobj(zdict=PRESET_DICTIONARY)
+    return decompressor.decompress(bytes(data)) + decompressor.flush()
 
 
 def corrections_of(item: dict[str, Any] | None) -> TagCorrections | None:
@@ -116,11 +200,6 @@ def index_keys_of(item: dict[str, Any] | None, bucket: str, key: str) -> set[tup
             pk, _, score = str(entry).rpartition(INDEX_KEY_SEPARATOR)
             keys.add((pk, f"{score}#{image_id(bucket, key)}"))
     return keys
-
-
-def _compressed(record: ImageRecord) -> bytes:
-    text = record.model_dump_json(exclude_defaults=True, exclude={*_RECORD_FIELDS_ON_ITEM, "corrections"})
-    return zlib.compress(text.encode(), 9)
 
 
 # --- Writes -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from autotag.store.base import ImageStatus, ImageSummary, Page, TagHit
-from autotag.store.dynamo_items import from_item, hit_of, key_of, to_item
+from autotag.store.dynamo_items import from_item, hit_of, key_of, summary_of, to_item
 from autotag.store.keys import (
     META_SK,
     check_limit,
@@ -59,7 +59,7 @@ def recent(
     page, more = _page(client, query, limit)
     last = page[-1] if page else None
     return Page[ImageSummary](
-        items=[ImageSummary.model_validate_json(i["summary"]) for i in page],
+        items=[summary_of(i) for i in page],
         cursor=encode_feed_cursor(partition, last["feed_sk"], last["pk"]) if more and last else None,
     )
 
