@@ -28,7 +28,7 @@ from autotag.models import ProviderOutcome, TagKind, TagOptions, TagResult
 from autotag.pipeline import Tagger
 from autotag.providers.base import ProviderContext, ProviderRequest
 from autotag.providers.http import make_client
-from autotag.providers.huawei import HuaweiProvider
+from autotag.providers.huawei.provider import HuaweiProvider
 from autotag.retry import Deadline
 
 from tests.support.provider_servers_cloud import (
