@@ -14,8 +14,6 @@ from autotag.errors import (
     ConfigError,
     ProviderBadInputError,
     ProviderError,
-    ProviderResponseError,
-    ProviderTimeoutError,
     ThrottledError,
     TransientError,
 )
@@ -211,52 +209,11 @@ def test_upload_error_statuses(server, status, error_type, code, retryable):
     assert server.calls == 1
 
 
-def test_wrong_key_is_auth(server):
-    outcome = call(
-        ImageKitProvider,
-        server.url,
-        secret={"private_key": "private_wrong"},
-        provider_options={"upload_endpoint": server.url},
-    )
-    error = outcome.failed(AuthError)
-    assert "private_wrong" not in str(error)
-
-
-def test_malformed_json(server):
-    server.script(*[Reply(status=200, body="<html>")] * 3)
-    error = tag(server).failed(ProviderResponseError)
-    assert error.retryable
-    assert server.calls == 3
-
-
-def test_slow_upload_past_the_timeout(server):
-    server.latency = 3.0
-    outcome = tag(server, timeout_seconds=0.5, provider_options={"delete_after": False})
-    outcome.failed(ProviderTimeoutError)
-    assert outcome.seconds < 2.0
-
-
-def test_429_with_retry_after_is_honoured(server):
-    server.script(ImageKitServer.error(429, "Too many requests", {"Retry-After": "1"}))
-    assert tag(server).ok.tags
-    first, second = server.requests[:2]
-    assert second.path == first.path == "/api/v1/files/upload"
-    assert second.received_at - first.received_at >= 0.95
-
-
 def test_rate_limit_reset_header_when_no_retry_after(server):
     server.script(ImageKitServer.error(429, "Too many requests", {"X-RateLimit-Reset": "1000"}))
     assert tag(server).ok.tags
     first, second = server.requests[:2]
     assert second.received_at - first.received_at >= 0.95
-
-
-def test_connection_refused():
-    dead = f"http://127.0.0.1:{closed_port()}"
-    outcome = call(
-        ImageKitProvider, dead, secret=SECRET, provider_options={"upload_endpoint": dead}, max_attempts=1
-    )
-    assert "connection failed" in str(outcome.failed(TransientError))
 
 
 @pytest.mark.parametrize("extensions", [[], ["clarifai-auto-tagging"], "nonsense"])
