@@ -30,7 +30,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
+from autotag.errors import ProviderError
 from autotag.image import ImageFormat, PreparedImage, S3Location, SourceImage
+from autotag.models import TagResult
 from autotag.providers.base import EffectiveOptions, ProviderRequest
 from autotag.retry import Deadline
 from PIL import Image
@@ -639,3 +641,15 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
         return await make()
 
     return asyncio.run(main())
+
+
+def ok(outcome: TagResult | ProviderError) -> TagResult:
+    """The result of a call that should have succeeded."""
+    assert isinstance(outcome, TagResult), f"expected a result, got {outcome!r}"
+    return outcome
+
+
+def failed(outcome: TagResult | ProviderError) -> ProviderError:
+    """The error of a call that should have failed."""
+    assert isinstance(outcome, ProviderError), f"expected an error, got {outcome!r}"
+    return outcome

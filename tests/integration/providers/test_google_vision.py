@@ -31,9 +31,11 @@ from tests.support.provider_servers_cloud import (
     GoogleVisionServer,
     Reply,
     cloud_request,
+    failed,
     google_error,
     google_image_error,
     image_data,
+    ok,
     run,
     unused_port,
 )
@@ -73,16 +75,6 @@ def call(
                 return error
 
     return run(go)
-
-
-def ok(outcome: TagResult | ProviderError) -> TagResult:
-    assert isinstance(outcome, TagResult), f"expected a result, got {outcome!r}"
-    return outcome
-
-
-def failed(outcome: TagResult | ProviderError) -> ProviderError:
-    assert isinstance(outcome, ProviderError), f"expected an error, got {outcome!r}"
-    return outcome
 
 
 # --- success ------------------------------------------------------------------------------------

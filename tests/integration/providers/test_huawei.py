@@ -35,7 +35,9 @@ from tests.support.provider_servers_cloud import (
     HuaweiServer,
     Reply,
     cloud_request,
+    failed,
     image_data,
+    ok,
     run,
     unused_port,
 )
@@ -107,16 +109,6 @@ class Session:
 
     def call(self, request: ProviderRequest | None = None) -> TagResult | ProviderError:
         return self.calls(request or cloud_request())[0]
-
-
-def ok(outcome: TagResult | ProviderError) -> TagResult:
-    assert isinstance(outcome, TagResult), f"expected a result, got {outcome!r}"
-    return outcome
-
-
-def failed(outcome: TagResult | ProviderError) -> ProviderError:
-    assert isinstance(outcome, ProviderError), f"expected an error, got {outcome!r}"
-    return outcome
 
 
 # --- success ------------------------------------------------------------------------------------

@@ -39,7 +39,9 @@ from tests.support.provider_servers_cloud import (
     Reply,
     aws_json_error,
     cloud_request,
+    failed,
     image_data,
+    ok,
     run,
     unused_port,
 )
@@ -107,16 +109,6 @@ def tag(adapter: RekognitionProvider, request: ProviderRequest | None = None) ->
             return error
 
     return run(go)
-
-
-def ok(outcome: TagResult | ProviderError) -> TagResult:
-    assert isinstance(outcome, TagResult), f"expected a result, got {outcome!r}"
-    return outcome
-
-
-def failed(outcome: TagResult | ProviderError) -> ProviderError:
-    assert isinstance(outcome, ProviderError), f"expected an error, got {outcome!r}"
-    return outcome
 
 
 def source_request(

@@ -34,7 +34,6 @@ from autotag.models import (
 )
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
 from autotag.providers.failures import error_text, find_request_id, provider_error, status_class
-from autotag.providers.http import send
 from autotag.providers.responses import parse, parse_optional, parse_response
 from autotag.providers.responses.coreviz import ErrorBody, TagObject, TagResponse
 
@@ -92,13 +91,8 @@ class CoreVizProvider(Provider):
                 headers={"content-type": "application/json", "x-api-key": api_key},
             )
 
-        response = await send(
-            self.context.http,
-            build,
-            provider=self.key,
-            deadline=self.call_deadline(request),
-            policy=self.retry_policy,
-            check=lambda r: self._check(r, secret=api_key),
+        response = await self.send(
+            build, deadline=self.call_deadline(request), check=lambda r: self._check(r, secret=api_key)
         )
         return self._result(response, via=via)
 

@@ -31,7 +31,6 @@ from autotag.image import ImageConstraints, ImageFormat
 from autotag.models import BoundingBox, Tag, TagKind, TagResult, tag_key
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
 from autotag.providers.failures import error_for_status, provider_error
-from autotag.providers.http import send
 from autotag.providers.responses import parse_optional, parse_response
 from autotag.providers.responses.google_vision import (
     AnnotateImageResponse,
@@ -140,14 +139,7 @@ class GoogleVisionProvider(Provider):
             if response.is_error:
                 raise self._http_error(response, api_key)
 
-        response = await send(
-            self.context.http,
-            build,
-            provider=self.key,
-            deadline=deadline,
-            policy=self.retry_policy,
-            check=check,
-        )
+        response = await self.send(build, deadline=deadline, check=check)
         return parse_response(
             AnnotateResponse, response, provider=self.key, what="response has no responses[0]"
         )

@@ -32,7 +32,6 @@ from autotag.providers.failures import (
     parse_retry_after,
     provider_error,
 )
-from autotag.providers.http import send
 from autotag.providers.redaction import scrub
 from autotag.providers.responses import parse, parse_optional
 from autotag.providers.responses.imagedescriber import GenerateTagsResponse
@@ -96,13 +95,8 @@ class ImageDescriberProvider(Provider):
                 headers={"content-type": "application/json", "authorization": f"Bearer {api_key}"},
             )
 
-        response = await send(
-            self.context.http,
-            build,
-            provider=self.key,
-            deadline=self.call_deadline(request),
-            policy=self.retry_policy,
-            check=lambda r: self._check(r, secret=api_key),
+        response = await self.send(
+            build, deadline=self.call_deadline(request), check=lambda r: self._check(r, secret=api_key)
         )
         return self._result(response, lang=lang, requested=request.options.lang)
 

@@ -39,7 +39,6 @@ from autotag.providers.failures import (
     provider_error,
     status_class,
 )
-from autotag.providers.http import send
 from autotag.providers.responses import numeric, parse, parse_optional
 from autotag.providers.responses.imagekit import AITag, ErrorBody, FileAnswer
 from autotag.retry import Deadline, RetryPolicy
@@ -210,13 +209,8 @@ class ImageKitProvider(Provider):
         self, build: Callable[[], httpx.Request], deadline: Deadline, secret: str, policy: RetryPolicy
     ) -> tuple[FileAnswer, str | None]:
         """The answer (empty for 204) and the provider's request id."""
-        response = await send(
-            self.context.http,
-            build,
-            provider=self.key,
-            deadline=deadline,
-            policy=policy,
-            check=lambda r: self._check(r, secret=secret),
+        response = await self.send(
+            build, deadline=deadline, check=lambda r: self._check(r, secret=secret), policy=policy
         )
         request_id = find_request_id(response, REQUEST_ID_HEADERS)
         if response.status_code == 204 or not response.content:

@@ -24,7 +24,6 @@ from autotag.providers.failures import (
     provider_error,
     status_class,
 )
-from autotag.providers.http import send
 from autotag.providers.responses import parse_optional
 from autotag.providers.responses.pixlab import TagImgResponse
 
@@ -86,13 +85,8 @@ class PixLabProvider(Provider):
                 headers=headers,
             )
 
-        response = await send(
-            self.context.http,
-            build,
-            provider=self.key,
-            deadline=self.call_deadline(request),
-            policy=self.retry_policy,
-            check=lambda r: self._check(r, secret=api_key),
+        response = await self.send(
+            build, deadline=self.call_deadline(request), check=lambda r: self._check(r, secret=api_key)
         )
         return self._result(response, via="url" if image_url else "upload")
 

@@ -28,7 +28,7 @@ from autotag.errors import AuthError, ProviderResponseError
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.models import BoundingBox, Tag, TagKind, TagResult
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
-from autotag.providers.http import json_body, send
+from autotag.providers.http import json_body
 from autotag.providers.huawei.codes import TOKEN_EXPIRED_CODES, service_error
 from autotag.providers.huawei.signer import AkSk, sign_headers
 from autotag.providers.huawei.token import (
@@ -227,14 +227,7 @@ class HuaweiProvider(Provider):
                 return
             raise service_error(response, provider=self.key, scrub=scrub)
 
-        return await send(
-            self.context.http,
-            build,
-            provider=self.key,
-            deadline=deadline,
-            policy=self.retry_policy,
-            check=check,
-        )
+        return await self.send(build, deadline=deadline, check=check)
 
     def _result(self, response: httpx.Response, language: str, seen_size: tuple[int, int]) -> TagResult:
         body = json_body(response, provider=self.key)
