@@ -250,12 +250,11 @@ class HuaweiServer(ProviderServer):
             return None
         return base64.b64decode(image, validate=True)
 
-    def fault_reply(self, kind: Any, request: RecordedRequest) -> Reply:
-        if kind == "error":
-            return self.error("AIS.0506", "Internal error")
-        if kind == "throttle":
-            return self.error("APIG.0308", "The request is throttled", headers={"Retry-After": "1"})
-        return super().fault_reply(kind, request)
+    def error_reply(self) -> Reply:
+        return self.error("AIS.0506", "Internal error")
+
+    def throttle_reply(self, seconds: float) -> Reply:
+        return self.error("APIG.0308", "The request is throttled", headers={"Retry-After": "1"})
 
     # -- routes
 
@@ -484,19 +483,18 @@ class GoogleVisionServer(ProviderServer):
             return None
         return base64.b64decode(content, validate=True)
 
-    def fault_reply(self, kind: Any, request: RecordedRequest) -> Reply:
-        if kind == "error":
-            return google_error(503, "UNAVAILABLE", "The service is currently unavailable.")
-        if kind == "throttle":
-            return google_error(
-                429,
-                "RESOURCE_EXHAUSTED",
-                "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute'.",
-                reason="RATE_LIMIT_EXCEEDED",
-                metadata={"quota_limit": "DefaultRequestsPerMinutePerProject"},
-                **{"Retry-After": "1"},
-            )
-        return super().fault_reply(kind, request)
+    def error_reply(self) -> Reply:
+        return google_error(503, "UNAVAILABLE", "The service is currently unavailable.")
+
+    def throttle_reply(self, seconds: float) -> Reply:
+        return google_error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute'.",
+            reason="RATE_LIMIT_EXCEEDED",
+            metadata={"quota_limit": "DefaultRequestsPerMinutePerProject"},
+            **{"Retry-After": "1"},
+        )
 
     def route(self, request: RecordedRequest) -> Reply:
         if request.method != "POST" or request.path != self.PATH:
