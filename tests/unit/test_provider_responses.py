@@ -9,16 +9,8 @@ import sys
 
 import httpx
 import pytest
-from autotag.errors import (
-    AuthError,
-    ProviderBadInputError,
-    ProviderError,
-    ProviderResponseError,
-    QuotaError,
-    ThrottledError,
-    TransientError,
-)
-from autotag.providers.failures import error_text, provider_error, status_class
+from autotag import errors
+from autotag.providers.failures import error_text, provider_error
 from autotag.providers.redaction import RedactSecrets, Scrubber, redact
 from autotag.providers.responses import ItemList, Items, NonBlank, Numeric, ResponseModel, Text, parse
 from autotag.providers.responses.coreviz import TagObject, TagResponse
@@ -61,7 +53,7 @@ def test_items_that_do_not_fit_are_skipped_not_fatal() -> None:
 
 
 def test_a_required_array_that_is_not_one_fails_an_optional_one_reads_as_empty() -> None:
-    with pytest.raises(ProviderResponseError):
+    with pytest.raises(errors.ProviderResponseError):
         parse(Answer, {"items": "cat"}, provider="p", what="no items")
     assert Answer.model_validate({"items": [], "extras": {"name": "x"}}).extras == []
 
@@ -79,7 +71,7 @@ def test_optional_text_of_the_wrong_type_reads_as_absent() -> None:
 
 
 def test_parse_failure_is_our_typed_error_without_validation_internals() -> None:
-    with pytest.raises(ProviderResponseError) as caught:
+    with pytest.raises(errors.ProviderResponseError) as caught:
         parse(Answer, {"unexpected": True}, provider="demo", what="answer has no items", request_id="r-1")
     error = caught.value
     assert error.code == "bad_provider_response"
@@ -110,7 +102,7 @@ def test_models_are_built_on_first_use_not_at_import() -> None:
 
 
 def test_google_answer_needs_responses_and_tolerates_odd_annotations() -> None:
-    with pytest.raises(ProviderResponseError):
+    with pytest.raises(errors.ProviderResponseError):
         parse(AnnotateResponse, {"responses": []}, provider="g", what="no responses[0]")
     answer = AnnotateResponse.model_validate(
         {
@@ -152,7 +144,7 @@ def test_google_error_envelope_finds_the_error_info() -> None:
 
 
 def test_rekognition_labels_must_be_a_list() -> None:
-    with pytest.raises(ProviderResponseError):
+    with pytest.raises(errors.ProviderResponseError):
         parse(DetectLabelsResponse, {"Labels": None}, provider="r", what="no Labels")
     labels = DetectLabelsResponse.model_validate(
         {"Labels": [{"Name": "Cat", "Instances": [{"BoundingBox": {"Left": 0.1}}]}, {"Name": ""}]}
@@ -166,12 +158,12 @@ def test_huawei_tags_with_string_confidences() -> None:
     )
     [tag] = answer.result.tags
     assert (tag.confidence, tag.i18n_tag) == (88.5, {"en": "dog"})
-    with pytest.raises(ProviderResponseError):
+    with pytest.raises(errors.ProviderResponseError):
         parse(TaggingResponse, {"result": {"labels": []}}, provider="h", what="no result.tags")
 
 
 def test_coreviz_needs_one_documented_field_and_reads_both_tag_forms() -> None:
-    with pytest.raises(ProviderResponseError):
+    with pytest.raises(errors.ProviderResponseError):
         parse(TagResponse, {"result": "ok"}, provider="c", what="not documented")
     answer = TagResponse.model_validate({"tags": ["sky", {"label": "tree", "score": 80}, {"tag": 5}, 3]})
     assert answer.tags[0] == "sky"
@@ -190,34 +182,17 @@ def test_pixlab_tags_absent_or_not_a_list_read_as_none() -> None:
 # --- the failure helper ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("status", "expected"),
-    [
-        (400, ProviderBadInputError),
-        (401, AuthError),
-        (402, QuotaError),
-        (403, AuthError),
-        (408, TransientError),
-        (422, ProviderBadInputError),
-        (429, ThrottledError),
-        (500, TransientError),
-        (503, TransientError),
-        (302, ProviderError),
-    ],
-)
-def test_status_class(status: int, expected: type[ProviderError]) -> None:
-    assert status_class(status) is expected
-
-
 def test_throttling_error_takes_retry_after_from_the_response_unless_given() -> None:
     response = httpx.Response(429, headers={"Retry-After": "7"})
-    from_header = provider_error(ThrottledError, "slow down", provider="p", response=response)
-    assert isinstance(from_header, ThrottledError)
+    from_header = provider_error(errors.ThrottledError, "slow down", provider="p", response=response)
+    assert isinstance(from_header, errors.ThrottledError)
     assert from_header.retry_after == 7.0
-    given = provider_error(ThrottledError, "slow down", provider="p", response=response, retry_after=2.0)
+    given = provider_error(
+        errors.ThrottledError, "slow down", provider="p", response=response, retry_after=2.0
+    )
     assert given.retry_after == 2.0  # type: ignore[attr-defined]
-    other = provider_error(AuthError, "no", provider="p", provider_code=401, code="auth_config")
-    assert (type(other), other.code, other.provider_code) == (AuthError, "auth_config", 401)
+    other = provider_error(errors.AuthError, "no", provider="p", provider_code=401, code="auth_config")
+    assert (type(other), other.code, other.provider_code) == (errors.AuthError, "auth_config", 401)
 
 
 def test_error_text_cuts_scrubs_and_names_the_request() -> None:

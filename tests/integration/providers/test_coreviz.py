@@ -6,13 +6,7 @@ import base64
 import dataclasses
 
 import pytest
-from autotag.errors import (
-    AuthError,
-    ProviderBadInputError,
-    ProviderResponseError,
-    ThrottledError,
-    TransientError,
-)
+from autotag import errors
 from autotag.image import S3Location
 from autotag.models import TagKind
 from autotag.providers.coreviz import CoreVizProvider
@@ -181,13 +175,13 @@ def test_defensive_parsing_of_mixed_and_percentage_tags(server):
 @pytest.mark.parametrize(
     ("status", "error_type", "code", "retryable"),
     [
-        (400, ProviderBadInputError, "bad_input", False),
-        (401, AuthError, "auth", False),
-        (422, ProviderBadInputError, "bad_input", False),
-        (429, ThrottledError, "throttled", True),
-        (500, TransientError, "transient", True),
-        (502, TransientError, "transient", True),
-        (503, TransientError, "transient", True),
+        (400, errors.ProviderBadInputError, "bad_input", False),
+        (401, errors.AuthError, "auth", False),
+        (422, errors.ProviderBadInputError, "bad_input", False),
+        (429, errors.ThrottledError, "throttled", True),
+        (500, errors.TransientError, "transient", True),
+        (502, errors.TransientError, "transient", True),
+        (503, errors.TransientError, "transient", True),
     ],
 )
 def test_documented_error_statuses(server, status, error_type, code, retryable):
@@ -205,17 +199,19 @@ def test_documented_error_statuses(server, status, error_type, code, retryable):
 
 
 def test_wrong_key_is_auth_and_the_message_says_why(server):
-    error = call(CoreVizProvider, server.url, secret={"api_key": "nope-key"}).failed(AuthError)
+    error = call(CoreVizProvider, server.url, secret={"api_key": "nope-key"}).failed(errors.AuthError)
     assert "Invalid or missing API key" in str(error)
     assert "nope-key" not in str(error)
 
 
 def test_server_side_422_for_an_unreadable_image(server):
     images = make_images(data=b"\x00\x01 not an image")
-    error = call(CoreVizProvider, server.url, secret=SECRET, images=images).failed(ProviderBadInputError)
+    error = call(CoreVizProvider, server.url, secret=SECRET, images=images).failed(
+        errors.ProviderBadInputError
+    )
     assert error.provider_code == 422
 
 
 def test_json_without_tags_or_classification_is_a_response_error(server):
     server.script(Reply.json({"result": "ok"}))
-    call(CoreVizProvider, server.url, secret=SECRET, max_attempts=1).failed(ProviderResponseError)
+    call(CoreVizProvider, server.url, secret=SECRET, max_attempts=1).failed(errors.ProviderResponseError)

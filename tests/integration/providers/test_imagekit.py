@@ -7,16 +7,9 @@ import json
 import re
 
 import pytest
+from autotag import errors
 from autotag.config import ProviderConfig
 from autotag.credentials import StaticCredentials
-from autotag.errors import (
-    AuthError,
-    ConfigError,
-    ProviderBadInputError,
-    ProviderError,
-    ThrottledError,
-    TransientError,
-)
 from autotag.providers.base import ProviderContext
 from autotag.providers.imagekit import ImageKitProvider
 
@@ -119,7 +112,7 @@ def test_pending_past_the_deadline_is_transient_and_the_file_is_still_deleted(se
     server.plans["google-auto-tagging"].status = "pending"
     server.plans["google-auto-tagging"].pending_polls = 10_000
     outcome = tag(server, timeout_seconds=0.6)
-    error = outcome.failed(TransientError)
+    error = outcome.failed(errors.TransientError)
     assert error.code == "extension_pending"
     assert error.retryable
     assert "google-auto-tagging" in str(error)
@@ -146,7 +139,7 @@ def test_pending_that_ends_failed_is_terminal_for_that_extension(server):
 def test_every_extension_failed_is_a_terminal_error(server):
     for plan in server.plans.values():
         plan.status = "failed"
-    error = tag(server).failed(ProviderError)
+    error = tag(server).failed(errors.ProviderError)
     assert not error.retryable
     assert error.provider_code == "extension_failed"
     assert len(server.deleted) == 1
@@ -180,13 +173,13 @@ def test_delete_failure_does_not_lose_the_tags(server):
 @pytest.mark.parametrize(
     ("status", "error_type", "code", "retryable"),
     [
-        (400, ProviderBadInputError, "bad_input", False),
-        (401, AuthError, "auth", False),
-        (403, AuthError, "auth", False),
-        (404, ProviderBadInputError, "bad_input", False),
-        (429, ThrottledError, "throttled", True),
-        (500, TransientError, "transient", True),
-        (503, TransientError, "transient", True),
+        (400, errors.ProviderBadInputError, "bad_input", False),
+        (401, errors.AuthError, "auth", False),
+        (403, errors.AuthError, "auth", False),
+        (404, errors.ProviderBadInputError, "bad_input", False),
+        (429, errors.ThrottledError, "throttled", True),
+        (500, errors.TransientError, "transient", True),
+        (503, errors.TransientError, "transient", True),
     ],
 )
 def test_upload_error_statuses(server, status, error_type, code, retryable):
@@ -220,5 +213,5 @@ def test_rate_limit_reset_header_when_no_retry_after(server):
 def test_bad_extension_options_are_config_errors(extensions):
     config = ProviderConfig(name="imagekit", options={"extensions": extensions})
     context = ProviderContext(http=None, credentials=StaticCredentials({}))  # type: ignore[arg-type]
-    with pytest.raises(ConfigError):
+    with pytest.raises(errors.ConfigError):
         ImageKitProvider(config, context)

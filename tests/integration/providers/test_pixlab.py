@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from autotag import errors
 from autotag.config import ProviderConfig
 from autotag.credentials import StaticCredentials
-from autotag.errors import (
-    AuthError,
-    ConfigError,
-    ProviderBadInputError,
-    ProviderError,
-    ProviderResponseError,
-    QuotaError,
-    ThrottledError,
-    TransientError,
-)
 from autotag.image import ImageFormat, S3Location
 from autotag.providers.base import ProviderContext
 from autotag.providers.pixlab import PixLabProvider
@@ -119,16 +110,16 @@ def test_string_confidences_and_duplicates(server):
 @pytest.mark.parametrize(
     ("status", "error_type", "code", "retryable"),
     [
-        (400, ProviderBadInputError, "bad_input", False),
-        (401, AuthError, "auth", False),
-        (403, AuthError, "auth", False),
-        (402, QuotaError, "quota", False),
-        (404, ProviderBadInputError, "bad_input", False),
-        (415, ProviderBadInputError, "bad_input", False),
-        (429, ThrottledError, "throttled", True),
-        (500, TransientError, "transient", True),
-        (503, TransientError, "transient", True),
-        (302, ProviderError, "provider_error", False),
+        (400, errors.ProviderBadInputError, "bad_input", False),
+        (401, errors.AuthError, "auth", False),
+        (403, errors.AuthError, "auth", False),
+        (402, errors.QuotaError, "quota", False),
+        (404, errors.ProviderBadInputError, "bad_input", False),
+        (415, errors.ProviderBadInputError, "bad_input", False),
+        (429, errors.ThrottledError, "throttled", True),
+        (500, errors.TransientError, "transient", True),
+        (503, errors.TransientError, "transient", True),
+        (302, errors.ProviderError, "provider_error", False),
     ],
 )
 def test_json_status_errors_on_http_200(server, status, error_type, code, retryable):
@@ -143,14 +134,14 @@ def test_json_status_errors_on_http_200(server, status, error_type, code, retrya
 
 
 def test_wrong_key_is_auth_from_the_json_status(server):
-    error = call(PixLabProvider, server.url, secret={"api_key": "other"}).failed(AuthError)
+    error = call(PixLabProvider, server.url, secret={"api_key": "other"}).failed(errors.AuthError)
     assert "Invalid API key" in str(error)
     assert server.calls == 1
 
 
 def test_not_an_image_is_bad_input(server):
     images = make_images(data=b"plain text", fmt=ImageFormat.JPEG)
-    call(PixLabProvider, server.url, secret=SECRET, images=images).failed(ProviderBadInputError)
+    call(PixLabProvider, server.url, secret=SECRET, images=images).failed(errors.ProviderBadInputError)
 
 
 def test_request_id_header_is_kept(server):
@@ -160,12 +151,12 @@ def test_request_id_header_is_kept(server):
 
 def test_success_status_without_tags_is_a_response_error(server):
     server.script(Reply.json({"status": 200}))
-    call(PixLabProvider, server.url, secret=SECRET, max_attempts=1).failed(ProviderResponseError)
+    call(PixLabProvider, server.url, secret=SECRET, max_attempts=1).failed(errors.ProviderResponseError)
 
 
 @pytest.mark.parametrize("options", [{"key_in": "query"}, {"image_input": "base64"}])
 def test_bad_options_are_config_errors(options):
     config = ProviderConfig(name="pixlab", options=options)
     context = ProviderContext(http=None, credentials=StaticCredentials({}))  # type: ignore[arg-type]
-    with pytest.raises(ConfigError):
+    with pytest.raises(errors.ConfigError):
         PixLabProvider(config, context)

@@ -13,13 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from autotag.errors import (
-    AuthError,
-    ProviderResponseError,
-    ProviderTimeoutError,
-    ThrottledError,
-    TransientError,
-)
+from autotag import errors
 from autotag.providers.base import Provider
 from autotag.providers.coreviz import CoreVizProvider
 from autotag.providers.google_vision import GoogleVisionProvider
@@ -147,7 +141,7 @@ def server(contract: Contract):
 def test_a_body_that_is_not_json_is_a_retryable_response_error(contract: Contract, server: Any) -> None:
     path = contract.path(server)
     server.script(*[Reply(status=200, body="<html>gateway</html>")] * 3, path=path)
-    error = contract.call(server, max_attempts=3).failed(ProviderResponseError)
+    error = contract.call(server, max_attempts=3).failed(errors.ProviderResponseError)
     assert error.code == "bad_provider_response"
     assert error.retryable
     assert server.calls_to(path) == contract.malformed_attempts
@@ -156,7 +150,7 @@ def test_a_body_that_is_not_json_is_a_retryable_response_error(contract: Contrac
 def test_a_slow_answer_is_a_timeout_within_the_budget(contract: Contract) -> None:
     with contract.start(latency=3.0) as slow:
         outcome = contract.call(slow, timeout_seconds=0.5)
-    error = outcome.failed(ProviderTimeoutError)
+    error = outcome.failed(errors.ProviderTimeoutError)
     assert error.retryable
     assert outcome.seconds < 2.0
 
@@ -164,7 +158,7 @@ def test_a_slow_answer_is_a_timeout_within_the_budget(contract: Contract) -> Non
 def test_throttling_carries_retry_after_and_the_retry_waits_for_it(contract: Contract, server: Any) -> None:
     path = contract.path(server)
     server.script(contract.throttled({"Retry-After": "1"}), path=path)
-    error = contract.call(server, max_attempts=1).failed(ThrottledError)
+    error = contract.call(server, max_attempts=1).failed(errors.ThrottledError)
     assert error.code == "throttled"
     assert error.retry_after == 1.0
 
@@ -185,8 +179,8 @@ def test_a_refused_connection_is_transient(contract: Contract) -> None:
     dead = f"http://127.0.0.1:{closed_port()}"
     secret = contract.secret(_NoServer(dead))
     options = contract.options(_NoServer(dead))
-    error = contract.call_at(dead, secret, options=options, max_attempts=1).failed(TransientError)
-    assert type(error) is TransientError
+    error = contract.call_at(dead, secret, options=options, max_attempts=1).failed(errors.TransientError)
+    assert type(error) is errors.TransientError
     assert "connection failed" in str(error)
     for value in secret.values():
         assert str(value) not in str(error)
@@ -194,7 +188,7 @@ def test_a_refused_connection_is_transient(contract: Contract) -> None:
 
 def test_a_wrong_key_is_an_auth_error_not_retried_and_not_echoed(contract: Contract, server: Any) -> None:
     wrong = contract.wrong_secret(server)
-    error = contract.call_at(server.url, wrong, options=contract.options(server)).failed(AuthError)
+    error = contract.call_at(server.url, wrong, options=contract.options(server)).failed(errors.AuthError)
     assert error.code == "auth"
     assert not error.retryable
     assert server.calls_to(contract.path(server)) == 1
