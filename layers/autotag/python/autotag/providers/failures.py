@@ -6,7 +6,8 @@ A provider answers 429, step by step:
 1. The adapter's ``check`` (passed to :func:`autotag.providers.http.send`) sees the response. An
    adapter whose provider signals throttling some other way (a body code: imagedescriber 1004,
    Huawei APIG.0308, PixLab ``status: 429``, Google RESOURCE_EXHAUSTED) picks the class from its
-   own table; everything else goes through :func:`status_class`, where 429 is
+   own table (Google's per-day quota is a ``QuotaError``: waiting minutes will not help);
+   everything else goes through :func:`status_class`, where 429 is
    :class:`~autotag.errors.ThrottledError`.
 2. :func:`provider_error` builds the error; a ``ThrottledError`` carries ``retry_after`` read from
    the ``Retry-After`` header by :func:`parse_retry_after` (delta-seconds or an HTTP date), unless
@@ -15,8 +16,10 @@ A provider answers 429, step by step:
    the wait is the jittered backoff or ``retry_after``, whichever is longer. A ``retry_after``
    beyond ``RetryPolicy.max_retry_after`` (30 s), a wait that would cross the provider's deadline
    (``timeout_seconds``), or the last of ``max_attempts`` ends the retries and the error is raised.
-4. The pipeline (:mod:`autotag.pipeline`) records the provider as failed with code ``throttled``
-   (retryable), so a message-driven run is redelivered by SQS while other providers' tags stand.
+4. :mod:`autotag.pipeline` records that provider as failed (``error_code`` ``throttled``,
+   retryable) beside the other providers' tags. When no provider succeeded, the
+   ``AllProvidersFailedError`` is retryable: an S3 event is redelivered (SQS), the API answers
+   429 ``throttled`` with ``Retry-After`` (docs/api.md).
 
 Rekognition goes through boto3, whose own retries handle throttling (standard mode); its error
 codes are mapped in :mod:`autotag.providers.rekognition` with :func:`status_class` as the fallback.
