@@ -173,6 +173,10 @@ def test_coreviz_needs_one_documented_field_and_reads_both_tag_forms() -> None:
     assert len(answer.tags) == 3
 
 
+def test_coreviz_blank_classification_reads_as_absent() -> None:
+    assert TagResponse.model_validate({"classification": "  ", "confidence": 0.9}).classification is None
+
+
 def test_pixlab_tags_absent_or_not_a_list_read_as_none() -> None:
     assert TagImgResponse.model_validate({"status": 200}).tags is None
     assert TagImgResponse.model_validate({"status": 200, "tags": "dog"}).tags is None

@@ -138,9 +138,14 @@ def server(contract: Contract):
         yield running
 
 
-def test_a_body_that_is_not_json_is_a_retryable_response_error(contract: Contract, server: Any) -> None:
+@pytest.mark.parametrize(
+    "body", ["<html>gateway</html>", "[" * 100_000 + "]" * 100_000], ids=["html", "nested-too-deep"]
+)
+def test_a_body_that_is_not_json_is_a_retryable_response_error(
+    contract: Contract, server: Any, body: str
+) -> None:
     path = contract.path(server)
-    server.script(*[Reply(status=200, body="<html>gateway</html>")] * 3, path=path)
+    server.script(*[Reply(status=200, body=body)] * 3, path=path)
     error = contract.call(server, max_attempts=3).failed(errors.ProviderResponseError)
     assert error.code == "bad_provider_response"
     assert error.retryable

@@ -45,7 +45,7 @@ def make_client(
 def json_body(response: httpx.Response, *, provider: str) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the parser's depth
         raise ProviderResponseError(
             f"response is not JSON (HTTP {response.status_code})", provider=provider
         ) from None

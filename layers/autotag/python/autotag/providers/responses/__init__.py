@@ -121,7 +121,7 @@ def parse_response(
     """The response's JSON body read as `model` (not JSON, or not fitting: our response error)."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the parser's depth
         raise ProviderResponseError(
             f"response is not JSON (HTTP {response.status_code})", provider=provider, request_id=request_id
         ) from None
@@ -133,7 +133,7 @@ def parse_optional(model: type[M], response: httpx.Response) -> M | None:
     absence falls back to the HTTP status)."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return read(model, body)
 

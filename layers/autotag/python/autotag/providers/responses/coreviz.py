@@ -7,7 +7,7 @@ from typing import Self
 
 from pydantic import StrictStr, model_validator
 
-from autotag.providers.responses import Items, Numeric, ResponseModel, Text
+from autotag.providers.responses import Items, NonBlank, Numeric, OrNone, ResponseModel, Text
 
 DOCUMENTED_FIELDS = frozenset({"tags", "classification", "all_scores"})
 
@@ -37,7 +37,8 @@ class ChoiceScore(ResponseModel):
 
 class TagResponse(ResponseModel):
     tags: Items[StrictStr | TagObject] = []
-    classification: Text = None
+    classification: OrNone[NonBlank] = None
+    """The winning choice; a blank one reads as absent."""
     confidence: Numeric = None
     all_scores: Items[ChoiceScore] = []
 
