@@ -3,6 +3,7 @@ shipped inside packages: scikit-image's sample data (CC0 / public domain)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.resources
 import json
 
@@ -11,11 +12,11 @@ import pytest
 from autotag.cli import main
 from autotag.config import ProviderConfig
 from autotag.credentials import StaticCredentials
-from autotag.providers.base import ProviderContext
+from autotag.intake import fit, load_image
+from autotag.providers.base import EffectiveOptions, ProviderContext, ProviderRequest
 from autotag.providers.efficientnet import EfficientNetProvider
+from autotag.retry import Deadline
 from autotag.vision.model import CHECKOUT_MODEL
-
-from tests.support.provider_requests import tag_locally
 
 pytestmark = pytest.mark.skipif(not CHECKOUT_MODEL.is_file(), reason="the model is not built: make model")
 
@@ -30,7 +31,14 @@ def tag(name: str) -> dict[str, float]:
         credentials=StaticCredentials({}),
     )
     provider = EfficientNetProvider(ProviderConfig(name="efficientnet"), context)
-    result = tag_locally(provider, photo(name), seconds=60.0)
+    source = load_image(photo(name))
+    request = ProviderRequest(
+        image=fit(source, EfficientNetProvider.constraints),
+        source=source,
+        options=EffectiveOptions(lang="en", min_confidence=None, max_tags=None),
+        deadline=Deadline.after(60),
+    )
+    result = asyncio.run(provider.tag(request))
     return {t.name: t.confidence or 0.0 for t in result.tags}
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from autotag.config import ProviderConfig
@@ -8,12 +10,12 @@ from autotag.image import ImageFormat
 from autotag.intake import fit, load_image
 from autotag.models import TagKind
 from autotag.providers import provider_class
-from autotag.providers.base import InputForm, ProviderContext
+from autotag.providers.base import EffectiveOptions, InputForm, ProviderContext, ProviderRequest
 from autotag.providers.basic import BasicProvider, colour_name, orientation_tag
+from autotag.retry import Deadline
 from PIL import Image, ImageDraw
 
 from tests.support import images
-from tests.support.provider_requests import tag_locally
 
 
 @pytest.fixture
@@ -24,7 +26,14 @@ def provider():
 
 
 def tag(provider: BasicProvider, data: bytes) -> dict[str, float]:
-    result = tag_locally(provider, data)
+    source = load_image(data)
+    request = ProviderRequest(
+        image=fit(source, BasicProvider.constraints),
+        source=source,
+        options=EffectiveOptions(lang="en", min_confidence=None, max_tags=None),
+        deadline=Deadline.after(10),
+    )
+    result = asyncio.run(provider.tag(request))
     assert result.providers[0].provider == "basic"
     assert all(t.provider == "basic" for t in result.tags)
     assert all(t.confidence is not None for t in result.tags)
@@ -150,7 +159,14 @@ def test_no_exif_no_exif_tags(provider):
 def test_deterministic_and_categorized(provider):
     data = images.camera_jpeg(800, 600)
     assert tag(provider, data) == tag(provider, data)
-    result = tag_locally(provider, data)
+    source = load_image(data)
+    request = ProviderRequest(
+        image=fit(source, BasicProvider.constraints),
+        source=source,
+        options=EffectiveOptions(lang="en", min_confidence=None, max_tags=None),
+        deadline=Deadline.after(10),
+    )
+    result = asyncio.run(provider.tag(request))
     categories = {t.name: t.categories for t in result.tags}
     assert categories["landscape"] == ("orientation",)
     assert categories["gps"] == ("exif",)

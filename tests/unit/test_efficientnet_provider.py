@@ -21,7 +21,6 @@ from autotag.retry import Deadline
 from autotag.vision import model as vision_model
 from PIL import Image
 
-from tests.support.provider_requests import tag_locally
 from tests.support.vision import write_colour_model
 
 
@@ -46,7 +45,14 @@ def picture(rgb: tuple[int, int, int], fmt: str = "JPEG") -> bytes:
 
 
 def run(provider: EfficientNetProvider, data: bytes, *, min_confidence=None, max_tags=None):
-    return tag_locally(provider, data, min_confidence=min_confidence, max_tags=max_tags)
+    source = load_image(data)
+    request = ProviderRequest(
+        image=fit(source, EfficientNetProvider.constraints),
+        source=source,
+        options=EffectiveOptions(lang="en", min_confidence=min_confidence, max_tags=max_tags),
+        deadline=Deadline.after(30),
+    )
+    return asyncio.run(provider.tag(request))
 
 
 def test_registered_offline_keyless_and_a_default():

@@ -16,8 +16,8 @@ A provider answers 429, step by step:
    the wait is the jittered backoff or ``retry_after``, whichever is longer. A ``retry_after``
    beyond ``RetryPolicy.max_retry_after`` (30 s), a wait that would cross the provider's deadline
    (``timeout_seconds``), or the last of ``max_attempts`` ends the retries and the error is raised.
-4. :mod:`autotag.pipeline` records that provider as failed (``error_code`` ``throttled``,
-   retryable) beside the other providers' tags. When no provider succeeded, the
+4. The provider fan-out (``Tagger``) records that provider as failed (``error_code``
+   ``throttled``, retryable) beside the other providers' tags. When no provider succeeded, the
    ``AllProvidersFailedError`` is retryable: an S3 event is redelivered (SQS), the API answers
    429 ``throttled`` with ``Retry-After`` (docs/api.md).
 
