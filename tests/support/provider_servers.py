@@ -8,7 +8,8 @@ Each server binds 127.0.0.1 on a free port, runs in a background thread, and sto
   in order, before anything else; ``path`` limits an entry to requests on that path prefix.
 * ``faults = Faults(error_rate=0.1, throttle_rate=0.05, hang_rate=0.02, seed=7)`` — random
   faults drawn from a seeded RNG (deterministic for a given request order), answered in the
-  provider's own error format by :meth:`ProviderServer.fault_reply`.
+  provider's own error format by :meth:`ProviderServer.fault_reply` (its ``error_reply`` and
+  ``throttle_reply``).
 * ``fail_images({sha256, ...}, kind="error")`` — every request whose image bytes hash to one of
   these fails (transiently by default) until ``recover()`` is called.
 * ``calls`` / ``calls_to(path)`` / ``requests`` / ``last`` / ``wait_for_calls(n)`` — a thread-safe
@@ -26,7 +27,8 @@ Extension point (other providers' servers live in their own modules and subclass
         def authorized(self, request) -> bool: ...              # optional: check credentials
         def unauthorized_reply(self, request) -> Reply: ...     # optional: the auth error shape
         def image_of(self, request) -> bytes | None: ...        # optional: for fail_images()
-        def fault_reply(self, kind, request) -> Reply: ...      # optional: provider error shapes
+        def error_reply(self) -> Reply: ...                     # optional: its internal error
+        def throttle_reply(self, seconds) -> Reply: ...         # optional: its throttling answer
 
 Order of precedence for one request: scripted reply → image failure rule → random fault →
 authorization → :meth:`route`. Every request is recorded and counted first, whatever answers it.
@@ -166,6 +168,13 @@ NO_FAULTS = Faults()
 # --- Parsing helpers (shared by the handlers) --------------------------------------------------
 
 _DATA_URL = re.compile(r"^data:(?P<type>[\w/+.-]+)?(?P<params>(;[\w=.-]+)*?);base64,(?P<data>.*)$", re.S)
+
+
+def data_url_image(request: RecordedRequest, field: str = "image") -> bytes | None:
+    """The image bytes of a JSON body's data-URL field."""
+    body = request.json if isinstance(request.json, dict) else {}
+    parsed = parse_data_url(body.get(field))
+    return parsed[1] if parsed else None
 
 
 def parse_data_url(value: object) -> tuple[str | None, bytes] | None:
@@ -399,19 +408,27 @@ class ProviderServer:
         """The image bytes a request carries (used by :meth:`fail_images` and recorded)."""
         return next(iter(request.files.values())).data if request.files else None
 
+    def error_reply(self) -> Reply:
+        """The provider's internal error (the ``error`` fault). Subclasses give its format."""
+        return Reply.json({"error": "Internal Server Error"}, 500)
+
+    def throttle_reply(self, seconds: float) -> Reply:
+        """The provider's throttling answer asking to wait `seconds` (the ``throttle`` fault)."""
+        return Reply.json({"error": "Too Many Requests"}, 429, **{"Retry-After": _seconds(seconds)})
+
     def fault_reply(self, kind: FaultKind, request: RecordedRequest) -> Reply:
-        """A fault in the provider's error format. Subclasses refine the bodies."""
+        """A fault in the provider's error format."""
+        if kind == "error":
+            return self.error_reply()
         if kind == "throttle":
-            return Reply.json(
-                {"error": "Too Many Requests"}, 429, **{"Retry-After": _seconds(self.faults.retry_after)}
-            )
+            return self.throttle_reply(self.faults.retry_after)
         if kind == "hang":
             return Reply.hang(self.faults.hang_seconds)
         if kind == "drop":
             return Reply(drop=True)
         if kind == "malformed":
             return Reply(status=200, body='{"truncated": ')
-        return Reply.json({"error": "Internal Server Error"}, 500)
+        return self.error_reply()
 
     # -- serving
 
@@ -588,16 +605,13 @@ class ImageDescriberServer(ProviderServer):
         return self.error(1003 if request.header("authorization") else 1002)
 
     def image_of(self, request: RecordedRequest) -> bytes | None:
-        body = request.json if isinstance(request.json, dict) else {}
-        parsed = parse_data_url(body.get("image"))
-        return parsed[1] if parsed else None
+        return data_url_image(request)
 
-    def fault_reply(self, kind: FaultKind, request: RecordedRequest) -> Reply:
-        if kind == "error":
-            return self.error(5050)
-        if kind == "throttle":
-            return self.error(1004, headers={"Retry-After": _seconds(self.faults.retry_after)})
-        return super().fault_reply(kind, request)
+    def error_reply(self) -> Reply:
+        return self.error(5050)
+
+    def throttle_reply(self, seconds: float) -> Reply:
+        return self.error(1004, headers={"Retry-After": _seconds(seconds)})
 
     def route(self, request: RecordedRequest) -> Reply:
         if request.path != self.PATH:
@@ -687,16 +701,13 @@ class CoreVizServer(ProviderServer):
         return self.error(401)
 
     def image_of(self, request: RecordedRequest) -> bytes | None:
-        body = request.json if isinstance(request.json, dict) else {}
-        parsed = parse_data_url(body.get("image"))
-        return parsed[1] if parsed else None
+        return data_url_image(request)
 
-    def fault_reply(self, kind: FaultKind, request: RecordedRequest) -> Reply:
-        if kind == "error":
-            return self.error(500)
-        if kind == "throttle":
-            return self.error(429, headers={"Retry-After": _seconds(self.faults.retry_after)})
-        return super().fault_reply(kind, request)
+    def error_reply(self) -> Reply:
+        return self.error(500)
+
+    def throttle_reply(self, seconds: float) -> Reply:
+        return self.error(429, headers={"Retry-After": _seconds(seconds)})
 
     def route(self, request: RecordedRequest) -> Reply:
         if request.path != self.PATH or request.method != "POST":
@@ -779,17 +790,13 @@ class PixLabServer(ProviderServer):
             return self.error(401, "Missing API key")
         return self.error(401, "Invalid API key")
 
-    def fault_reply(self, kind: FaultKind, request: RecordedRequest) -> Reply:
-        if kind == "error":
-            return Reply.json({"status": 500, "error": "Internal Server Error"}, 500)
-        if kind == "throttle":
-            return self.error(
-                429,
-                "Too many requests",
-                http_status=429,
-                headers={"Retry-After": _seconds(self.faults.retry_after)},
-            )
-        return super().fault_reply(kind, request)
+    def error_reply(self) -> Reply:
+        return Reply.json({"status": 500, "error": "Internal Server Error"}, 500)
+
+    def throttle_reply(self, seconds: float) -> Reply:
+        return self.error(
+            429, "Too many requests", http_status=429, headers={"Retry-After": _seconds(seconds)}
+        )
 
     def route(self, request: RecordedRequest) -> Reply:
         if request.path != self.PATH:
@@ -890,22 +897,17 @@ class ImageKitServer(ProviderServer):
             return self.error(401, "Your request does not contain private API key.")
         return self.error(403, "Your account cannot be authenticated.")
 
-    def fault_reply(self, kind: FaultKind, request: RecordedRequest) -> Reply:
-        if kind == "error":
-            return self.error(500, "We have experienced an internal error while processing your request.")
-        if kind == "throttle":
-            ms = int(self.faults.retry_after * 1000)
-            return self.error(
-                429,
-                "Too many requests",
-                {
-                    "Retry-After": _seconds(self.faults.retry_after),
-                    "X-RateLimit-Limit": "100",
-                    "X-RateLimit-Reset": str(ms),
-                    "X-RateLimit-Interval": "1000",
-                },
-            )
-        return super().fault_reply(kind, request)
+    def error_reply(self) -> Reply:
+        return self.error(500, "We have experienced an internal error while processing your request.")
+
+    def throttle_reply(self, seconds: float) -> Reply:
+        headers = {
+            "Retry-After": _seconds(seconds),
+            "X-RateLimit-Limit": "100",
+            "X-RateLimit-Reset": str(int(seconds * 1000)),
+            "X-RateLimit-Interval": "1000",
+        }
+        return self.error(429, "Too many requests", headers)
 
     def route(self, request: RecordedRequest) -> Reply:
         if request.path == self.UPLOAD_PATH and request.method == "POST":

@@ -30,7 +30,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
+from autotag.errors import ProviderError
 from autotag.image import ImageFormat, PreparedImage, S3Location, SourceImage
+from autotag.models import TagResult
 from autotag.providers.base import EffectiveOptions, ProviderRequest
 from autotag.retry import Deadline
 from PIL import Image
@@ -248,12 +250,11 @@ class HuaweiServer(ProviderServer):
             return None
         return base64.b64decode(image, validate=True)
 
-    def fault_reply(self, kind: Any, request: RecordedRequest) -> Reply:
-        if kind == "error":
-            return self.error("AIS.0506", "Internal error")
-        if kind == "throttle":
-            return self.error("APIG.0308", "The request is throttled", headers={"Retry-After": "1"})
-        return super().fault_reply(kind, request)
+    def error_reply(self) -> Reply:
+        return self.error("AIS.0506", "Internal error")
+
+    def throttle_reply(self, seconds: float) -> Reply:
+        return self.error("APIG.0308", "The request is throttled", headers={"Retry-After": "1"})
 
     # -- routes
 
@@ -482,19 +483,18 @@ class GoogleVisionServer(ProviderServer):
             return None
         return base64.b64decode(content, validate=True)
 
-    def fault_reply(self, kind: Any, request: RecordedRequest) -> Reply:
-        if kind == "error":
-            return google_error(503, "UNAVAILABLE", "The service is currently unavailable.")
-        if kind == "throttle":
-            return google_error(
-                429,
-                "RESOURCE_EXHAUSTED",
-                "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute'.",
-                reason="RATE_LIMIT_EXCEEDED",
-                metadata={"quota_limit": "DefaultRequestsPerMinutePerProject"},
-                **{"Retry-After": "1"},
-            )
-        return super().fault_reply(kind, request)
+    def error_reply(self) -> Reply:
+        return google_error(503, "UNAVAILABLE", "The service is currently unavailable.")
+
+    def throttle_reply(self, seconds: float) -> Reply:
+        return google_error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute'.",
+            reason="RATE_LIMIT_EXCEEDED",
+            metadata={"quota_limit": "DefaultRequestsPerMinutePerProject"},
+            **{"Retry-After": "1"},
+        )
 
     def route(self, request: RecordedRequest) -> Reply:
         if request.method != "POST" or request.path != self.PATH:
@@ -639,3 +639,15 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
         return await make()
 
     return asyncio.run(main())
+
+
+def ok(outcome: TagResult | ProviderError) -> TagResult:
+    """The result of a call that should have succeeded."""
+    assert isinstance(outcome, TagResult), f"expected a result, got {outcome!r}"
+    return outcome
+
+
+def failed(outcome: TagResult | ProviderError) -> ProviderError:
+    """The error of a call that should have failed."""
+    assert isinstance(outcome, ProviderError), f"expected an error, got {outcome!r}"
+    return outcome

@@ -16,15 +16,9 @@ from autotag.errors import (
     ThrottledError,
     TransientError,
 )
-from autotag.providers.http import (
-    USER_AGENT,
-    error_for_status,
-    json_body,
-    make_client,
-    parse_retry_after,
-    redact_headers,
-    send,
-)
+from autotag.providers.failures import error_for_status, parse_retry_after
+from autotag.providers.http import USER_AGENT, json_body, make_client, send
+from autotag.providers.redaction import redact_headers
 from autotag.retry import Deadline, RetryPolicy
 
 from tests.support.clock import FakeClock

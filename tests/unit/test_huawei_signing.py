@@ -8,21 +8,23 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from autotag.providers.huawei import (
+from autotag.providers.huawei.codes import (
     AUTH_CODES,
     BAD_INPUT_CODES,
     CONFIG_CODES,
     QUOTA_CODES,
     THROTTLED_CODES,
     TRANSIENT_CODES,
+)
+from autotag.providers.huawei.signer import (
     AkSk,
     canonical_query,
     canonical_request,
     canonical_uri,
     sign_headers,
     string_to_sign,
-    token_lifetime,
 )
+from autotag.providers.huawei.token import token_lifetime
 
 PROJECT = "0f51a9e00c80f40f2f3cc00be3572e74"
 URL = httpx.URL(f"https://image.ap-southeast-1.myhuaweicloud.com/v2/{PROJECT}/image/tagging")

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from autotag import errors
 from autotag.config import ProviderConfig
-from autotag.errors import (
-    AuthError,
-    ConfigError,
-    ProviderBadInputError,
-    ProviderError,
-    ProviderResponseError,
-    ProviderTimeoutError,
-    QuotaError,
-    ThrottledError,
-    TransientError,
-)
 from autotag.image import ImageFormat, S3Location
 from autotag.providers.base import ProviderContext
 from autotag.providers.pixlab import PixLabProvider
 
-from tests.integration.providers.seed_provider_kit import call, closed_port, make_images
+from tests.integration.providers.seed_provider_kit import call, make_images
 from tests.support.fakes import StaticCredentials
 from tests.support.provider_servers import PixLabServer, Reply
 
@@ -120,16 +110,16 @@ def test_string_confidences_and_duplicates(server):
 @pytest.mark.parametrize(
     ("status", "error_type", "code", "retryable"),
     [
-        (400, ProviderBadInputError, "bad_input", False),
-        (401, AuthError, "auth", False),
-        (403, AuthError, "auth", False),
-        (402, QuotaError, "quota", False),
-        (404, ProviderBadInputError, "bad_input", False),
-        (415, ProviderBadInputError, "bad_input", False),
-        (429, ThrottledError, "throttled", True),
-        (500, TransientError, "transient", True),
-        (503, TransientError, "transient", True),
-        (302, ProviderError, "provider_error", False),
+        (400, errors.ProviderBadInputError, "bad_input", False),
+        (401, errors.AuthError, "auth", False),
+        (403, errors.AuthError, "auth", False),
+        (402, errors.QuotaError, "quota", False),
+        (404, errors.ProviderBadInputError, "bad_input", False),
+        (415, errors.ProviderBadInputError, "bad_input", False),
+        (429, errors.ThrottledError, "throttled", True),
+        (500, errors.TransientError, "transient", True),
+        (503, errors.TransientError, "transient", True),
+        (302, errors.ProviderError, "provider_error", False),
     ],
 )
 def test_json_status_errors_on_http_200(server, status, error_type, code, retryable):
@@ -144,20 +134,14 @@ def test_json_status_errors_on_http_200(server, status, error_type, code, retrya
 
 
 def test_wrong_key_is_auth_from_the_json_status(server):
-    error = call(PixLabProvider, server.url, secret={"api_key": "other"}).failed(AuthError)
+    error = call(PixLabProvider, server.url, secret={"api_key": "other"}).failed(errors.AuthError)
     assert "Invalid API key" in str(error)
     assert server.calls == 1
 
 
 def test_not_an_image_is_bad_input(server):
     images = make_images(data=b"plain text", fmt=ImageFormat.JPEG)
-    call(PixLabProvider, server.url, secret=SECRET, images=images).failed(ProviderBadInputError)
-
-
-def test_http_500_without_json_is_transient_and_retried(server):
-    server.script(Reply(status=500, body="<html>bad gateway</html>"))
-    assert call(PixLabProvider, server.url, secret=SECRET).ok.tags
-    assert server.calls == 2
+    call(PixLabProvider, server.url, secret=SECRET, images=images).failed(errors.ProviderBadInputError)
 
 
 def test_request_id_header_is_kept(server):
@@ -165,42 +149,14 @@ def test_request_id_header_is_kept(server):
     assert call(PixLabProvider, server.url, secret=SECRET).ok.providers[0].details["request_id"] == "px-1"
 
 
-def test_malformed_json(server):
-    server.script(*[Reply(status=200, body='{"status": 200, "tags": [')] * 3)
-    error = call(PixLabProvider, server.url, secret=SECRET).failed(ProviderResponseError)
-    assert error.retryable
-    assert server.calls == 3
-
-
 def test_success_status_without_tags_is_a_response_error(server):
     server.script(Reply.json({"status": 200}))
-    call(PixLabProvider, server.url, secret=SECRET, max_attempts=1).failed(ProviderResponseError)
-
-
-def test_slow_response_past_the_timeout(server):
-    server.latency = 3.0
-    outcome = call(PixLabProvider, server.url, secret=SECRET, timeout_seconds=0.5)
-    outcome.failed(ProviderTimeoutError)
-    assert outcome.seconds < 2.0
-
-
-def test_429_with_retry_after_is_honoured(server):
-    server.script(PixLabServer.error(429, "Too many requests", http_status=429, headers={"Retry-After": "1"}))
-    assert call(PixLabProvider, server.url, secret=SECRET).ok.tags
-    first, second = server.requests
-    assert second.received_at - first.received_at >= 0.95
-
-
-def test_connection_refused():
-    error = call(PixLabProvider, f"http://127.0.0.1:{closed_port()}", secret=SECRET, max_attempts=1).failed(
-        TransientError
-    )
-    assert "connection failed" in str(error)
+    call(PixLabProvider, server.url, secret=SECRET, max_attempts=1).failed(errors.ProviderResponseError)
 
 
 @pytest.mark.parametrize("options", [{"key_in": "query"}, {"image_input": "base64"}])
 def test_bad_options_are_config_errors(options):
     config = ProviderConfig(name="pixlab", options=options)
     context = ProviderContext(http=None, credentials=StaticCredentials({}))  # type: ignore[arg-type]
-    with pytest.raises(ConfigError):
+    with pytest.raises(errors.ConfigError):
         PixLabProvider(config, context)

@@ -14,17 +14,8 @@ from typing import Any
 
 import boto3
 import pytest
+from autotag import errors
 from autotag.config import ProviderConfig
-from autotag.errors import (
-    AuthError,
-    ProviderBadInputError,
-    ProviderError,
-    ProviderResponseError,
-    ProviderTimeoutError,
-    QuotaError,
-    ThrottledError,
-    TransientError,
-)
 from autotag.image import ImageFormat, PreparedImage, S3Location, SourceImage
 from autotag.models import TagKind, TagResult
 from autotag.providers.base import ProviderContext, ProviderRequest
@@ -39,7 +30,9 @@ from tests.support.provider_servers_cloud import (
     Reply,
     aws_json_error,
     cloud_request,
+    failed,
     image_data,
+    ok,
     run,
     unused_port,
 )
@@ -99,24 +92,16 @@ def provider(config: ProviderConfig | None = None, **context: Any) -> Rekognitio
     )
 
 
-def tag(adapter: RekognitionProvider, request: ProviderRequest | None = None) -> TagResult | ProviderError:
-    async def go() -> TagResult | ProviderError:
+def tag(
+    adapter: RekognitionProvider, request: ProviderRequest | None = None
+) -> TagResult | errors.ProviderError:
+    async def go() -> TagResult | errors.ProviderError:
         try:
             return await adapter.tag(request or cloud_request())
-        except ProviderError as error:
+        except errors.ProviderError as error:
             return error
 
     return run(go)
-
-
-def ok(outcome: TagResult | ProviderError) -> TagResult:
-    assert isinstance(outcome, TagResult), f"expected a result, got {outcome!r}"
-    return outcome
-
-
-def failed(outcome: TagResult | ProviderError) -> ProviderError:
-    assert isinstance(outcome, ProviderError), f"expected an error, got {outcome!r}"
-    return outcome
 
 
 def source_request(
@@ -292,27 +277,29 @@ def test_unreadable_s3_object_falls_back_to_bytes() -> None:
     assert [t.name for t in result.tags] == ["Person", "Mobile Phone"]
 
 
-CLIENT_ERRORS: list[tuple[str, int, type[ProviderError], bool]] = [
-    ("ThrottlingException", 400, ThrottledError, True),
-    ("ProvisionedThroughputExceededException", 400, ThrottledError, True),
-    ("LimitExceededException", 400, ThrottledError, True),
-    ("InternalServerError", 500, TransientError, True),
-    ("InvalidImageFormatException", 400, ProviderBadInputError, False),
-    ("ImageTooLargeException", 400, ProviderBadInputError, False),
-    ("InvalidParameterException", 400, ProviderBadInputError, False),
-    ("InvalidS3ObjectException", 400, ProviderBadInputError, False),
-    ("AccessDeniedException", 400, AuthError, False),
-    ("UnrecognizedClientException", 400, AuthError, False),
-    ("InvalidSignatureException", 400, AuthError, False),
-    ("ExpiredTokenException", 400, AuthError, False),
-    ("HumanLoopQuotaExceededException", 402, QuotaError, False),
-    ("SomethingNewException", 503, TransientError, True),
-    ("SomethingElseException", 400, ProviderBadInputError, False),
+CLIENT_ERRORS: list[tuple[str, int, type[errors.ProviderError], bool]] = [
+    ("ThrottlingException", 400, errors.ThrottledError, True),
+    ("ProvisionedThroughputExceededException", 400, errors.ThrottledError, True),
+    ("LimitExceededException", 400, errors.ThrottledError, True),
+    ("InternalServerError", 500, errors.TransientError, True),
+    ("InvalidImageFormatException", 400, errors.ProviderBadInputError, False),
+    ("ImageTooLargeException", 400, errors.ProviderBadInputError, False),
+    ("InvalidParameterException", 400, errors.ProviderBadInputError, False),
+    ("InvalidS3ObjectException", 400, errors.ProviderBadInputError, False),
+    ("AccessDeniedException", 400, errors.AuthError, False),
+    ("UnrecognizedClientException", 400, errors.AuthError, False),
+    ("InvalidSignatureException", 400, errors.AuthError, False),
+    ("ExpiredTokenException", 400, errors.AuthError, False),
+    ("HumanLoopQuotaExceededException", 402, errors.QuotaError, False),
+    ("SomethingNewException", 503, errors.TransientError, True),
+    ("SomethingElseException", 400, errors.ProviderBadInputError, False),
 ]
 
 
 @pytest.mark.parametrize(("code", "status", "expected", "retryable"), CLIENT_ERRORS)
-def test_stubbed_error_codes(code: str, status: int, expected: type[ProviderError], retryable: bool) -> None:
+def test_stubbed_error_codes(
+    code: str, status: int, expected: type[errors.ProviderError], retryable: bool
+) -> None:
     adapter = provider()
     with Stubber(adapter.client) as stub:
         stub.add_client_error(
@@ -332,7 +319,7 @@ def test_expired_token_rebuilds_the_client_on_refresh() -> None:
         stub.add_client_error(
             "detect_labels", "ExpiredTokenException", "The security token included in the request is expired"
         )
-        assert isinstance(failed(tag(adapter)), AuthError)
+        assert isinstance(failed(tag(adapter)), errors.AuthError)
     adapter.on_auth_error()  # what the pipeline does before its one retry
     assert adapter.client is not old
 
@@ -341,7 +328,7 @@ def test_shape_without_labels_is_a_bad_provider_response() -> None:
     adapter = provider()
     with Stubber(adapter.client) as stub:
         stub.add_response("detect_labels", {"LabelModelVersion": "3.0"})
-        assert isinstance(failed(tag(adapter)), ProviderResponseError)
+        assert isinstance(failed(tag(adapter)), errors.ProviderResponseError)
 
 
 # --- a local AWS JSON endpoint: moderation, retries, timeouts, connection failures ----------------
@@ -400,7 +387,7 @@ def test_throttling_past_the_attempts_is_a_throttled_error(rekognition_server: R
 
     error = failed(tag(http_provider(rekognition_server.url, max_attempts=2)))
 
-    assert isinstance(error, ThrottledError)
+    assert isinstance(error, errors.ThrottledError)
     assert error.provider_code == "ProvisionedThroughputExceededException"
     assert error.request_id
     assert rekognition_server.calls == 2
@@ -409,7 +396,7 @@ def test_throttling_past_the_attempts_is_a_throttled_error(rekognition_server: R
 def test_internal_server_error_is_transient(rekognition_server: RekognitionServer) -> None:
     rekognition_server.script(aws_json_error("InternalServerError", "Internal error", 500))
     error = failed(tag(http_provider(rekognition_server.url, max_attempts=1)))
-    assert type(error) is TransientError
+    assert type(error) is errors.TransientError
     assert error.provider_code == "InternalServerError"
 
 
@@ -418,7 +405,7 @@ def test_malformed_json(rekognition_server: RekognitionServer) -> None:
         Reply(status=200, body='{"Labels": [', headers={"Content-Type": "application/x-amz-json-1.1"})
     )
     error = failed(tag(http_provider(rekognition_server.url, max_attempts=1)))
-    assert isinstance(error, ProviderResponseError)
+    assert isinstance(error, errors.ProviderResponseError)
 
 
 def test_slow_response_past_the_timeout() -> None:
@@ -426,13 +413,13 @@ def test_slow_response_past_the_timeout() -> None:
         started = time.monotonic()
         error = failed(tag(http_provider(server.url, timeout_seconds=0.5, max_attempts=1)))
         assert time.monotonic() - started < 2.5
-    assert isinstance(error, ProviderTimeoutError)
+    assert isinstance(error, errors.ProviderTimeoutError)
     assert error.retryable
 
 
 def test_connection_refused_is_transient() -> None:
     error = failed(tag(http_provider(f"http://127.0.0.1:{unused_port()}", max_attempts=1)))
-    assert type(error) is TransientError
+    assert type(error) is errors.TransientError
     assert "127.0.0.1" not in str(error)
 
 
@@ -455,7 +442,7 @@ def test_no_credentials_in_logs_or_errors(
         )
     )
     error = failed(tag(adapter))
-    assert isinstance(error, AuthError)
+    assert isinstance(error, errors.AuthError)
     for text in (caplog.text, str(error), repr(error)):
         assert "test-secret-access-key-do-not-log" not in text
         assert "test-session-token-do-not-log" not in text

@@ -16,7 +16,7 @@ _ADAPTERS: dict[str, str] = {
     "coreviz": "autotag.providers.coreviz:CoreVizProvider",
     "pixlab": "autotag.providers.pixlab:PixLabProvider",
     "imagekit": "autotag.providers.imagekit:ImageKitProvider",
-    "huawei": "autotag.providers.huawei:HuaweiProvider",
+    "huawei": "autotag.providers.huawei.provider:HuaweiProvider",
     "rekognition": "autotag.providers.rekognition:RekognitionProvider",
     "google_vision": "autotag.providers.google_vision:GoogleVisionProvider",
 }

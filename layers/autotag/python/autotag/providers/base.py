@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from autotag.config import ProviderConfig
 from autotag.credentials import Secret, SecretSource
 from autotag.image import ImageConstraints, PreparedImage, S3Location, SourceImage
-from autotag.models import TagResult
+from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagResult
 from autotag.retry import SYSTEM_CLOCK, Clock, Deadline, RetryPolicy
 
 if TYPE_CHECKING:
@@ -126,6 +127,27 @@ class Provider(ABC):
     def secret(self, *, refresh: bool = False) -> Secret:
         return self.context.credentials.get(self.config, refresh=refresh)
 
+    async def send(
+        self,
+        build: Callable[[], httpx.Request],
+        *,
+        deadline: Deadline,
+        check: Callable[[httpx.Response], None] | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> httpx.Response:
+        """One HTTP call through the shared client, with this provider's retries (see
+        :func:`autotag.providers.http.send`; loaded here, on first use, not at cold start)."""
+        from autotag.providers.http import send
+
+        return await send(
+            self.context.http,
+            build,
+            provider=self.key,
+            deadline=deadline,
+            policy=policy or self.retry_policy,
+            check=check,
+        )
+
     def on_auth_error(self) -> None:  # noqa: B027 - optional hook
         """Drop cached credentials/tokens; the pipeline then retries once with fresh ones."""
 
@@ -139,3 +161,17 @@ class Provider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release provider-held resources."""
+
+
+class LocalProvider(Provider):
+    """A provider that computes its tags in-process: :meth:`tags_for` runs in a worker thread so the
+    event loop (and the other providers' calls) keep going."""
+
+    async def tag(self, request: ProviderRequest) -> TagResult:
+        tags = await asyncio.to_thread(self.tags_for, request)
+        status = ProviderStatus(provider=self.key, status=ProviderOutcome.OK, tag_count=len(tags))
+        return TagResult(tags=tuple(tags), providers=(status,))
+
+    @abstractmethod
+    def tags_for(self, request: ProviderRequest) -> list[Tag]:
+        """The tags for one image (blocking work is fine here)."""

@@ -20,7 +20,6 @@ Tags (all English; deterministic for the same bytes):
 
 from __future__ import annotations
 
-import asyncio
 import io
 import math
 from dataclasses import dataclass
@@ -31,8 +30,8 @@ from PIL import Image, ImageChops
 from autotag.errors import ProviderBadInputError
 from autotag.image import ImageConstraints, ImageFormat, SourceImage
 from autotag.intake.header import header_exif
-from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagKind, TagResult
-from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
+from autotag.models import Tag, TagKind
+from autotag.providers.base import Capabilities, InputForm, LocalProvider, ProviderRequest
 
 MAX_COLOURS = 5
 MIN_COLOUR_SHARE = 0.05
@@ -184,7 +183,7 @@ def orientation_tag(width: int, height: int) -> str:
     return "landscape" if ratio > 1 else "portrait"
 
 
-class BasicProvider(Provider):
+class BasicProvider(LocalProvider):
     name = "basic"
     constraints = ImageConstraints(max_side=256, formats=frozenset({ImageFormat.PNG}))
     capabilities = Capabilities(
@@ -196,12 +195,6 @@ class BasicProvider(Provider):
         auth="none",
         rate_limit="none (local computation)",
     )
-
-    async def tag(self, request: ProviderRequest) -> TagResult:
-        # Pixel work is a few milliseconds on the reduced copy; keep it off the event loop anyway.
-        tags = await asyncio.to_thread(self.tags_for, request)
-        status = ProviderStatus(provider=self.key, status=ProviderOutcome.OK, tag_count=len(tags))
-        return TagResult(tags=tuple(tags), providers=(status,))
 
     def tags_for(self, request: ProviderRequest) -> list[Tag]:
         try:

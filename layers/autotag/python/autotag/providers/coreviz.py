@@ -33,7 +33,9 @@ from autotag.models import (
     tag_key,
 )
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
-from autotag.providers.http import error_for_status, find_request_id, number, parse_retry_after, scrub, send
+from autotag.providers.failures import error_text, find_request_id, provider_error, status_class
+from autotag.providers.responses import parse, parse_optional, parse_response
+from autotag.providers.responses.coreviz import ErrorBody, TagObject, TagResponse
 
 PATH = "/api/ai/tag"
 DEFAULT_PRESIGN_SECONDS = 900
@@ -89,13 +91,8 @@ class CoreVizProvider(Provider):
                 headers={"content-type": "application/json", "x-api-key": api_key},
             )
 
-        response = await send(
-            self.context.http,
-            build,
-            provider=self.key,
-            deadline=self.call_deadline(request),
-            policy=self.retry_policy,
-            check=lambda r: self._check(r, secret=api_key),
+        response = await self.send(
+            build, deadline=self.call_deadline(request), check=lambda r: self._check(r, secret=api_key)
         )
         return self._result(response, via=via)
 
@@ -117,51 +114,40 @@ class CoreVizProvider(Provider):
     def _check(self, response: httpx.Response, *, secret: str) -> None:
         if response.is_error:
             raise self._status_error(response, secret=secret)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or not ({"tags", "classification", "all_scores"} & body.keys()):
-            raise ProviderResponseError(
-                f"response is not the documented JSON (HTTP {response.status_code})",
-                provider=self.key,
-                request_id=find_request_id(response, REQUEST_ID_HEADERS),
-            )
+        parse_response(
+            TagResponse,
+            response,
+            provider=self.key,
+            what=f"response is not the documented JSON (HTTP {response.status_code})",
+            request_id=find_request_id(response, REQUEST_ID_HEADERS),
+        )
 
     def _status_error(self, response: httpx.Response, *, secret: str) -> ProviderError:
         status = response.status_code
         request_id = find_request_id(response, REQUEST_ID_HEADERS)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        detail = ""
-        if isinstance(body, dict):
-            parts = [str(body[k]) for k in ("error", "message") if isinstance(body.get(k), str)]
-            detail = scrub(": ".join(parts), secret)[:200]
+        body = parse_optional(ErrorBody, response)
+        detail = ": ".join(p for p in (body.error, body.message) if p is not None) if body else ""
         known = STATUS_ERRORS.get(status)
         if known is None:
-            error = error_for_status(response, provider=self.key)
-            error_class: type[ProviderError] = type(error)
-            description = f"HTTP {status}"
+            error_class, description = status_class(status, default=ProviderResponseError), f"HTTP {status}"
         else:
-            error_class, description = known
-            description = f"{description} (HTTP {status})"
+            error_class, description = known[0], f"{known[1]} (HTTP {status})"
         if status >= 500:
             error_class = TransientError
-        message = f"{description}: {detail}" if detail else description
-        if request_id:
-            message += f" (request_id {request_id})"
-        kwargs: dict[str, Any] = {"provider": self.key, "provider_code": status, "request_id": request_id}
-        if error_class is ThrottledError:
-            return ThrottledError(
-                message, retry_after=parse_retry_after(response.headers.get("retry-after")), **kwargs
-            )
-        return error_class(message, **kwargs)
+        return provider_error(
+            error_class,
+            error_text(description, detail, secrets=(secret,), request_id=request_id),
+            provider=self.key,
+            provider_code=status,
+            request_id=request_id,
+            response=response,
+        )
 
     def _result(self, response: httpx.Response, *, via: str) -> TagResult:
-        body: dict[str, Any] = response.json()
-        tags = self._tags(body.get("tags"))
+        body = parse(
+            TagResponse, response.json(), provider=self.key, what="response is not the documented JSON"
+        )
+        tags = self._tags(body)
         classification = self._classification(body)
         if classification is not None and tag_key(classification.label) not in tags:
             tags[tag_key(classification.label)] = Tag(
@@ -180,17 +166,15 @@ class CoreVizProvider(Provider):
         )
         return TagResult(tags=tuple(tags.values()), classification=classification, providers=(status,))
 
-    def _tags(self, raw: object) -> dict[str, Tag]:
+    def _tags(self, body: TagResponse) -> dict[str, Tag]:
         """Tags as objects ({"tag"|"name"|"label", "confidence"|"score"}) or as plain strings."""
-        items = raw if isinstance(raw, list) else []
         pairs: list[tuple[str, float | None]] = []
-        for item in items:
-            if isinstance(item, str):
+        for item in body.tags:
+            if isinstance(item, TagObject):
+                if item.text:
+                    pairs.append((item.text, item.value))
+            else:
                 pairs.append((item, None))
-            elif isinstance(item, dict):
-                name = next((item[k] for k in ("tag", "name", "label") if isinstance(item.get(k), str)), None)
-                if name:
-                    pairs.append((name, number(item.get("confidence", item.get("score")))))
         scale = _scale(c for _, c in pairs)
         tags: dict[str, Tag] = {}
         for name, confidence in pairs:
@@ -202,22 +186,18 @@ class CoreVizProvider(Provider):
                 tags[tag.key] = tag
         return tags
 
-    def _classification(self, body: dict[str, Any]) -> Classification | None:
-        raw_scores = body.get("all_scores")
-        pairs: list[tuple[str, float | None]] = []
-        for item in raw_scores if isinstance(raw_scores, list) else []:
-            if isinstance(item, dict) and isinstance(item.get("choice"), str):
-                pairs.append((item["choice"], number(item.get("score"))))
-        label = body.get("classification") if isinstance(body.get("classification"), str) else None
+    def _classification(self, body: TagResponse) -> Classification | None:
+        pairs = [(item.choice, item.score) for item in body.all_scores]
+        label = body.classification
         if label is None and not pairs:
             return None
-        scale = _scale([c for _, c in pairs] + [number(body.get("confidence"))])
+        scale = _scale([c for _, c in pairs] + [body.confidence])
         scores = tuple(
             ChoiceScore(choice=choice, score=unit)
             for choice, score in pairs
             if (unit := _unit(score, scale)) is not None
         )
-        confidence = _unit(number(body.get("confidence")), scale)
+        confidence = _unit(body.confidence, scale)
         if label is None:
             best = max(scores, key=lambda s: s.score, default=None)
             if best is None:

@@ -23,7 +23,6 @@ Below ``min_confidence`` (default 0.1 for this provider) nothing is reported.
 
 from __future__ import annotations
 
-import asyncio
 from typing import ClassVar
 
 from PIL import UnidentifiedImageError
@@ -32,8 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from autotag.config import ProviderConfig
 from autotag.errors import ConfigError, ProviderBadInputError, ProviderError
 from autotag.image import ImageConstraints
-from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagKind, TagResult
-from autotag.providers.base import Capabilities, InputForm, Provider, ProviderContext, ProviderRequest
+from autotag.models import Tag, TagKind
+from autotag.providers.base import Capabilities, InputForm, LocalProvider, ProviderContext, ProviderRequest
 
 DEFAULT_MIN_CONFIDENCE = 0.1
 MODEL_VERSION = "efficientnet-lite0-imagenet1k"
@@ -66,7 +65,7 @@ class EfficientNetOptions(BaseModel):
         return {old.strip(): new.strip() for old, new in value.items()}
 
 
-class EfficientNetProvider(Provider):
+class EfficientNetProvider(LocalProvider):
     name = "efficientnet"
     # The model sees 224 x 224: a copy with a 512 px long side loses nothing and decodes fast.
     constraints = ImageConstraints(max_side=1024, useful_side=512)
@@ -89,11 +88,6 @@ class EfficientNetProvider(Provider):
                 f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
             )
             raise ConfigError(f"{config.key}: invalid options: {problems}") from None
-
-    async def tag(self, request: ProviderRequest) -> TagResult:
-        tags = await asyncio.to_thread(self.tags_for, request)
-        status = ProviderStatus(provider=self.key, status=ProviderOutcome.OK, tag_count=len(tags))
-        return TagResult(tags=tuple(tags), providers=(status,))
 
     def tags_for(self, request: ProviderRequest) -> list[Tag]:
         try:

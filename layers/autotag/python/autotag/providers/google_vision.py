@@ -23,7 +23,6 @@ from autotag.errors import (
     AuthError,
     ProviderBadInputError,
     ProviderError,
-    ProviderResponseError,
     QuotaError,
     ThrottledError,
     TransientError,
@@ -31,7 +30,17 @@ from autotag.errors import (
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.models import BoundingBox, Tag, TagKind, TagResult, tag_key
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
-from autotag.providers.http import as_list, error_for_status, json_body, parse_retry_after, send
+from autotag.providers.failures import error_for_status, provider_error
+from autotag.providers.responses import parse_optional, parse_response
+from autotag.providers.responses.google_vision import (
+    AnnotateImageResponse,
+    AnnotateResponse,
+    BoundingPoly,
+    ErrorEnvelope,
+    Label,
+    LocalizedObject,
+    Status,
+)
 from autotag.retry import Deadline
 
 DEFAULT_MAX_RESULTS = 50
@@ -83,10 +92,10 @@ class GoogleVisionProvider(Provider):
         deadline = self.call_deadline(request)
         url = self._presigned_url(request)
         body = await self._annotate(self._entry(request, url), str(api_key), deadline)
-        if url is not None and _is_fetch_failure(body):
+        if url is not None and _is_fetch_failure(body.responses[0]):
             # Google could not fetch the URL; sending the bytes is the documented remedy.
             body = await self._annotate(self._entry(request, None), str(api_key), deadline)
-        return self._result(body)
+        return self._result(body.responses[0])
 
     def _entry(self, request: ProviderRequest, url: str | None) -> dict[str, Any]:
         options = request.options
@@ -114,7 +123,7 @@ class GoogleVisionProvider(Provider):
         expiry = int(self.config.options.get("url_expiry_seconds", URL_EXPIRY_SECONDS))
         return self.context.presign(request.s3, expiry)
 
-    async def _annotate(self, entry: dict[str, Any], api_key: str, deadline: Deadline) -> Any:
+    async def _annotate(self, entry: dict[str, Any], api_key: str, deadline: Deadline) -> AnnotateResponse:
         payload = json.dumps({"requests": [entry]}, separators=(",", ":")).encode("utf-8")
         url = httpx.URL(f"{self.endpoint}/v1/images:annotate")
         headers = {"Content-Type": "application/json; charset=utf-8"}
@@ -130,103 +139,77 @@ class GoogleVisionProvider(Provider):
             if response.is_error:
                 raise self._http_error(response, api_key)
 
-        response = await send(
-            self.context.http,
-            build,
-            provider=self.key,
-            deadline=deadline,
-            policy=self.retry_policy,
-            check=check,
+        response = await self.send(build, deadline=deadline, check=check)
+        return parse_response(
+            AnnotateResponse, response, provider=self.key, what="response has no responses[0]"
         )
-        return json_body(response, provider=self.key)
 
     def _http_error(self, response: httpx.Response, api_key: str) -> ProviderError:
-        try:
-            envelope = response.json()
-        except ValueError:
-            envelope = None
-        error = envelope.get("error") if isinstance(envelope, dict) else None
-        if not isinstance(error, dict):
+        envelope = parse_optional(ErrorEnvelope, response)
+        error = envelope.error if envelope is not None else None
+        if error is None:
             return error_for_status(response, provider=self.key)
-        status_name = str(error.get("status") or "")
-        reason, metadata = _error_info(error.get("details"))
-        text = _clean(error.get("message"), api_key) or f"HTTP {response.status_code}"
+        status_name = error.status or ""
+        reason, metadata = error.error_info()
+        text = _clean(error.message, api_key) or f"HTTP {response.status_code}"
         if reason:
             text = f"{text} ({reason})"
-        kwargs: dict[str, Any] = {"provider": self.key, "provider_code": status_name or response.status_code}
         status = response.status_code
+        provider_code = status_name or status
+        error_class: type[ProviderError] | None = None
         if reason in _KEY_REASONS:
-            return AuthError(text, **kwargs)
-        if reason in _QUOTA_REASONS:
-            return QuotaError(text, **kwargs)
-        if status == 429 or status_name == "RESOURCE_EXHAUSTED":
-            if _per_day(metadata):
-                return QuotaError(text, **kwargs)
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            return ThrottledError(text, retry_after=retry_after, **kwargs)
-        if status in (401, 403) or status_name in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-            return AuthError(text, **kwargs)
-        if status >= 500:
-            return TransientError(text, **kwargs)
-        if status == 400 or status_name == "INVALID_ARGUMENT":
-            return ProviderBadInputError(text, **kwargs)
-        return error_for_status(
-            response, provider=self.key, message=text, provider_code=kwargs["provider_code"]
+            error_class = AuthError
+        elif reason in _QUOTA_REASONS:
+            error_class = QuotaError
+        elif status == 429 or status_name == "RESOURCE_EXHAUSTED":
+            error_class = QuotaError if _per_day(metadata) else ThrottledError
+        elif status in (401, 403) or status_name in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            error_class = AuthError
+        elif status >= 500:
+            error_class = TransientError
+        elif status == 400 or status_name == "INVALID_ARGUMENT":
+            error_class = ProviderBadInputError
+        if error_class is None:
+            return error_for_status(response, provider=self.key, message=text, provider_code=provider_code)
+        return provider_error(
+            error_class, text, provider=self.key, provider_code=provider_code, response=response
         )
 
-    def _result(self, body: Any) -> TagResult:
-        responses = body.get("responses") if isinstance(body, dict) else None
-        if not isinstance(responses, list) or not responses or not isinstance(responses[0], dict):
-            raise ProviderResponseError("response has no responses[0]", provider=self.key)
-        answer = responses[0]
-        labels = [t for t in (self._label(a) for a in as_list(answer.get("labelAnnotations"))) if t]
-        objects = [
-            t for t in (self._object(a) for a in as_list(answer.get("localizedObjectAnnotations"))) if t
-        ]
-        error = answer.get("error")
+    def _result(self, answer: AnnotateImageResponse) -> TagResult:
+        labels = [self._label(a) for a in answer.labelAnnotations]
+        objects = [self._object(a) for a in answer.localizedObjectAnnotations]
+        error = answer.error
         # annotations that came back are valid even when another feature failed: keep them
-        has_error = isinstance(error, dict) and (error.get("code") or error.get("message"))
-        if isinstance(error, dict) and has_error and not (labels or objects):
+        if error is not None and (error.code or error.message) and not (labels or objects):
             raise self._image_error(error)
         return TagResult(tags=tuple(_merge_objects(labels, objects)))
 
-    def _image_error(self, error: Mapping[str, Any]) -> ProviderError:
-        code = error.get("code")
-        number = code if isinstance(code, int) else 2
+    def _image_error(self, error: Status) -> ProviderError:
+        number = error.code if error.code is not None else 2
         cls = _RPC_CLASSES.get(number, ProviderError)
-        text = _clean(error.get("message"), None) or f"image error {number}"
+        text = _clean(error.message, None) or f"image error {number}"
         return cls(text, provider=self.key, provider_code=number)
 
-    def _label(self, annotation: Any) -> Tag | None:
-        if not isinstance(annotation, dict):
-            return None
-        name = annotation.get("description")
-        if not isinstance(name, str) or not name.strip():
-            return None
-        locale = annotation.get("locale") if isinstance(annotation.get("locale"), str) else "en"
+    def _label(self, annotation: Label) -> Tag:
+        name = annotation.description
         return Tag(
             name=name,
-            confidence=_score(annotation.get("score")),
+            confidence=_score(annotation.score),
             provider=self.key,
             kind=TagKind.LABEL,
-            names={locale or "en": name.strip()},
+            names={annotation.locale or "en": name.strip()},
         )
 
-    def _object(self, annotation: Any) -> Tag | None:
-        if not isinstance(annotation, dict):
-            return None
-        name = annotation.get("name")
-        if not isinstance(name, str) or not name.strip():
-            return None
-        score = _score(annotation.get("score"))
-        box = _box(annotation.get("boundingPoly"), score)
-        language = annotation.get("languageCode") if isinstance(annotation.get("languageCode"), str) else "en"
+    def _object(self, annotation: LocalizedObject) -> Tag:
+        name = annotation.name
+        score = _score(annotation.score)
+        box = _box(annotation.boundingPoly, score)
         return Tag(
             name=name,
             confidence=score,
             provider=self.key,
             kind=TagKind.OBJECT,
-            names={language or "en": name.strip()},
+            names={annotation.languageCode or "en": name.strip()},
             boxes=(box,) if box is not None else (),
         )
 
@@ -246,21 +229,8 @@ def _merge_objects(labels: list[Tag], objects: list[Tag]) -> list[Tag]:
     return list(merged.values())
 
 
-def _is_fetch_failure(body: Any) -> bool:
-    try:
-        return int(body["responses"][0]["error"]["code"]) == 14
-    except (KeyError, IndexError, TypeError, ValueError):
-        return False
-
-
-def _error_info(details: Any) -> tuple[str | None, dict[str, str]]:
-    for detail in as_list(details):
-        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.ErrorInfo"):
-            raw = detail.get("metadata")
-            metadata = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
-            reason = detail.get("reason")
-            return (reason if isinstance(reason, str) else None), metadata
-    return None, {}
+def _is_fetch_failure(answer: AnnotateImageResponse) -> bool:
+    return answer.error is not None and answer.error.code == 14
 
 
 def _per_day(metadata: Mapping[str, str]) -> bool:
@@ -269,26 +239,20 @@ def _per_day(metadata: Mapping[str, str]) -> bool:
     return "perday" in limit.replace(" ", "").replace("_", "") or "/d/" in limit
 
 
-def _clean(message: Any, api_key: str | None) -> str:
-    text = message if isinstance(message, str) else ""
+def _clean(message: str | None, api_key: str | None) -> str:
+    text = message or ""
     if api_key:
         text = text.replace(api_key, "***")
     return text.strip()[:300]
 
 
-def _score(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return min(1.0, max(0.0, float(value)))
+def _score(value: float | None) -> float | None:
+    return None if value is None else min(1.0, max(0.0, value))
 
 
-def _box(poly: Any, confidence: float | None) -> BoundingBox | None:
-    vertices = poly.get("normalizedVertices") if isinstance(poly, dict) else None
-    if not isinstance(vertices, list) or not vertices:
+def _box(poly: BoundingPoly | None, confidence: float | None) -> BoundingBox | None:
+    if poly is None or not poly.normalizedVertices:
         return None
-    # proto3 JSON leaves out zero coordinates: a missing x or y is 0
-    xs = [float(v.get("x", 0.0)) for v in vertices if isinstance(v, dict)]
-    ys = [float(v.get("y", 0.0)) for v in vertices if isinstance(v, dict)]
-    if not xs:
-        return None
+    xs = [v.x for v in poly.normalizedVertices]
+    ys = [v.y for v in poly.normalizedVertices]
     return BoundingBox.clamped(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys), confidence)

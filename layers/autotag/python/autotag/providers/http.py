@@ -1,28 +1,18 @@
-"""The shared HTTP policy for providers: one async client, timeouts, retries, status mapping."""
+"""The shared HTTP policy for providers: one async client, timeouts and retries (the status
+mapping is :mod:`autotag.providers.failures`, the log redaction :mod:`autotag.providers.redaction`)."""
 
 from __future__ import annotations
 
-import email.utils
-import logging
-import re
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from autotag.errors import (
-    AuthError,
-    ProviderBadInputError,
-    ProviderError,
-    ProviderResponseError,
-    ProviderTimeoutError,
-    QuotaError,
-    ThrottledError,
-    TransientError,
-)
+from autotag.errors import ProviderResponseError, ProviderTimeoutError, TransientError
 from autotag.observability import trace_library
+from autotag.providers.failures import error_for_status
+from autotag.providers.redaction import redact_library_logs
 from autotag.retry import Deadline, RetryPolicy, retry_async
 
 trace_library("httpx")  # X-Ray subsegments for provider calls (httpx is not patched at cold start)
@@ -37,43 +27,11 @@ class HttpPolicy:
     max_connections: int = 50
 
 
-_SECRET_QUERY = re.compile(
-    r"([?&](?:key|api_key|apikey|access_token|token|signature|x-amz-signature|x-amz-security-token)=)"
-    r"[^&\s\"']*",
-    re.IGNORECASE,
-)
-_SECRET_HEADER = re.compile(
-    r"(\(b'(?:authorization|proxy-authorization|cookie|set-cookie|x-api-key|x-goog-api-key|x-auth-token"
-    r"|x-subject-token|x-security-token)', b')[^']*(')",
-    re.IGNORECASE,
-)
-
-
-class _RedactSecrets(logging.Filter):
-    """httpx logs request URLs (API keys ride in some query strings) and httpcore's debug trace
-    prints response headers (IAM tokens come back in one): blank those values."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = _SECRET_HEADER.sub(r"\1***\2", _SECRET_QUERY.sub(r"\1***", message))
-        if redacted != message:
-            record.msg, record.args = redacted, ()
-        return True
-
-
-def redact_http_logs() -> None:
-    """Install the redaction on the HTTP libraries' loggers (idempotent)."""
-    for name in ("httpx", "httpcore.http11", "httpcore.http2", "httpcore.connection"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _RedactSecrets) for f in logger.filters):
-            logger.addFilter(_RedactSecrets())
-
-
 def make_client(
     policy: HttpPolicy | None = None, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
     """One client per process, shared by all providers (connection reuse across a batch)."""
-    redact_http_logs()
+    redact_library_logs()
     policy = policy or HttpPolicy()
     return httpx.AsyncClient(
         timeout=httpx.Timeout(policy.read_timeout, connect=policy.connect_timeout),
@@ -84,52 +42,10 @@ def make_client(
     )
 
 
-def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now())
-
-
-def error_for_status(
-    response: httpx.Response,
-    *,
-    provider: str,
-    message: str | None = None,
-    provider_code: str | int | None = None,
-) -> ProviderError:
-    """The default mapping of an HTTP error status to the taxonomy (providers refine it)."""
-    status = response.status_code
-    text = message or f"HTTP {status}"
-    kwargs: dict[str, Any] = {"provider": provider, "provider_code": provider_code or status}
-    if status == 429:
-        return ThrottledError(
-            text, retry_after=parse_retry_after(response.headers.get("retry-after")), **kwargs
-        )
-    if status in (401, 403):
-        return AuthError(text, **kwargs)
-    if status == 402:
-        return QuotaError(text, **kwargs)
-    if status in (408, 425) or status >= 500:
-        return TransientError(text, **kwargs)
-    if 400 <= status < 500:
-        return ProviderBadInputError(text, **kwargs)
-    return ProviderResponseError(f"unexpected HTTP {status}", **kwargs)
-
-
 def json_body(response: httpx.Response, *, provider: str) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the parser's depth
         raise ProviderResponseError(
             f"response is not JSON (HTTP {response.status_code})", provider=provider
         ) from None
@@ -177,37 +93,3 @@ async def send(
         return response
 
     return await retry_async(attempt, policy=policy, deadline=deadline)
-
-
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers safe to log: credentials replaced."""
-    secret = {"authorization", "x-api-key", "x-auth-token", "x-subject-token", "x-security-token", "cookie"}
-    return {k: ("***" if k.lower() in secret else v) for k, v in headers.items()}
-
-
-def find_request_id(response: httpx.Response, headers: Iterable[str]) -> str | None:
-    """The provider's request id from the first of `headers` present (kept for support cases)."""
-    return next((response.headers[h] for h in headers if response.headers.get(h)), None)
-
-
-def scrub(text: str, *secrets: str) -> str:
-    """Provider text with our credentials removed, should the provider echo them back."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def number(value: object) -> float | None:
-    """A JSON number or numeric string as float; None for anything else (booleans included)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
-def as_list(value: Any) -> list[Any]:
-    """`value` if it is a JSON array, else an empty list (defensive parsing of provider bodies)."""
-    return value if isinstance(value, list) else []

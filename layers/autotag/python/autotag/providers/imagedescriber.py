@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
 
 import httpx
 
@@ -26,7 +25,16 @@ from autotag.errors import (
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagResult, tag_key
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
-from autotag.providers.http import error_for_status, parse_retry_after, scrub, send
+from autotag.providers.failures import (
+    DETAIL_LIMIT,
+    error_for_status,
+    error_text,
+    parse_retry_after,
+    provider_error,
+)
+from autotag.providers.redaction import scrub
+from autotag.providers.responses import parse, parse_optional
+from autotag.providers.responses.imagedescriber import GenerateTagsResponse
 
 LANGUAGES = ("en", "zh", "fr", "de", "es", "ja", "ko")
 PATH = "/api/v1/generate_tags"
@@ -87,38 +95,27 @@ class ImageDescriberProvider(Provider):
                 headers={"content-type": "application/json", "authorization": f"Bearer {api_key}"},
             )
 
-        response = await send(
-            self.context.http,
-            build,
-            provider=self.key,
-            deadline=self.call_deadline(request),
-            policy=self.retry_policy,
-            check=lambda r: self._check(r, secret=api_key),
+        response = await self.send(
+            build, deadline=self.call_deadline(request), check=lambda r: self._check(r, secret=api_key)
         )
-        return self._result(response.json(), lang=lang, requested=request.options.lang)
+        return self._result(response, lang=lang, requested=request.options.lang)
 
     def _check(self, response: httpx.Response, *, secret: str) -> None:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        code = body.get("code") if isinstance(body, dict) else None
-        if code not in (None, 0, "0"):
+        body = parse_optional(GenerateTagsResponse, response)
+        if body is not None and body.code not in (None, 0, "0"):
             raise self._error_for_code(body, response, secret=secret)
         if response.is_error:
             raise error_for_status(response, provider=self.key)
-        if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+        if body is None or body.data is None:
             raise ProviderResponseError(
                 f"response is not the documented JSON (HTTP {response.status_code})", provider=self.key
             )
 
     def _error_for_code(
-        self, body: dict[str, Any], response: httpx.Response, *, secret: str
+        self, body: GenerateTagsResponse, response: httpx.Response, *, secret: str
     ) -> ProviderError:
-        code = body.get("code")
-        request_id = _text(body.get("request_id"))
         try:
-            number = int(code)  # type: ignore[arg-type]
+            number = int(body.code)
         except (TypeError, ValueError):
             number = None
         error_class, description = ERROR_CODES.get(
@@ -126,35 +123,33 @@ class ImageDescriberProvider(Provider):
         )
         if number not in ERROR_CODES and response.status_code >= 500:
             error_class = TransientError
-        provider_message = scrub(_text(body.get("message")) or "", secret)[:200]
-        message = description
-        if provider_message and provider_message.casefold() not in description.casefold():
-            message += f": {provider_message}"
-        if request_id:
-            message += f" (request_id {request_id})"
-        kwargs: dict[str, Any] = {"provider": self.key, "provider_code": code, "request_id": request_id}
-        if error_class is ThrottledError:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            return ThrottledError(
-                message, retry_after=THROTTLE_WAIT_SECONDS if retry_after is None else retry_after, **kwargs
-            )
-        return error_class(message, **kwargs)
+        detail = scrub(body.message or "", secret)[:DETAIL_LIMIT]
+        if detail.casefold() in description.casefold():
+            detail = ""
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return provider_error(
+            error_class,
+            error_text(description, detail, request_id=body.request_id),
+            provider=self.key,
+            provider_code=body.code,
+            request_id=body.request_id,
+            retry_after=THROTTLE_WAIT_SECONDS if retry_after is None else retry_after,
+        )
 
-    def _result(self, body: dict[str, Any], *, lang: str, requested: str) -> TagResult:
-        data = body["data"]
-        block = data.get("tags") if isinstance(data.get("tags"), dict) else {}
-        raw_tags = block.get("tags")
+    def _result(self, response: httpx.Response, *, lang: str, requested: str) -> TagResult:
+        body = parse(GenerateTagsResponse, response.json(), provider=self.key, what="response has no data")
+        data = body.data
+        block = data.tags if data is not None else None
         tags: dict[str, Tag] = {}
-        for raw in raw_tags if isinstance(raw_tags, list) else ():
-            name = _text(raw)
+        for name in block.tags if block is not None else ():
             if name and tag_key(name) not in tags:
                 tags[tag_key(name)] = Tag(name=name, provider=self.key, names={lang: name.strip()})
-        credits = data.get("credits") if isinstance(data.get("credits"), dict) else {}
+        credits = data.credits if data is not None else None
         details: dict[str, str | int | float | bool | None] = {
-            "request_id": _text(body.get("request_id")),
+            "request_id": body.request_id,
             "lang": lang,
-            "credits_consumed": _number(credits.get("amount")),
-            "credits_remaining": _number(credits.get("remaining")),
+            "credits_consumed": credits.amount if credits is not None else None,
+            "credits_remaining": credits.remaining if credits is not None else None,
         }
         if provider_language(requested) != requested.lower():
             details["lang_requested"] = requested
@@ -163,8 +158,8 @@ class ImageDescriberProvider(Provider):
         )
         return TagResult(
             tags=tuple(tags.values()),
-            title=_text(block.get("title")),
-            description=_text(block.get("description")),
+            title=block.title if block is not None else None,
+            description=block.description if block is not None else None,
             providers=(status,),
         )
 
@@ -173,24 +168,3 @@ def provider_language(lang: str) -> str:
     """The provider's language for a requested code (``zh-CN`` → ``zh``); English when unsupported."""
     primary = lang.strip().lower().replace("_", "-").split("-")[0]
     return primary if primary in LANGUAGES else "en"
-
-
-def _text(value: object) -> str | None:
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        text = str(value).strip()
-        return text or None
-    return None
-
-
-def _number(value: object) -> int | float | str | None:
-    """Credits as a number (the example shows them as strings, the table as numbers)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return value
-    text = str(value).strip()
-    try:
-        number = float(text)
-    except ValueError:
-        return text or None
-    return int(number) if number.is_integer() else number

@@ -18,25 +18,29 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 from aws_lambda_powertools import Logger
 
 from autotag.config import ProviderConfig
 from autotag.errors import (
-    AuthError,
     ConfigError,
-    ProviderBadInputError,
     ProviderError,
     ProviderResponseError,
-    ThrottledError,
     TransientError,
 )
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagResult
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderContext, ProviderRequest
-from autotag.providers.http import error_for_status, find_request_id, number, parse_retry_after, scrub, send
+from autotag.providers.failures import (
+    error_text,
+    find_request_id,
+    parse_retry_after,
+    provider_error,
+    status_class,
+)
+from autotag.providers.responses import numeric, parse, parse_optional
+from autotag.providers.responses.imagekit import AITag, ErrorBody, FileAnswer
 from autotag.retry import Deadline, RetryPolicy
 
 logger = Logger(service="autotag", child=True)
@@ -52,13 +56,6 @@ DEFAULT_POLL_SECONDS = 1.0
 CLEANUP_SECONDS = 5.0
 """Time allowed to delete the uploaded file, even when tagging ran out of time."""
 REQUEST_ID_HEADERS = ("x-ik-requestid", "x-request-id")
-
-STATUS_ERRORS: dict[int, type[ProviderError]] = {
-    400: ProviderBadInputError,
-    401: AuthError,
-    403: AuthError,
-    429: ThrottledError,
-}
 
 
 class ImageKitProvider(Provider):
@@ -98,13 +95,12 @@ class ImageKitProvider(Provider):
         (private_key,) = self.secret().require("private_key", provider=self.key)
         authorization = "Basic " + base64.b64encode(f"{private_key}:".encode()).decode()
         deadline = self.call_deadline(request)
-        uploaded = await self._upload(request, authorization, deadline, private_key)
-        file_id = uploaded.get("fileId")
-        if not isinstance(file_id, str) or not file_id:
+        uploaded, request_id = await self._upload(request, authorization, deadline, private_key)
+        file_id = uploaded.fileId
+        if not file_id:
             raise ProviderResponseError("upload answer has no fileId", provider=self.key)
         details: dict[str, str | int | float | bool | None] = {"file_id": file_id}
-        request_id = uploaded.get("_request_id")
-        if isinstance(request_id, str):
+        if request_id is not None:
             details["request_id"] = request_id
         try:
             settled, polls = await self._settle(uploaded, file_id, authorization, deadline, private_key)
@@ -120,7 +116,7 @@ class ImageKitProvider(Provider):
                 provider=self.key,
                 provider_code="extension_failed",
             )
-        tags = self._tags(settled.get("AITags"), {n for n, s in statuses.items() if s == "success"})
+        tags = self._tags(settled.AITags, {n for n, s in statuses.items() if s == "success"})
         status = ProviderStatus(
             provider=self.key, status=ProviderOutcome.OK, tag_count=len(tags), details=details
         )
@@ -130,7 +126,7 @@ class ImageKitProvider(Provider):
 
     async def _upload(
         self, request: ProviderRequest, authorization: str, deadline: Deadline, secret: str
-    ) -> dict[str, Any]:
+    ) -> tuple[FileAnswer, str | None]:
         opts = request.options
         min_confidence = 0 if opts.min_confidence is None else round(opts.min_confidence * 100)
         max_tags = DEFAULT_MAX_TAGS if opts.max_tags is None else min(opts.max_tags, MAX_TAGS_LIMIT)
@@ -161,12 +157,12 @@ class ImageKitProvider(Provider):
 
     async def _settle(
         self,
-        uploaded: dict[str, Any],
+        uploaded: FileAnswer,
         file_id: str,
         authorization: str,
         deadline: Deadline,
         secret: str,
-    ) -> tuple[dict[str, Any], int]:
+    ) -> tuple[FileAnswer, int]:
         """Poll the file's details while any requested extension is pending."""
         current, polls = uploaded, 0
         url = f"{self.endpoint}{FILES_PATH}/{file_id}/details"
@@ -179,7 +175,7 @@ class ImageKitProvider(Provider):
                 )
             await deadline.clock.sleep(self.poll_seconds)
             polls += 1
-            current = await self._call(
+            current, _ = await self._call(
                 lambda: httpx.Request("GET", url, headers={"authorization": authorization}),
                 deadline,
                 secret,
@@ -211,33 +207,22 @@ class ImageKitProvider(Provider):
 
     async def _call(
         self, build: Callable[[], httpx.Request], deadline: Deadline, secret: str, policy: RetryPolicy
-    ) -> dict[str, Any]:
-        response = await send(
-            self.context.http,
-            build,
-            provider=self.key,
-            deadline=deadline,
-            policy=policy,
-            check=lambda r: self._check(r, secret=secret),
+    ) -> tuple[FileAnswer, str | None]:
+        """The answer (empty for 204) and the provider's request id."""
+        response = await self.send(
+            build, deadline=deadline, check=lambda r: self._check(r, secret=secret), policy=policy
         )
-        if response.status_code == 204 or not response.content:
-            return {}
-        body: dict[str, Any] = response.json()
         request_id = find_request_id(response, REQUEST_ID_HEADERS)
-        if request_id:
-            body["_request_id"] = request_id
-        return body
+        if response.status_code == 204 or not response.content:
+            return FileAnswer(), request_id
+        return parse(FileAnswer, response.json(), provider=self.key, what="response is not JSON"), request_id
 
     def _check(self, response: httpx.Response, *, secret: str) -> None:
         if response.is_error:
             raise self._status_error(response, secret=secret)
         if response.status_code == 204 or not response.content:
             return
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        if parse_optional(FileAnswer, response) is None:
             raise ProviderResponseError(
                 f"response is not JSON (HTTP {response.status_code})",
                 provider=self.key,
@@ -247,32 +232,23 @@ class ImageKitProvider(Provider):
     def _status_error(self, response: httpx.Response, *, secret: str) -> ProviderError:
         status = response.status_code
         request_id = find_request_id(response, REQUEST_ID_HEADERS)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        detail = body.get("message") if isinstance(body, dict) else None
-        message = f"HTTP {status}"
-        if isinstance(detail, str) and detail:
-            message += f": {scrub(detail, secret)[:200]}"
-        if request_id:
-            message += f" (request_id {request_id})"
-        kwargs: dict[str, Any] = {"provider": self.key, "provider_code": status, "request_id": request_id}
-        error_class = STATUS_ERRORS.get(status)
-        if error_class is ThrottledError:
-            return ThrottledError(message, retry_after=_retry_after(response), **kwargs)
-        if error_class is not None:
-            return error_class(message, **kwargs)
-        mapped = error_for_status(response, provider=self.key)
-        return type(mapped)(message, **kwargs)
+        body = parse_optional(ErrorBody, response)
+        detail = body.message if body is not None else None
+        return provider_error(
+            status_class(status, default=ProviderResponseError),
+            error_text(f"HTTP {status}", detail, secrets=(secret,), request_id=request_id),
+            provider=self.key,
+            provider_code=status,
+            request_id=request_id,
+            retry_after=_retry_after(response),
+        )
 
     # -- results
 
-    def _statuses(self, body: dict[str, Any]) -> dict[str, str]:
+    def _statuses(self, body: FileAnswer) -> dict[str, str]:
         """Status of each requested extension; a missing status with tags from it counts as success."""
-        raw_status = body.get("extensionStatus")
-        reported: dict[str, Any] = raw_status if isinstance(raw_status, dict) else {}
-        sources = {t.get("source") for t in body.get("AITags") or [] if isinstance(t, dict)}
+        reported = body.extensionStatus or {}
+        sources = {t.source for t in body.AITags}
         statuses: dict[str, str] = {}
         for name in self.extensions:
             status = reported.get(name)
@@ -281,13 +257,12 @@ class ImageKitProvider(Provider):
             statuses[name] = status
         return statuses
 
-    def _tags(self, raw: object, sources: set[str]) -> list[Tag]:
-        items = [t for t in raw if isinstance(t, dict)] if isinstance(raw, list) else []
+    def _tags(self, items: list[AITag], sources: set[str]) -> list[Tag]:
         pairs: list[tuple[str, float | None, str]] = []
         for item in items:
-            name, source = item.get("name"), item.get("source")
-            if isinstance(name, str) and name.strip() and (source in sources or not source):
-                pairs.append((name, number(item.get("confidence")), str(source or "")))
+            name, source = item.name, item.source
+            if name and name.strip() and (source in sources or not source):
+                pairs.append((name, item.confidence, source or ""))
         # Documented values are percentages (e.g. 98.52); any value above 1 confirms the scale.
         scale = 100.0 if any(c is not None and c > 1.0 for _, c, _ in pairs) or not pairs else 1.0
         merged: dict[str, Tag] = {}
@@ -314,5 +289,5 @@ def _retry_after(response: httpx.Response) -> float | None:
     seconds = parse_retry_after(response.headers.get("retry-after"))
     if seconds is not None:
         return seconds
-    reset_ms = number(response.headers.get("x-ratelimit-reset"))
+    reset_ms = numeric(response.headers.get("x-ratelimit-reset"))
     return None if reset_ms is None else max(0.0, reset_ms / 1000)

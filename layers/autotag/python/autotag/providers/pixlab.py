@@ -9,46 +9,29 @@ arrive as JSON ``status`` ≠ 200 with ``error``, even on HTTP 200. Secret: ``{"
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 
 from autotag.config import ProviderConfig
-from autotag.errors import (
-    AuthError,
-    ConfigError,
-    ProviderBadInputError,
-    ProviderError,
-    ProviderResponseError,
-    QuotaError,
-    ThrottledError,
-    TransientError,
-)
+from autotag.errors import ConfigError, ProviderError, ProviderResponseError, TransientError
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.models import ProviderOutcome, ProviderStatus, Tag, TagResult
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderContext, ProviderRequest
-from autotag.providers.http import error_for_status, find_request_id, number, parse_retry_after, scrub, send
+from autotag.providers.failures import (
+    error_for_status,
+    error_text,
+    find_request_id,
+    provider_error,
+    status_class,
+)
+from autotag.providers.responses import parse_optional
+from autotag.providers.responses.pixlab import TagImgResponse
 
 PATH = "/tagimg"
 DEFAULT_PRESIGN_SECONDS = 900
 KEY_PLACES = ("param", "header")
 IMAGE_INPUTS = ("upload", "url")
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "cf-ray")
-
-
-def error_class_for(status: int) -> type[ProviderError]:
-    """Taxonomy class for the ``status`` PixLab puts in its JSON (HTTP-like codes)."""
-    if status in (401, 403):
-        return AuthError
-    if status == 402:
-        return QuotaError
-    if status == 429:
-        return ThrottledError
-    if status in (408, 425) or status >= 500:
-        return TransientError
-    if 400 <= status < 500:
-        return ProviderBadInputError
-    return ProviderError
 
 
 class PixLabProvider(Provider):
@@ -102,13 +85,8 @@ class PixLabProvider(Provider):
                 headers=headers,
             )
 
-        response = await send(
-            self.context.http,
-            build,
-            provider=self.key,
-            deadline=self.call_deadline(request),
-            policy=self.retry_policy,
-            check=lambda r: self._check(r, secret=api_key),
+        response = await self.send(
+            build, deadline=self.call_deadline(request), check=lambda r: self._check(r, secret=api_key)
         )
         return self._result(response, via="url" if image_url else "upload")
 
@@ -120,16 +98,13 @@ class PixLabProvider(Provider):
         return presign(request.s3, int(self.config.options.get("presign_seconds", DEFAULT_PRESIGN_SECONDS)))
 
     def _check(self, response: httpx.Response, *, secret: str) -> None:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        status = body.get("status") if isinstance(body, dict) else None
-        if isinstance(status, int) and not isinstance(status, bool) and status != 200:
+        body = parse_optional(TagImgResponse, response)
+        status = body.status if body is not None else None
+        if body is not None and status is not None and status != 200:
             raise self._body_error(body, status, response, secret=secret)
         if response.is_error:
             raise error_for_status(response, provider=self.key)
-        if status != 200 or not isinstance(body.get("tags"), list):
+        if body is None or status != 200 or body.tags is None:
             raise ProviderResponseError(
                 f"response is not the documented JSON (HTTP {response.status_code})",
                 provider=self.key,
@@ -137,33 +112,28 @@ class PixLabProvider(Provider):
             )
 
     def _body_error(
-        self, body: dict[str, Any], status: int, response: httpx.Response, *, secret: str
+        self, body: TagImgResponse, status: int, response: httpx.Response, *, secret: str
     ) -> ProviderError:
-        error_class = error_class_for(status)
+        """The ``status`` PixLab puts in its JSON is HTTP-like."""
+        error_class = status_class(status)
         if error_class is ProviderError and response.status_code >= 500:
             error_class = TransientError
-        detail = body.get("error") if isinstance(body.get("error"), str) else None
-        message = f"status {status}"
-        if detail:
-            message += f": {scrub(detail, secret)[:200]}"
         request_id = find_request_id(response, REQUEST_ID_HEADERS)
-        if request_id:
-            message += f" (request_id {request_id})"
-        kwargs: dict[str, Any] = {"provider": self.key, "provider_code": status, "request_id": request_id}
-        if error_class is ThrottledError:
-            return ThrottledError(
-                message, retry_after=parse_retry_after(response.headers.get("retry-after")), **kwargs
-            )
-        return error_class(message, **kwargs)
+        return provider_error(
+            error_class,
+            error_text(f"status {status}", body.error, secrets=(secret,), request_id=request_id),
+            provider=self.key,
+            provider_code=status,
+            request_id=request_id,
+            response=response,
+        )
 
     def _result(self, response: httpx.Response, *, via: str) -> TagResult:
-        raw_tags = response.json()["tags"]
-        pairs: list[tuple[str, float | None]] = []
-        for item in raw_tags:
-            if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"].strip():
-                pairs.append((item["name"], number(item.get("confidence"))))
-            elif isinstance(item, str) and item.strip():
-                pairs.append((item, None))
+        body = parse_optional(TagImgResponse, response)
+        pairs = [
+            (item.name, item.confidence) if not isinstance(item, str) else (item, None)
+            for item in (body.tags if body is not None and body.tags is not None else [])
+        ]
         # The scale is not documented (samples suggest 0..1); any value above 1 means percent.
         scale = 100.0 if any(c is not None and c > 1.0 for _, c in pairs) else 1.0
         tags: dict[str, Tag] = {}

@@ -9,8 +9,6 @@ as ``S3Object`` so its bytes never travel through the function; otherwise the pr
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +21,6 @@ from autotag.errors import (
     AuthError,
     ProviderBadInputError,
     ProviderError,
-    ProviderResponseError,
     ProviderTimeoutError,
     QuotaError,
     ThrottledError,
@@ -32,7 +29,15 @@ from autotag.errors import (
 from autotag.image import ImageConstraints, ImageFormat
 from autotag.models import BoundingBox, ProviderOutcome, ProviderStatus, Tag, TagKind, TagResult
 from autotag.providers.base import Capabilities, InputForm, Provider, ProviderRequest
-from autotag.providers.http import as_list
+from autotag.providers.failures import provider_error, status_class
+from autotag.providers.redaction import redact_library_logs
+from autotag.providers.responses import parse
+from autotag.providers.responses.rekognition import (
+    DetectLabelsResponse,
+    DetectModerationLabelsResponse,
+    Instance,
+    Named,
+)
 
 S3_OBJECT_MAX_BYTES = 15 * 1024 * 1024
 CONNECT_TIMEOUT_SECONDS = 3.0
@@ -83,28 +88,6 @@ QUOTA_CODES = frozenset({"HumanLoopQuotaExceededException", "ServiceQuotaExceede
 CONFIG_CODES = frozenset({"ResourceNotFoundException", "ResourceNotReadyException"})
 
 
-_SESSION_TOKEN = re.compile(r"(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)[^'\"\s,}]+", re.IGNORECASE)
-
-
-class _RedactSessionToken(logging.Filter):
-    """botocore's debug log prints request headers and the canonical request, session token
-    included: blank it (the secret key itself is never logged)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = _SESSION_TOKEN.sub(r"\1***", message)
-        if redacted != message:
-            record.msg, record.args = redacted, ()
-        return True
-
-
-def redact_botocore_logs() -> None:
-    for name in ("botocore.endpoint", "botocore.auth", "botocore.hooks", "botocore.parsers"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _RedactSessionToken) for f in logger.filters):
-            logger.addFilter(_RedactSessionToken())
-
-
 class RekognitionProvider(Provider):
     name = "rekognition"
     constraints = ImageConstraints(
@@ -135,7 +118,7 @@ class RekognitionProvider(Provider):
             return self._client
 
     def _build_client(self) -> Any:
-        redact_botocore_logs()
+        redact_library_logs()
         options = self.config.options
         session = self.context.boto3_session or boto3.session.Session()
         config = Config(
@@ -182,13 +165,22 @@ class RekognitionProvider(Provider):
                 moderation_params["MinConfidence"] = params["MinConfidence"]
             calls.append(self._call(request, "detect_moderation_labels", moderation_params))
         answers = await asyncio.gather(*calls)
-        tags = self._labels(answers[0])
+        labels = parse(
+            DetectLabelsResponse, answers[0], provider=self.key, what="DetectLabels answer has no Labels list"
+        )
+        tags = self._labels(labels)
         if moderation:
-            tags += self._moderation(answers[1])
-        version = answers[0].get("LabelModelVersion") if isinstance(answers[0], dict) else None
+            tags += self._moderation(
+                parse(
+                    DetectModerationLabelsResponse,
+                    answers[1],
+                    provider=self.key,
+                    what="DetectModerationLabels answer has no list",
+                )
+            )
         details: dict[str, str | int | float | bool | None] = {}
-        if isinstance(version, str):
-            details["label_model_version"] = version
+        if labels.LabelModelVersion is not None:
+            details["label_model_version"] = labels.LabelModelVersion
         result = TagResult(tags=tuple(tags))
         if details:
             status = ProviderStatus(provider=self.key, status=ProviderOutcome.OK, details=details)
@@ -254,103 +246,75 @@ class RekognitionProvider(Provider):
         code = str(error.get("Code") or "")
         message = str(error.get("Message") or code or "request failed")[:300]
         status = int(metadata.get("HTTPStatusCode") or 0)
-        kwargs: dict[str, Any] = {
-            "provider": self.key,
-            "provider_code": code or status,
-            "request_id": metadata.get("RequestId"),
-        }
         if code in THROTTLING_CODES:
-            return ThrottledError(message, **kwargs)
-        if code in TRANSIENT_CODES:
-            return TransientError(message, **kwargs)
-        if code in BAD_INPUT_CODES:
-            return ProviderBadInputError(message, **kwargs)
-        if code in AUTH_CODES or code in EXPIRED_CODES:
-            return AuthError(message, **kwargs)
-        if code in QUOTA_CODES:
-            return QuotaError(message, **kwargs)
-        if code in CONFIG_CODES:
-            return ProviderError(message, code="provider_config", **kwargs)
-        if status == 429:
-            return ThrottledError(message, **kwargs)
-        if status >= 500:
-            return TransientError(message, **kwargs)
-        if status in (401, 403):
-            return AuthError(message, **kwargs)
-        return ProviderBadInputError(message, **kwargs)
+            error_class: type[ProviderError] = ThrottledError
+        elif code in TRANSIENT_CODES:
+            error_class = TransientError
+        elif code in BAD_INPUT_CODES:
+            error_class = ProviderBadInputError
+        elif code in AUTH_CODES or code in EXPIRED_CODES:
+            error_class = AuthError
+        elif code in QUOTA_CODES:
+            error_class = QuotaError
+        elif code in CONFIG_CODES:
+            error_class = ProviderError
+        else:
+            error_class = status_class(status, default=ProviderBadInputError)
+        return provider_error(
+            error_class,
+            message,
+            provider=self.key,
+            provider_code=code or status,
+            request_id=metadata.get("RequestId"),
+            code="provider_config" if code in CONFIG_CODES else None,
+        )
 
     # -- normalizing ----------------------------------------------------------------------------
 
-    def _labels(self, answer: Any) -> list[Tag]:
-        labels = answer.get("Labels") if isinstance(answer, dict) else None
-        if not isinstance(labels, list):
-            raise ProviderResponseError("DetectLabels answer has no Labels list", provider=self.key)
+    def _labels(self, answer: DetectLabelsResponse) -> list[Tag]:
         tags = []
-        for label in labels:
-            if not isinstance(label, dict) or not _name(label):
-                continue
-            boxes = tuple(
-                box for instance in as_list(label.get("Instances")) if (box := _box(instance)) is not None
-            )
+        for label in answer.Labels:
+            name = label.Name.strip()
+            boxes = tuple(box for instance in label.Instances if (box := _box(instance)) is not None)
             tags.append(
                 Tag(
-                    name=_name(label),
-                    confidence=_confidence(label.get("Confidence")),
+                    name=name,
+                    confidence=_confidence(label.Confidence),
                     provider=self.key,
                     kind=TagKind.OBJECT if boxes else TagKind.LABEL,
-                    names={"en": _name(label)},
-                    parents=_names(label.get("Parents")),
-                    aliases=_names(label.get("Aliases")),
-                    categories=_names(label.get("Categories")),
+                    names={"en": name},
+                    parents=_names(label.Parents),
+                    aliases=_names(label.Aliases),
+                    categories=_names(label.Categories),
                     boxes=boxes,
                 )
             )
         return tags
 
-    def _moderation(self, answer: Any) -> list[Tag]:
-        labels = answer.get("ModerationLabels") if isinstance(answer, dict) else None
-        if not isinstance(labels, list):
-            raise ProviderResponseError("DetectModerationLabels answer has no list", provider=self.key)
-        tags = []
-        for label in labels:
-            if not isinstance(label, dict) or not _name(label):
-                continue
-            parent = label.get("ParentName")
-            tags.append(
-                Tag(
-                    name=_name(label),
-                    confidence=_confidence(label.get("Confidence")),
-                    provider=self.key,
-                    kind=TagKind.MODERATION,
-                    parents=(parent,) if isinstance(parent, str) and parent else (),
-                )
+    def _moderation(self, answer: DetectModerationLabelsResponse) -> list[Tag]:
+        return [
+            Tag(
+                name=label.Name.strip(),
+                confidence=_confidence(label.Confidence),
+                provider=self.key,
+                kind=TagKind.MODERATION,
+                parents=(label.ParentName,) if label.ParentName else (),
             )
-        return tags
+            for label in answer.ModerationLabels
+        ]
 
 
-def _name(item: dict[str, Any]) -> str:
-    name = item.get("Name")
-    return name.strip() if isinstance(name, str) else ""
+def _names(items: list[Named]) -> tuple[str, ...]:
+    return tuple(item.Name.strip() for item in items)
 
 
-def _names(items: Any) -> tuple[str, ...]:
-    return tuple(n for item in as_list(items) if isinstance(item, dict) and (n := _name(item)))
+def _confidence(value: float | None) -> float | None:
+    return None if value is None else min(1.0, max(0.0, value / 100.0))
 
 
-def _confidence(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return min(1.0, max(0.0, float(value) / 100.0))
-
-
-def _box(instance: Any) -> BoundingBox | None:
-    box = instance.get("BoundingBox") if isinstance(instance, dict) else None
-    if not isinstance(box, dict):
-        return None
-    try:
-        left, top = float(box["Left"]), float(box["Top"])
-        width, height = float(box["Width"]), float(box["Height"])
-    except (KeyError, TypeError, ValueError):
+def _box(instance: Instance) -> BoundingBox | None:
+    box = instance.BoundingBox
+    if box is None:
         return None
     # ratios of the image size; they may run past the frame, hence the clamp
-    return BoundingBox.clamped(left, top, width, height, _confidence(instance.get("Confidence")))
+    return BoundingBox.clamped(box.Left, box.Top, box.Width, box.Height, _confidence(instance.Confidence))
