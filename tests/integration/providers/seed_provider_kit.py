@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from autotag import errors
 from autotag.config import ProviderConfig
 from autotag.errors import ProviderError
 from autotag.image import ImageFormat, PreparedImage, S3Location, SourceImage
@@ -87,6 +88,40 @@ class Outcome:
         assert self.error is not None, f"expected {error_type.__name__}, got a result: {self.result}"
         assert isinstance(self.error, error_type), f"{type(self.error).__name__}: {self.error}"
         return self.error
+
+    def failed_as(self, error_type: type[ProviderError], code: str, retryable: bool) -> ProviderError:
+        """The error, checked for its type, its stable code and whether it is retryable."""
+        error = self.failed(error_type)
+        assert (error.code, error.retryable) == (code, retryable), f"{error.code}, {error.retryable}: {error}"
+        return error
+
+
+FAILURES: dict[str, tuple[type[ProviderError], bool]] = {
+    "auth": (errors.AuthError, False),
+    "bad_input": (errors.ProviderBadInputError, False),
+    "content_blocked": (errors.ContentBlockedError, False),
+    "provider_error": (ProviderError, False),
+    "quota": (errors.QuotaError, False),
+    "throttled": (errors.ThrottledError, True),
+    "transient": (errors.TransientError, True),
+}
+"""Each stable code a provider failure may carry: the error type it comes as, and whether it is retryable."""
+
+
+def documented_failures(**codes: tuple[object, ...]) -> list[tuple[object, type[ProviderError], str, bool]]:
+    """Parametrize rows ``(provider's code, error type, stable code, retryable)`` from a provider's
+    documented codes grouped by the stable code each must become, e.g. ``auth=(401, 403)``."""
+    return [
+        (provider_code, FAILURES[code][0], code, FAILURES[code][1])
+        for code, provider_codes in codes.items()
+        for provider_code in provider_codes
+    ]
+
+
+def attempts_for(retryable: bool) -> int:
+    """One attempt for a retryable failure, so a test sees the mapping itself; three for a terminal
+    one, which must then be given up after the first."""
+    return 1 if retryable else 3
 
 
 def call(
