@@ -1,4 +1,4 @@
-"""Helpers for the seed providers' integration tests: images, provider setup, one call per test.
+"""Helpers for the providers' integration tests: images, provider setup, one call per test.
 
 Each call runs in its own event loop with its own HTTP client (the same client the Lambda uses,
 :func:`autotag.providers.http.make_client`), against a server from ``tests.support.provider_servers``.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import socket
 import time
 from collections.abc import Mapping
@@ -23,17 +22,15 @@ from autotag.models import TagResult
 from autotag.providers.base import EffectiveOptions, Presigner, Provider, ProviderContext, ProviderRequest
 from autotag.providers.http import make_client
 from autotag.retry import Deadline
-from PIL import Image
 
 from tests.support.fakes import StaticCredentials
+from tests.support.images import solid_bytes
 
 
 def image_bytes(
     width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 40, 40), fmt: str = "JPEG"
 ) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buffer, format=fmt)
-    return buffer.getvalue()
+    return solid_bytes(color, width, height, fmt)
 
 
 def make_images(
