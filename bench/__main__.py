@@ -233,6 +233,23 @@ def _intake() -> list[Row]:
     return rows
 
 
+def _import_row(figure: str, measured: dict[str, Any], floor: dict[str, Any], **rest: Any) -> Row:
+    """One cold start proxy row: an import's time against `import boto3`, in wall and CPU time."""
+    cpu = (
+        f" ({measured['cpu_ratio_to_boto3_median']:.2f}x in CPU time)"
+        if "cpu_ratio_to_boto3_median" in measured
+        else ""
+    )
+    return {
+        "benchmark": "cold start proxy",
+        "figure": f"{figure} (min/median/max ms)",
+        "ours": mmm(measured["import_s"]),
+        "baseline": f"import boto3 {mmm(floor)}",
+        "ratio": f"{measured['ratio_to_boto3_median']:.2f}x{cpu}",
+        **rest,
+    }
+
+
 def _coldstart() -> list[Row]:
     cold = read_result("coldstart")
     if not cold:
@@ -240,58 +257,35 @@ def _coldstart() -> list[Row]:
     results = cold["results"]
     floor = results["boto3"]["import_s"]
     rows = []
-    style = results.get("floor")
-    if style:
-        rows.append(
-            {
-                "benchmark": "cold start proxy",
-                "figure": "floor: import boto3 + Powertools Logger, Metrics, Tracer (min/median/max ms)",
-                "ours": mmm(style["import_s"]),
-                "baseline": f"import boto3 {mmm(floor)}",
-                "ratio": f"{style['ratio_to_boto3_median']:.2f}x"
-                + (
-                    f" ({style['cpu_ratio_to_boto3_median']:.2f}x in CPU time)"
-                    if "cpu_ratio_to_boto3_median" in style
-                    else ""
-                ),
-                "target": "",
-                "result": "what any handler in this style loads, before its own code",
-                "met": None,
-            }
-        )
-    with_pydantic = results.get("floor_pydantic")
-    if with_pydantic:
-        rows.append(
-            {
-                "benchmark": "cold start proxy",
-                "figure": "floor + pydantic, one model built (min/median/max ms)",
-                "ours": mmm(with_pydantic["import_s"]),
-                "baseline": f"import boto3 {mmm(floor)}",
-                "ratio": f"{with_pydantic['ratio_to_boto3_median']:.2f}x "
-                f"({with_pydantic['cpu_ratio_to_boto3_median']:.2f}x in CPU time)",
-                "target": "",
-                "result": "what any handler that validates with pydantic loads, before its own code",
-                "met": None,
-            }
-        )
+    for reference, figure, loads in (
+        ("floor", "floor: import boto3 + Powertools Logger, Metrics, Tracer", "any handler in this style"),
+        ("floor_pydantic", "floor + pydantic, one model built", "any handler that validates with pydantic"),
+    ):
+        if results.get(reference):
+            rows.append(
+                _import_row(
+                    figure,
+                    results[reference],
+                    floor,
+                    target="",
+                    result=f"what {loads} loads, before its own code",
+                    met=None,
+                )
+            )
     for name in ("on_upload", "tag_api", "on_event", "on_batch"):
         if name not in results:
             continue
         result = results[name]
-        summary = result["import_s"]
         top = ", ".join(f"{p['package']} {p['ms']:.0f}" for p in result["profile"]["packages_by_self_ms"][:5])
         rows.append(
-            {
-                "benchmark": "cold start proxy",
-                "figure": f"import functions/{name}/handler.py (min/median/max ms)",
-                "ours": mmm(summary),
-                "baseline": f"import boto3 {mmm(floor)}",
-                "ratio": f"{result['ratio_to_boto3_median']:.2f}x"
-                + (f" ({result['cpu_ratio_to_boto3_median']:.2f}x in CPU time)" if "cpu_s" in result else ""),
-                "target": "<= 1.5x",
-                "result": f"self ms by package: {top}",
-                "met": result["met"],
-            }
+            _import_row(
+                f"import functions/{name}/handler.py",
+                result,
+                floor,
+                target="<= 1.5x",
+                result=f"self ms by package: {top}",
+                met=result["met"],
+            )
         )
         before = results.get(f"before:{name}")
         if before:

@@ -28,7 +28,13 @@ from constructs import Construct
 
 from infra import ids
 from infra.function_defaults import FunctionCode, autotag_function
-from infra.nag import acknowledge, acknowledge_function, external_object_arn_finding, object_arn_finding
+from infra.nag import (
+    acknowledge,
+    acknowledge_function,
+    external_object_arn_finding,
+    object_arn_finding,
+    role_policy,
+)
 from infra.storage import private_bucket
 
 BATCH_OPERATIONS_PRINCIPAL = "batchoperations.s3.amazonaws.com"
@@ -146,17 +152,17 @@ class BatchOperations(Construct):
                 "on_batch HEADs the objects a backfill job names, any key of the images bucket: "
                 "s3:GetObject / s3:GetObjectVersion only",
             )
-        role_policy = self.job_role.node.try_find_child("DefaultPolicy")
-        if role_policy is not None:
+        job_policy = role_policy(self.job_role)
+        if job_policy is not None:
             acknowledge(
-                role_policy,
+                job_policy,
                 object_arn_finding(self.reports_bucket, f"{prefix}*"),
                 "completion reports and generated manifests get keys S3 chooses (job-<id>/...), under the "
                 "report prefix only",
             )
             for name in manifest_buckets:
                 acknowledge(
-                    role_policy,
+                    job_policy,
                     external_object_arn_finding(name),
                     f"batch_operations.manifest_buckets names {name}: jobs read inventory reports / CSV "
                     "manifests there (read only)",

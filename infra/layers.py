@@ -97,6 +97,16 @@ class LayerNotBuiltError(Exception):
     """The dependency layer directory is missing; the message says how to build it."""
 
 
+def _require_built(layer: str, paths: list[Path], build: str) -> None:
+    """Stops synth with the command to run when a layer's build output is missing."""
+    missing = [path for path in paths if not path.exists()]
+    if missing:
+        raise LayerNotBuiltError(
+            f"the {layer} is not built ({', '.join(str(path) for path in missing)} missing): "
+            f"run `make layer` ({build}) before synth"
+        )
+
+
 class Layers(Construct):
     def __init__(
         self,
@@ -108,11 +118,9 @@ class Layers(Construct):
         model_dir: Path | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        if not (dependencies_dir / "python").is_dir():
-            raise LayerNotBuiltError(
-                f"the dependency layer is not built ({dependencies_dir / 'python'} is missing): "
-                "run `make layer` (uv run python layers/build_dependencies.py) before synth"
-            )
+        _require_built(
+            "dependency layer", [dependencies_dir / "python"], "uv run python layers/build_dependencies.py"
+        )
         self.package = self._layer(
             ids.AUTOTAG_LAYER,
             lambda_.Code.from_asset(
@@ -136,12 +144,11 @@ class Layers(Construct):
 
         self.model: lambda_.LayerVersion | None = None
         if model_dir is not None:
-            missing = [p for p in (model_dir / "python", model_dir / MODEL_IN_LAYER) if not p.exists()]
-            if missing:
-                raise LayerNotBuiltError(
-                    f"the vision model layer is not built ({', '.join(str(p) for p in missing)} missing): "
-                    "run `make layer` (uv run python layers/build_model.py --layer) before synth"
-                )
+            _require_built(
+                "vision model layer",
+                [model_dir / "python", model_dir / MODEL_IN_LAYER],
+                "uv run python layers/build_model.py --layer",
+            )
             self.model = self._layer(
                 ids.VISION_MODEL_LAYER,
                 lambda_.Code.from_asset(

@@ -4,6 +4,7 @@ construct concerned and with the reason, the findings it causes. Anything not ac
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
@@ -34,9 +35,9 @@ def external_object_arn_finding(bucket_name: str) -> str:
     return f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket_name}/*]"
 
 
-def role_policy(function: lambda_.Function) -> IConstruct | None:
-    """The execution role's policy the grants went into (None before the first grant)."""
-    return function.role.node.try_find_child("DefaultPolicy") if function.role else None
+def role_policy(role: iam.IRole | None) -> IConstruct | None:
+    """The role's policy the grants went into (None before the first grant)."""
+    return role.node.try_find_child("DefaultPolicy") if role else None
 
 
 def acknowledge_function(function: lambda_.Function, *, unscoped: str = TRACING_ACTIONS) -> IConstruct | None:
@@ -48,7 +49,7 @@ def acknowledge_function(function: lambda_.Function, *, unscoped: str = TRACING_
         "Python 3.12 is pinned on purpose: the dependency layer is built from cp312 wheels; the "
         "runtime and the layer build move together",
     )
-    policy = role_policy(function)
+    policy = role_policy(function.role)
     if policy is not None:
         acknowledge(
             policy,

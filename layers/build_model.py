@@ -33,10 +33,10 @@ import struct
 import subprocess
 import sys
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -282,18 +282,30 @@ def _conv_numpy(op: ConvOp, x: np.ndarray) -> np.ndarray:
     return np.clip(y, 0.0, 6.0, out=y) if op.relu6 else y
 
 
-def forward_numpy(network: Network, x: np.ndarray) -> np.ndarray:
-    """Logits (N, 1000) for preprocessed images (N, 3, 224, 224), float32."""
-    y = _conv_numpy(network.stem, x.astype(np.float32))
-    for block in network.blocks:
+T = TypeVar("T")
+
+
+def through_blocks(
+    network: Network, x: T, conv: Callable[[ConvOp, T], T], add: Callable[[T, T, int], T]
+) -> T:
+    """The network from its input to its head's output, in one order for the numpy forward pass and
+    the ONNX export: the stem, then each block (expand, depthwise, project, the residual sum of
+    block ``index``), then the head."""
+    y = conv(network.stem, x)
+    for index, block in enumerate(network.blocks):
         inputs = y
         if block.expand:
-            y = _conv_numpy(block.expand, y)
-        y = _conv_numpy(block.depthwise, y)
-        y = _conv_numpy(block.project, y)
+            y = conv(block.expand, y)
+        y = conv(block.depthwise, y)
+        y = conv(block.project, y)
         if block.residual:
-            y = y + inputs
-    y = _conv_numpy(network.head, y)
+            y = add(y, inputs, index)
+    return conv(network.head, y)
+
+
+def forward_numpy(network: Network, x: np.ndarray) -> np.ndarray:
+    """Logits (N, 1000) for preprocessed images (N, 3, 224, 224), float32."""
+    y = through_blocks(network, x.astype(np.float32), _conv_numpy, lambda y, inputs, index: y + inputs)
     pooled = y.mean(axis=(2, 3))
     return pooled @ network.fc_weight.T + network.fc_bias
 
@@ -337,17 +349,11 @@ def to_onnx(network: Network) -> bytes:
         nodes.append(helper.make_node("Clip", [output, "relu6_min", "relu6_max"], [f"{op.name}.act"]))
         return f"{op.name}.act"
 
-    y = conv(network.stem, INPUT_NAME)
-    for index, block in enumerate(network.blocks):
-        inputs = y
-        if block.expand:
-            y = conv(block.expand, y)
-        y = conv(block.depthwise, y)
-        y = conv(block.project, y)
-        if block.residual:
-            nodes.append(helper.make_node("Add", [y, inputs], [f"block{index}.sum"]))
-            y = f"block{index}.sum"
-    y = conv(network.head, y)
+    def add(y: str, inputs: str, index: int) -> str:
+        nodes.append(helper.make_node("Add", [y, inputs], [f"block{index}.sum"]))
+        return f"block{index}.sum"
+
+    y = through_blocks(network, INPUT_NAME, conv, add)
     nodes.append(helper.make_node("GlobalAveragePool", [y], ["pooled"]))
     nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], axis=1))
     initializers.append(numpy_helper.from_array(network.fc_weight.astype(np.float32), "fc.weight"))

@@ -133,7 +133,7 @@ def solid_bytes(
     colour: tuple[int, ...] | str,
     width: int = 64,
     height: int = 64,
-    image_format: ImageFormat = ImageFormat.PNG,
+    image_format: ImageFormat | str = ImageFormat.PNG,
     mode: str = "RGB",
 ) -> bytes:
     return encode(Image.new(mode, (width, height), colour), image_format)

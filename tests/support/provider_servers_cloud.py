@@ -20,10 +20,8 @@ import base64
 import binascii
 import hashlib
 import hmac
-import io
 import re
 import secrets
-import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,8 +33,8 @@ from autotag.image import ImageFormat, PreparedImage, S3Location, SourceImage
 from autotag.models import TagResult
 from autotag.providers.base import EffectiveOptions, ProviderRequest
 from autotag.retry import Deadline
-from PIL import Image
 
+from tests.support.images import solid_bytes
 from tests.support.provider_servers import ProviderServer, RecordedRequest, Reply, image_kind
 
 T = TypeVar("T")
@@ -586,9 +584,7 @@ class RekognitionServer(ProviderServer):
 
 
 def image_data(width: int = 640, height: int = 480, fmt: ImageFormat = ImageFormat.JPEG) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (90, 140, 200)).save(buffer, format=fmt.pil_name)
-    return buffer.getvalue()
+    return solid_bytes((90, 140, 200), width, height, fmt)
 
 
 def cloud_request(
@@ -623,13 +619,6 @@ def cloud_request(
         deadline=Deadline.after(seconds),
         s3=s3,
     )
-
-
-def unused_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run(make: Callable[[], Awaitable[T]]) -> T:

@@ -1,4 +1,4 @@
-"""Helpers for the seed providers' integration tests: images, provider setup, one call per test.
+"""Helpers for the providers' integration tests: images, provider setup, one call per test.
 
 Each call runs in its own event loop with its own HTTP client (the same client the Lambda uses,
 :func:`autotag.providers.http.make_client`), against a server from ``tests.support.provider_servers``.
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from autotag import errors
 from autotag.config import ProviderConfig
 from autotag.errors import ProviderError
 from autotag.image import ImageFormat, PreparedImage, S3Location, SourceImage
@@ -22,17 +22,15 @@ from autotag.models import TagResult
 from autotag.providers.base import EffectiveOptions, Presigner, Provider, ProviderContext, ProviderRequest
 from autotag.providers.http import make_client
 from autotag.retry import Deadline
-from PIL import Image
 
 from tests.support.fakes import StaticCredentials
+from tests.support.images import solid_bytes
 
 
 def image_bytes(
     width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 40, 40), fmt: str = "JPEG"
 ) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buffer, format=fmt)
-    return buffer.getvalue()
+    return solid_bytes(color, width, height, fmt)
 
 
 def make_images(
@@ -87,6 +85,40 @@ class Outcome:
         assert self.error is not None, f"expected {error_type.__name__}, got a result: {self.result}"
         assert isinstance(self.error, error_type), f"{type(self.error).__name__}: {self.error}"
         return self.error
+
+    def failed_as(self, error_type: type[ProviderError], code: str, retryable: bool) -> ProviderError:
+        """The error, checked for its type, its stable code and whether it is retryable."""
+        error = self.failed(error_type)
+        assert (error.code, error.retryable) == (code, retryable), f"{error.code}, {error.retryable}: {error}"
+        return error
+
+
+FAILURES: dict[str, tuple[type[ProviderError], bool]] = {
+    "auth": (errors.AuthError, False),
+    "bad_input": (errors.ProviderBadInputError, False),
+    "content_blocked": (errors.ContentBlockedError, False),
+    "provider_error": (ProviderError, False),
+    "quota": (errors.QuotaError, False),
+    "throttled": (errors.ThrottledError, True),
+    "transient": (errors.TransientError, True),
+}
+"""Each stable code a provider failure may carry: the error type it comes as, and whether it is retryable."""
+
+
+def documented_failures(**codes: tuple[object, ...]) -> list[tuple[object, type[ProviderError], str, bool]]:
+    """Parametrize rows ``(provider's code, error type, stable code, retryable)`` from a provider's
+    documented codes grouped by the stable code each must become, e.g. ``auth=(401, 403)``."""
+    return [
+        (provider_code, FAILURES[code][0], code, FAILURES[code][1])
+        for code, provider_codes in codes.items()
+        for provider_code in provider_codes
+    ]
+
+
+def attempts_for(retryable: bool) -> int:
+    """One attempt for a retryable failure, so a test sees the mapping itself; three for a terminal
+    one, which must then be given up after the first."""
+    return 1 if retryable else 3
 
 
 def call(

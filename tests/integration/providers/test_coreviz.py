@@ -11,7 +11,13 @@ from autotag.image import S3Location
 from autotag.models import TagKind
 from autotag.providers.coreviz import CoreVizProvider
 
-from tests.integration.providers.seed_provider_kit import call, make_images, options
+from tests.integration.providers.seed_provider_kit import (
+    attempts_for,
+    call,
+    documented_failures,
+    make_images,
+    options,
+)
 from tests.support.provider_servers import CoreVizServer, Reply
 
 pytestmark = pytest.mark.integration
@@ -174,24 +180,14 @@ def test_defensive_parsing_of_mixed_and_percentage_tags(server):
 
 @pytest.mark.parametrize(
     ("status", "error_type", "code", "retryable"),
-    [
-        (400, errors.ProviderBadInputError, "bad_input", False),
-        (401, errors.AuthError, "auth", False),
-        (422, errors.ProviderBadInputError, "bad_input", False),
-        (429, errors.ThrottledError, "throttled", True),
-        (500, errors.TransientError, "transient", True),
-        (502, errors.TransientError, "transient", True),
-        (503, errors.TransientError, "transient", True),
-    ],
+    documented_failures(bad_input=(400, 422), auth=(401,), throttled=(429,), transient=(500, 502, 503)),
 )
 def test_documented_error_statuses(server, status, error_type, code, retryable):
     server.script(
         *[CoreVizServer.error(status, headers={"x-request-id": "cv-req-77"})] * 3,
     )
-    attempts = 1 if retryable else 3
-    error = call(CoreVizProvider, server.url, secret=SECRET, max_attempts=attempts).failed(error_type)
-    assert error.code == code
-    assert error.retryable is retryable
+    outcome = call(CoreVizProvider, server.url, secret=SECRET, max_attempts=attempts_for(retryable))
+    error = outcome.failed_as(error_type, code, retryable)
     assert error.provider_code == status
     assert error.request_id == "cv-req-77"
     assert "cv-req-77" in str(error)

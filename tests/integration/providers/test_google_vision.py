@@ -17,6 +17,7 @@ from autotag.providers.base import ProviderContext, ProviderRequest
 from autotag.providers.google_vision import GoogleVisionProvider
 from autotag.providers.http import make_client
 
+from tests.integration.providers.seed_provider_kit import closed_port
 from tests.support.fakes import StaticCredentials
 from tests.support.provider_servers_cloud import (
     GOOGLE_LABELS,
@@ -29,7 +30,6 @@ from tests.support.provider_servers_cloud import (
     image_data,
     ok,
     run,
-    unused_port,
 )
 
 pytestmark = pytest.mark.integration
@@ -300,7 +300,7 @@ def test_api_key_never_in_logs_or_errors(
     outcomes = [
         call(config_for(vision.url)),
         call(config_for(vision.url), secret={"api_key": "AIzaWrongKey-yyyyyyyyyyyyyyyyyyyyyyy"}),
-        call(config_for(f"http://127.0.0.1:{unused_port()}", max_attempts=1)),
+        call(config_for(f"http://127.0.0.1:{closed_port()}", max_attempts=1)),
     ]
     vision.script(google_error(400, "INVALID_ARGUMENT", f"bad request for key {KEY}"))
     outcomes.append(call(config_for(vision.url)))

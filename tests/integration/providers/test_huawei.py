@@ -21,6 +21,7 @@ from autotag.providers.http import make_client
 from autotag.providers.huawei.provider import HuaweiProvider
 from autotag.retry import Deadline
 
+from tests.integration.providers.seed_provider_kit import closed_port
 from tests.support.fakes import StaticCredentials
 from tests.support.provider_servers_cloud import (
     HUAWEI_DOC_SUCCESS,
@@ -31,7 +32,6 @@ from tests.support.provider_servers_cloud import (
     image_data,
     ok,
     run,
-    unused_port,
 )
 
 pytestmark = pytest.mark.integration
@@ -442,7 +442,7 @@ def test_unexpected_shape_is_a_bad_provider_response(huawei: HuaweiServer) -> No
 def test_iam_unreachable_is_transient() -> None:
     with HuaweiServer() as server:
         config = provider_config(
-            server, max_attempts=1, options={"iam_endpoint": f"http://127.0.0.1:{unused_port()}"}
+            server, max_attempts=1, options={"iam_endpoint": f"http://127.0.0.1:{closed_port()}"}
         )
         error = failed(Session(config, token_secret(server)).call())
         assert type(error) is errors.TransientError

@@ -9,7 +9,14 @@ from autotag import errors
 from autotag.image import ImageFormat
 from autotag.providers.imagedescriber import ImageDescriberProvider
 
-from tests.integration.providers.seed_provider_kit import call, image_bytes, make_images, options
+from tests.integration.providers.seed_provider_kit import (
+    attempts_for,
+    call,
+    documented_failures,
+    image_bytes,
+    make_images,
+    options,
+)
 from tests.support.provider_servers import ImageDescriberServer, Reply
 
 pytestmark = pytest.mark.integration
@@ -117,32 +124,25 @@ def test_constraints_and_capabilities_declare_the_documented_limits():
     }
 
 
-ERROR_CASES = [
-    (1002, errors.AuthError, "auth", False),
-    (1003, errors.AuthError, "auth", False),
-    (1004, errors.ThrottledError, "throttled", True),
-    (1005, errors.ProviderBadInputError, "bad_input", False),
-    (2002, errors.QuotaError, "quota", False),
-    (2003, errors.ContentBlockedError, "content_blocked", False),
-    (2004, errors.ProviderBadInputError, "bad_input", False),
-    (2005, errors.TransientError, "transient", True),
-    (5050, errors.TransientError, "transient", True),
-]
+ERROR_CASES = documented_failures(
+    auth=(1002, 1003),
+    throttled=(1004,),
+    bad_input=(1005, 2004),
+    quota=(2002,),
+    content_blocked=(2003,),
+    transient=(2005, 5050),
+)
 
 
 @pytest.mark.parametrize("http_status", [None, 200], ids=["http-error-status", "http-200"])
 @pytest.mark.parametrize(("code", "error_type", "error_code", "retryable"), ERROR_CASES)
 def test_every_documented_error_code(server, code, error_type, error_code, retryable, http_status):
-    # One attempt for retryable codes so each test sees the mapping itself; terminal codes get
-    # three attempts and must use only one.
-    attempts = 1 if retryable else 3
     server.script(ImageDescriberServer.error(code, http_status=http_status))
     server.script(*[ImageDescriberServer.error(code, http_status=http_status)] * 2)
 
-    error = call(ImageDescriberProvider, server.url, secret=SECRET, max_attempts=attempts).failed(error_type)
+    outcome = call(ImageDescriberProvider, server.url, secret=SECRET, max_attempts=attempts_for(retryable))
+    error = outcome.failed_as(error_type, error_code, retryable)
 
-    assert error.code == error_code
-    assert error.retryable is retryable
     assert error.provider_code == code
     assert error.request_id
     assert len(error.request_id) == 32

@@ -12,7 +12,14 @@ from autotag.config import ProviderConfig
 from autotag.providers.base import ProviderContext
 from autotag.providers.imagekit import ImageKitProvider
 
-from tests.integration.providers.seed_provider_kit import call, closed_port, make_images, options
+from tests.integration.providers.seed_provider_kit import (
+    attempts_for,
+    call,
+    closed_port,
+    documented_failures,
+    make_images,
+    options,
+)
 from tests.support.fakes import StaticCredentials
 from tests.support.provider_servers import ExtensionPlan, ImageKitServer, Reply
 
@@ -172,15 +179,7 @@ def test_delete_failure_does_not_lose_the_tags(server):
 
 @pytest.mark.parametrize(
     ("status", "error_type", "code", "retryable"),
-    [
-        (400, errors.ProviderBadInputError, "bad_input", False),
-        (401, errors.AuthError, "auth", False),
-        (403, errors.AuthError, "auth", False),
-        (404, errors.ProviderBadInputError, "bad_input", False),
-        (429, errors.ThrottledError, "throttled", True),
-        (500, errors.TransientError, "transient", True),
-        (503, errors.TransientError, "transient", True),
-    ],
+    documented_failures(bad_input=(400, 404), auth=(401, 403), throttled=(429,), transient=(500, 503)),
 )
 def test_upload_error_statuses(server, status, error_type, code, retryable):
     server.script(
@@ -193,9 +192,7 @@ def test_upload_error_statuses(server, status, error_type, code, retryable):
         ]
         * 3
     )
-    error = tag(server, max_attempts=1 if retryable else 3).failed(error_type)
-    assert error.code == code
-    assert error.retryable is retryable
+    error = tag(server, max_attempts=attempts_for(retryable)).failed_as(error_type, code, retryable)
     assert error.provider_code == status
     assert error.request_id == "ik-9"
     assert f"nope {status}" in str(error)

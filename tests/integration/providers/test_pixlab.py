@@ -9,7 +9,12 @@ from autotag.image import ImageFormat, S3Location
 from autotag.providers.base import ProviderContext
 from autotag.providers.pixlab import PixLabProvider
 
-from tests.integration.providers.seed_provider_kit import call, make_images
+from tests.integration.providers.seed_provider_kit import (
+    attempts_for,
+    call,
+    documented_failures,
+    make_images,
+)
 from tests.support.fakes import StaticCredentials
 from tests.support.provider_servers import PixLabServer, Reply
 
@@ -109,25 +114,19 @@ def test_string_confidences_and_duplicates(server):
 
 @pytest.mark.parametrize(
     ("status", "error_type", "code", "retryable"),
-    [
-        (400, errors.ProviderBadInputError, "bad_input", False),
-        (401, errors.AuthError, "auth", False),
-        (403, errors.AuthError, "auth", False),
-        (402, errors.QuotaError, "quota", False),
-        (404, errors.ProviderBadInputError, "bad_input", False),
-        (415, errors.ProviderBadInputError, "bad_input", False),
-        (429, errors.ThrottledError, "throttled", True),
-        (500, errors.TransientError, "transient", True),
-        (503, errors.TransientError, "transient", True),
-        (302, errors.ProviderError, "provider_error", False),
-    ],
+    documented_failures(
+        bad_input=(400, 404, 415),
+        auth=(401, 403),
+        quota=(402,),
+        throttled=(429,),
+        transient=(500, 503),
+        provider_error=(302,),
+    ),
 )
 def test_json_status_errors_on_http_200(server, status, error_type, code, retryable):
     server.script(*[PixLabServer.error(status, f"problem {status}")] * 3)
-    attempts = 1 if retryable else 3
-    error = call(PixLabProvider, server.url, secret=SECRET, max_attempts=attempts).failed(error_type)
-    assert error.code == code
-    assert error.retryable is retryable
+    outcome = call(PixLabProvider, server.url, secret=SECRET, max_attempts=attempts_for(retryable))
+    error = outcome.failed_as(error_type, code, retryable)
     assert error.provider_code == status
     assert f"problem {status}" in str(error)
     assert server.calls == 1

@@ -67,49 +67,69 @@ def _huawei_secret(server: HuaweiServer) -> dict[str, Any]:
     return {"access_key": server.access_key, "secret_key": server.secret_key, "project_id": server.project_id}
 
 
+def _keyed(
+    provider: type[Provider],
+    double: Callable[..., ProviderServer],
+    *,
+    wrong_key: str,
+    throttled: Callable[[Mapping[str, str]], Reply],
+    path: str,
+    key_name: str = "api_key",
+    key: str = KEY,
+    **rest: Any,
+) -> Contract:
+    """A provider whose secret is one key, which its double takes under the same name."""
+    return Contract(
+        provider,
+        start=lambda **kw: double(**{key_name: key}, **kw),
+        secret=lambda server: {key_name: key},
+        wrong_secret=lambda server: {key_name: wrong_key},
+        throttled=throttled,
+        path=lambda server: path,
+        **rest,
+    )
+
+
 CONTRACTS: dict[str, Contract] = {
-    "coreviz": Contract(
+    "coreviz": _keyed(
         CoreVizProvider,
-        start=lambda **kw: CoreVizServer(api_key=KEY, **kw),
-        secret=lambda server: {"api_key": KEY},
-        wrong_secret=lambda server: {"api_key": "wrong-coreviz-key"},
+        CoreVizServer,
+        wrong_key="wrong-coreviz-key",
         throttled=lambda headers: CoreVizServer.error(429, headers=headers),
-        path=lambda server: "/api/ai/tag",
+        path="/api/ai/tag",
     ),
-    "pixlab": Contract(
+    "pixlab": _keyed(
         PixLabProvider,
-        start=lambda **kw: PixLabServer(api_key=KEY, **kw),
-        secret=lambda server: {"api_key": KEY},
-        wrong_secret=lambda server: {"api_key": "wrong-pixlab-key"},
+        PixLabServer,
+        wrong_key="wrong-pixlab-key",
         throttled=lambda headers: PixLabServer.error(
             429, "Too many requests", http_status=429, headers=headers
         ),
-        path=lambda server: "/tagimg",
+        path="/tagimg",
     ),
-    "imagedescriber": Contract(
+    "imagedescriber": _keyed(
         ImageDescriberProvider,
-        start=lambda **kw: ImageDescriberServer(api_key=KEY, **kw),
-        secret=lambda server: {"api_key": KEY},
-        wrong_secret=lambda server: {"api_key": "wrong-imagedescriber-key"},
+        ImageDescriberServer,
+        wrong_key="wrong-imagedescriber-key",
         throttled=lambda headers: ImageDescriberServer.error(1004, headers=headers),
-        path=lambda server: "/api/v1/generate_tags",
+        path="/api/v1/generate_tags",
     ),
-    "imagekit": Contract(
+    "imagekit": _keyed(
         ImageKitProvider,
-        start=lambda **kw: ImageKitServer(private_key=KEY, **kw),
-        secret=lambda server: {"private_key": KEY},
-        wrong_secret=lambda server: {"private_key": "private_wrong_imagekit"},
+        ImageKitServer,
+        key_name="private_key",
+        wrong_key="private_wrong_imagekit",
         throttled=lambda headers: ImageKitServer.error(429, "Too many requests", headers),
-        path=lambda server: "/api/v1/files/upload",
+        path="/api/v1/files/upload",
         options=lambda server: {"upload_endpoint": server.url, "poll_interval_seconds": 0.05},
     ),
-    "google_vision": Contract(
+    "google_vision": _keyed(
         GoogleVisionProvider,
-        start=lambda **kw: GoogleVisionServer(api_key=GOOGLE_KEY, **kw),
-        secret=lambda server: {"api_key": GOOGLE_KEY},
-        wrong_secret=lambda server: {"api_key": "AIzaWrongKey-zzzzzzzzzzzzzzzzzzzzzzz"},
+        GoogleVisionServer,
+        key=GOOGLE_KEY,
+        wrong_key="AIzaWrongKey-zzzzzzzzzzzzzzzzzzzzzzz",
         throttled=lambda headers: google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded", **headers),
-        path=lambda server: "/v1/images:annotate",
+        path="/v1/images:annotate",
         malformed_attempts=1,
     ),
     "huawei": Contract(

@@ -23,6 +23,7 @@ from autotag.providers.http import make_client
 from autotag.providers.rekognition import RekognitionProvider
 from botocore.stub import ANY, Stubber
 
+from tests.integration.providers.seed_provider_kit import closed_port
 from tests.support.aws import unique
 from tests.support.fakes import StaticCredentials
 from tests.support.provider_servers_cloud import (
@@ -34,7 +35,6 @@ from tests.support.provider_servers_cloud import (
     image_data,
     ok,
     run,
-    unused_port,
 )
 
 pytestmark = pytest.mark.integration
@@ -418,7 +418,7 @@ def test_slow_response_past_the_timeout() -> None:
 
 
 def test_connection_refused_is_transient() -> None:
-    error = failed(tag(http_provider(f"http://127.0.0.1:{unused_port()}", max_attempts=1)))
+    error = failed(tag(http_provider(f"http://127.0.0.1:{closed_port()}", max_attempts=1)))
     assert type(error) is errors.TransientError
     assert "127.0.0.1" not in str(error)
 
