@@ -22,7 +22,6 @@ task), every other error ``PermanentFailure``; ``resultString`` says what happen
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -37,7 +36,6 @@ from autotag.config import ObjectFilters, get_config
 from autotag.errors import (
     AutotagError,
     BadInputError,
-    ConfigError,
     NotFoundError,
     ThrottledError,
     TransientError,
@@ -46,6 +44,7 @@ from autotag.errors import (
 from autotag.image import S3Location
 from autotag.notifications import REPLAY_ATTRIBUTE, notification_body
 from autotag.objects import ObjectStorage
+from autotag.settings import load_from_environment
 from autotag.store.base import ImageStore, already_tagged
 
 INVOCATION_SCHEMA_VERSION = "2.0"
@@ -398,11 +397,7 @@ class BatchSettings(BaseModel):
 
 
 def load_batch_settings(environ: Mapping[str, str] | None = None) -> BatchSettings:
-    try:
-        return BatchSettings.model_validate(dict(os.environ if environ is None else environ))
-    except ValidationError as exc:
-        missing = ", ".join(str(e["loc"][0]) for e in exc.errors())
-        raise ConfigError(f"function environment is incomplete or invalid: {missing}") from None
+    return load_from_environment(BatchSettings, environ)
 
 
 @lru_cache(maxsize=1)
