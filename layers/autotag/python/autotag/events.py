@@ -35,6 +35,9 @@ IMAGE_TAGGING_FAILED = "Image Tagging Failed"
 IMAGE_TAGS_CORRECTED = "Image Tags Corrected"
 OUTCOME_DETAIL_TYPES = (IMAGE_TAGGED, IMAGE_TAGGING_FAILED, IMAGE_TAGS_CORRECTED)
 """What autotag publishes on its bus after each image."""
+S3_EVENT_SOURCE = "aws.s3"
+OBJECT_CREATED = "Object Created"
+"""The S3 events (on the default bus) on_event consumes in ``eventbridge`` notification mode."""
 
 MAX_EVENT_TAGS = 100
 """Tags carried in one event (EventBridge entries are limited to 256 KB); the rest are in the store."""
