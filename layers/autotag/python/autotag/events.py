@@ -89,6 +89,16 @@ class ImageRef(_Detail):
     version_id: str | None = Field(default=None, description="null for unversioned buckets")
     etag: str | None = None
 
+    @staticmethod
+    def fields_of(record: ImageRecord) -> dict[str, Any]:
+        """The object reference of ``record``, as every detail about it starts."""
+        return {
+            "bucket": record.bucket,
+            "key": record.key,
+            "version_id": record.version_id,
+            "etag": record.etag,
+        }
+
 
 class ImageTaggedDetail(ImageRef):
     """An image was tagged and stored."""
@@ -124,10 +134,7 @@ class ImageTaggedDetail(ImageRef):
     @classmethod
     def from_record(cls, record: ImageRecord) -> ImageTaggedDetail:
         return cls(
-            bucket=record.bucket,
-            key=record.key,
-            version_id=record.version_id,
-            etag=record.etag,
+            **ImageRef.fields_of(record),
             sha256=record.sha256,
             size=record.size,
             content_type=record.content_type,
@@ -172,10 +179,7 @@ class ImageTaggingFailedDetail(ImageRef):
     @classmethod
     def from_record(cls, record: ImageRecord, *, retryable: bool = False) -> ImageTaggingFailedDetail:
         return cls(
-            bucket=record.bucket,
-            key=record.key,
-            version_id=record.version_id,
-            etag=record.etag,
+            **ImageRef.fields_of(record),
             error_code=record.error_code or "internal_error",
             reason=record.error or "unknown",
             retryable=retryable,
@@ -218,10 +222,7 @@ class ImageTagsCorrectedDetail(ImageRef):
     ) -> ImageTagsCorrectedDetail:
         in_force = record.tags_in_force
         return cls(
-            bucket=record.bucket,
-            key=record.key,
-            version_id=record.version_id,
-            etag=record.etag,
+            **ImageRef.fields_of(record),
             sha256=record.sha256,
             added=added,
             removed=removed,
