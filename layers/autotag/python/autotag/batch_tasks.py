@@ -256,25 +256,17 @@ class TaskOutcome:
     result: TaskResult
 
 
+@dataclass(kw_only=True, eq=False)
 class BatchTaskProcessor:
-    def __init__(
-        self,
-        *,
-        filters: ObjectFilters,
-        store: ImageStore,
-        objects: ObjectStorage,
-        queue: TagQueue,
-        images_bucket: str,
-        region: str,
-        on_outcome: Callable[[TaskOutcome], None] | None = None,
-    ) -> None:
-        self.filters = filters
-        self.store = store
-        self.objects = objects
-        self.queue = queue
-        self.images_bucket = images_bucket
-        self.region = region
-        self.on_outcome = on_outcome
+    """Runs the tasks of one on_batch invocation: each object checked, then enqueued for tagging."""
+
+    filters: ObjectFilters
+    store: ImageStore
+    objects: ObjectStorage
+    queue: TagQueue
+    images_bucket: str
+    region: str
+    on_outcome: Callable[[TaskOutcome], None] | None = None
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """One invocation → the documented response (never raises for a task's failure)."""
