@@ -62,8 +62,6 @@ class CoreVizProvider(Provider):
     )
     capabilities = Capabilities(
         input_forms=(InputForm.URL, InputForm.DATA_URL),
-        languages=None,
-        confidences=True,
         classification=True,
         prompt=True,
         auth="x-api-key header",

@@ -77,7 +77,6 @@ class EfficientNetProvider(LocalProvider):
     capabilities = Capabilities(
         input_forms=(InputForm.BYTES,),
         languages=("en",),
-        confidences=True,
         needs_network=False,
         auth="none",
         rate_limit="none (local computation)",
