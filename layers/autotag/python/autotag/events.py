@@ -92,12 +92,7 @@ class ImageRef(_Detail):
     @staticmethod
     def fields_of(record: ImageRecord) -> dict[str, Any]:
         """The object reference of ``record``, as every detail about it starts."""
-        return {
-            "bucket": record.bucket,
-            "key": record.key,
-            "version_id": record.version_id,
-            "etag": record.etag,
-        }
+        return {**record.ref(), "etag": record.etag}
 
 
 class ImageTaggedDetail(ImageRef):
