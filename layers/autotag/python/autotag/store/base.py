@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from autotag.decisions import TagCorrections, effective_tags
-from autotag.models import Classification, ProviderStatus, Tag, TagResult
+from autotag.models import Classification, ProviderStatus, Tag, TagResult, result_fields
 
 if TYPE_CHECKING:
     from autotag.ordering import Claim, EventOrder, Refusal
@@ -107,14 +107,7 @@ class ImageRecord(ObjectRef):
 
     @classmethod
     def from_result(cls, result: TagResult, **fields: object) -> ImageRecord:
-        return cls(
-            tags=result.tags,
-            title=result.title,
-            description=result.description,
-            classification=result.classification,
-            providers=result.providers,
-            **fields,
-        )
+        return cls(**result_fields(result), **fields)
 
 
 class TagHit(ObjectRef):
