@@ -23,7 +23,7 @@ from autotag.store.base import ImageStatus
 
 from tests.support.events import load_schema
 from tests.support.images import jpeg_bytes, truncated_jpeg
-from tests.unit.test_service import BUCKET, USER_TAGS, Harness
+from tests.unit.test_tagging import BUCKET, USER_TAGS, Harness
 
 AT = datetime(2025, 5, 1, tzinfo=UTC)
 

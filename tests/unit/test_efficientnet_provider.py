@@ -8,7 +8,7 @@ import io
 
 import pytest
 from autotag.config import AutotagConfig, ProviderConfig
-from autotag.errors import ConfigError, ProviderBadInputError, ProviderError
+from autotag.errors import ConfigError, ModelNotFoundError, ProviderBadInputError, ProviderError
 from autotag.image import ImageFormat
 from autotag.intake.fit import fit
 from autotag.intake.source import load_image
@@ -113,7 +113,8 @@ def test_invalid_options_are_a_config_error():
 def test_missing_model_is_a_clear_terminal_error(tmp_path):
     with pytest.raises(ProviderError) as caught:
         tag_image(make(model_path=tmp_path / "absent.onnx"), picture((1, 2, 3)))
-    assert caught.value.code == "model_unavailable"
+    assert isinstance(caught.value, ModelNotFoundError)
+    assert (caught.value.code, caught.value.provider) == ("model_unavailable", "efficientnet")
     assert not caught.value.retryable
     assert "make model" in caught.value.message
 
@@ -151,7 +152,7 @@ def test_model_lookup_order(tmp_path, monkeypatch, colour_model):
     monkeypatch.delenv(vision_model.MODEL_PATH_ENV)
     expected = [vision_model.LAMBDA_LAYER_MODEL, vision_model.CHECKOUT_MODEL]
     assert vision_model.model_candidates(None) == expected
-    with pytest.raises(vision_model.ModelNotFoundError, match="make model"):
+    with pytest.raises(ModelNotFoundError, match="make model"):
         vision_model.find_model(str(tmp_path / "none.onnx"))
 
 

@@ -29,6 +29,8 @@ from autotag.errors import (
     InvalidSequencerError,
     MalformedJsonError,
     MethodNotAllowedError,
+    ModelNotFoundError,
+    ModelUnavailableError,
     NotFoundError,
     ObjectBusyError,
     ObjectGoneError,
@@ -97,6 +99,8 @@ TERMINAL = [
     ImageNotFoundError,
     RouteMissingError,
     TagWriteRefusedError,
+    ModelUnavailableError,
+    ModelNotFoundError,
 ]
 DYNAMIC = {AllProvidersFailedError, TerminalProcessingError}
 """Their code (and retryability) is their cause's: tested on their own below."""

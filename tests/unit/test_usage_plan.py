@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autotag.local.usage_plan import UsagePlan, quota_window
+from autotag.local.usage_plan import UsageLimits, UsagePlan, quota_window
 
 
 def test_no_limits_refuse_nothing() -> None:
@@ -12,7 +12,7 @@ def test_no_limits_refuse_nothing() -> None:
 
 
 def test_quota_counts_per_key() -> None:
-    plan = UsagePlan(quota_limit=2)
+    plan = UsagePlan(UsageLimits(quota_limit=2))
     assert plan.refusal("a") is None
     assert plan.refusal("a") is None
     assert plan.refusal("a") == "QUOTA_EXCEEDED"
@@ -20,13 +20,13 @@ def test_quota_counts_per_key() -> None:
 
 
 def test_key_throttle_allows_the_burst_then_refuses() -> None:
-    plan = UsagePlan(key_rate_limit=0.001, key_burst_limit=3)
+    plan = UsagePlan(UsageLimits(key_rate_limit=0.001, key_burst_limit=3))
     assert [plan.refusal("a") for _ in range(4)] == [None, None, None, "THROTTLED"]
     assert plan.refusal("b") is None
 
 
 def test_stage_throttle_covers_every_key() -> None:
-    plan = UsagePlan(stage_rate_limit=0.001, stage_burst_limit=2)
+    plan = UsagePlan(UsageLimits(stage_rate_limit=0.001, stage_burst_limit=2))
     assert plan.refusal("a") is None
     assert plan.refusal("b") is None
     assert plan.refusal("c") == "THROTTLED"

@@ -139,9 +139,7 @@ class InMemoryImageStore:
                 self.index.pop(pk, None)
         for entry in entries:
             self.index.setdefault(entry.pk, {})[entry.sk] = TagHit(
-                bucket=record.bucket,
-                key=record.key,
-                version_id=record.version_id,
+                **record.ref(),
                 tag=entry.tag,
                 confidence=entry.confidence,
                 providers=entry.providers,

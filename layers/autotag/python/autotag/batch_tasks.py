@@ -22,7 +22,6 @@ task), every other error ``PermanentFailure``; ``resultString`` says what happen
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -37,7 +36,6 @@ from autotag.config import ObjectFilters, get_config
 from autotag.errors import (
     AutotagError,
     BadInputError,
-    ConfigError,
     NotFoundError,
     ThrottledError,
     TransientError,
@@ -46,6 +44,7 @@ from autotag.errors import (
 from autotag.image import S3Location
 from autotag.notifications import REPLAY_ATTRIBUTE, notification_body
 from autotag.objects import ObjectStorage
+from autotag.settings import load_from_environment
 from autotag.store.base import ImageStore, already_tagged
 
 INVOCATION_SCHEMA_VERSION = "2.0"
@@ -257,25 +256,17 @@ class TaskOutcome:
     result: TaskResult
 
 
+@dataclass(kw_only=True, eq=False)
 class BatchTaskProcessor:
-    def __init__(
-        self,
-        *,
-        filters: ObjectFilters,
-        store: ImageStore,
-        objects: ObjectStorage,
-        queue: TagQueue,
-        images_bucket: str,
-        region: str,
-        on_outcome: Callable[[TaskOutcome], None] | None = None,
-    ) -> None:
-        self.filters = filters
-        self.store = store
-        self.objects = objects
-        self.queue = queue
-        self.images_bucket = images_bucket
-        self.region = region
-        self.on_outcome = on_outcome
+    """Runs the tasks of one on_batch invocation: each object checked, then enqueued for tagging."""
+
+    filters: ObjectFilters
+    store: ImageStore
+    objects: ObjectStorage
+    queue: TagQueue
+    images_bucket: str
+    region: str
+    on_outcome: Callable[[TaskOutcome], None] | None = None
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """One invocation → the documented response (never raises for a task's failure)."""
@@ -398,11 +389,7 @@ class BatchSettings(BaseModel):
 
 
 def load_batch_settings(environ: Mapping[str, str] | None = None) -> BatchSettings:
-    try:
-        return BatchSettings.model_validate(dict(os.environ if environ is None else environ))
-    except ValidationError as exc:
-        missing = ", ".join(str(e["loc"][0]) for e in exc.errors())
-        raise ConfigError(f"function environment is incomplete or invalid: {missing}") from None
+    return load_from_environment(BatchSettings, environ)
 
 
 @lru_cache(maxsize=1)

@@ -101,21 +101,14 @@ def decisions_for(
     ]
 
 
+@dataclass(kw_only=True, eq=False)
 class CorrectionService:
     """Records a correction, then brings the object's S3 tags in line and announces it."""
 
-    def __init__(
-        self,
-        *,
-        store: ImageStore,
-        tag_writer: ObjectTagWriter,
-        policy: S3TagPolicy,
-        publisher: EventPublisher,
-    ) -> None:
-        self.store = store
-        self.tag_writer = tag_writer
-        self.policy = policy
-        self.publisher = publisher
+    store: ImageStore
+    tag_writer: ObjectTagWriter
+    policy: S3TagPolicy
+    publisher: EventPublisher
 
     def correct(self, bucket: str, key: str, request: CorrectionRequest) -> CorrectionOutcome:
         seen: list[ImageRecord] = []

@@ -350,3 +350,14 @@ class DecodeMemoryError(ImageTooLargeError):
     """Decoding the image would take more memory than the function may spend on it."""
 
     code = "image_too_large_to_decode"
+
+
+class ModelUnavailableError(ProviderError):
+    """The vision model cannot run here: its runtime is not installed, or (subclass) its file is not
+    built or attached. Terminal for this provider; the other providers' tags are kept."""
+
+    code = "model_unavailable"
+
+
+class ModelNotFoundError(ModelUnavailableError):
+    """No model file where it was looked for."""

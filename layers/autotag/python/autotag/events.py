@@ -35,6 +35,9 @@ IMAGE_TAGGING_FAILED = "Image Tagging Failed"
 IMAGE_TAGS_CORRECTED = "Image Tags Corrected"
 OUTCOME_DETAIL_TYPES = (IMAGE_TAGGED, IMAGE_TAGGING_FAILED, IMAGE_TAGS_CORRECTED)
 """What autotag publishes on its bus after each image."""
+S3_EVENT_SOURCE = "aws.s3"
+OBJECT_CREATED = "Object Created"
+"""The S3 events (on the default bus) on_event consumes in ``eventbridge`` notification mode."""
 
 MAX_EVENT_TAGS = 100
 """Tags carried in one event (EventBridge entries are limited to 256 KB); the rest are in the store."""
@@ -86,6 +89,11 @@ class ImageRef(_Detail):
     version_id: str | None = Field(default=None, description="null for unversioned buckets")
     etag: str | None = None
 
+    @staticmethod
+    def fields_of(record: ImageRecord) -> dict[str, Any]:
+        """The object reference of ``record``, as every detail about it starts."""
+        return {**record.ref(), "etag": record.etag}
+
 
 class ImageTaggedDetail(ImageRef):
     """An image was tagged and stored."""
@@ -121,10 +129,7 @@ class ImageTaggedDetail(ImageRef):
     @classmethod
     def from_record(cls, record: ImageRecord) -> ImageTaggedDetail:
         return cls(
-            bucket=record.bucket,
-            key=record.key,
-            version_id=record.version_id,
-            etag=record.etag,
+            **ImageRef.fields_of(record),
             sha256=record.sha256,
             size=record.size,
             content_type=record.content_type,
@@ -169,10 +174,7 @@ class ImageTaggingFailedDetail(ImageRef):
     @classmethod
     def from_record(cls, record: ImageRecord, *, retryable: bool = False) -> ImageTaggingFailedDetail:
         return cls(
-            bucket=record.bucket,
-            key=record.key,
-            version_id=record.version_id,
-            etag=record.etag,
+            **ImageRef.fields_of(record),
             error_code=record.error_code or "internal_error",
             reason=record.error or "unknown",
             retryable=retryable,
@@ -215,10 +217,7 @@ class ImageTagsCorrectedDetail(ImageRef):
     ) -> ImageTagsCorrectedDetail:
         in_force = record.tags_in_force
         return cls(
-            bucket=record.bucket,
-            key=record.key,
-            version_id=record.version_id,
-            etag=record.etag,
+            **ImageRef.fields_of(record),
             sha256=record.sha256,
             added=added,
             removed=removed,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -151,6 +151,11 @@ class TagResult(Frozen):
     @property
     def succeeded(self) -> tuple[ProviderStatus, ...]:
         return tuple(p for p in self.providers if p.status is ProviderOutcome.OK)
+
+
+def result_fields(outcome: object) -> dict[str, Any]:
+    """The fields of :class:`TagResult` as ``outcome`` holds them (a result, or a record made from one)."""
+    return {name: getattr(outcome, name) for name in TagResult.model_fields}
 
 
 def json_integer(value: object) -> object:

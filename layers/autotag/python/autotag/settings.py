@@ -9,10 +9,31 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from autotag.errors import ConfigError
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+def load_from_environment(
+    model: type[SettingsT],
+    environ: Mapping[str, str] | None = None,
+    *,
+    invalid: str = "function environment is incomplete or invalid",
+) -> SettingsT:
+    """``model`` read from the environment (each field's alias is its variable's name).
+
+    A missing or invalid variable is a :class:`ConfigError` that names the variables and never
+    their values (``invalid`` starts its message).
+    """
+    try:
+        return model.model_validate(dict(os.environ if environ is None else environ))
+    except ValidationError as exc:
+        names = ", ".join(str(e["loc"][0]) for e in exc.errors())
+        raise ConfigError(f"{invalid}: {names}") from None
 
 
 class RuntimeSettings(BaseModel):
@@ -35,19 +56,16 @@ class RuntimeSettings(BaseModel):
         default=None, alias="AWS_ENDPOINT_URL", description="Set only against the local emulator"
     )
 
+    @field_validator("allowed_buckets", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(bucket.strip() for bucket in value.split(",") if bucket.strip())
+        return value
+
 
 def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
-    env = dict(os.environ if environ is None else environ)
-    if "ALLOWED_BUCKETS" in env:
-        env_buckets = [b.strip() for b in env["ALLOWED_BUCKETS"].split(",") if b.strip()]
-        data: dict[str, object] = {**env, "ALLOWED_BUCKETS": tuple(env_buckets)}
-    else:
-        data = dict(env)
-    try:
-        return RuntimeSettings.model_validate(data)
-    except ValidationError as exc:
-        missing = ", ".join(str(e["loc"][0]) for e in exc.errors())
-        raise ConfigError(f"function environment is incomplete or invalid: {missing}") from None
+    return load_from_environment(RuntimeSettings, environ)
 
 
 @lru_cache(maxsize=1)

@@ -28,7 +28,8 @@ from aws_lambda_powertools.utilities.parser.models import (
     S3EventNotificationEventBridgeModel,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic_core import PydanticCustomError
 
 from autotag.config import ObjectFilters
 from autotag.dlq import DeadLetter, DeadLetterQueue
@@ -42,6 +43,7 @@ from autotag.errors import (
     TerminalProcessingError,
     UnknownProviderError,
 )
+from autotag.events import EVENT_SOURCE, OBJECT_CREATED, S3_EVENT_SOURCE, TAG_IMAGE_REQUESTED
 from autotag.image import S3_BUCKET_PATTERN, S3Location
 from autotag.models import TagOptions
 from autotag.notifications import EVENT_REF_JMESPATH, event_ref
@@ -68,18 +70,42 @@ class TagImageRequestedDetail(BaseModel):
     options: TagOptions = Field(default_factory=TagOptions, description="Same options as POST /v1/tags")
 
 
+def _exactly(name: str) -> AfterValidator:
+    """A string field that accepts one value: an event name defined in :mod:`autotag.events`."""
+
+    def check(value: str) -> str:
+        if value != name:
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": repr(name)})
+        return value
+
+    return AfterValidator(check)
+
+
 class TagImageRequestedEvent(EventBridgeModel):
-    source: Literal["autotag"]
-    detail_type: Literal["Tag Image Requested"] = Field(alias="detail-type")
+    source: Annotated[str, _exactly(EVENT_SOURCE)]
+    detail_type: Annotated[str, _exactly(TAG_IMAGE_REQUESTED)] = Field(alias="detail-type")
     detail: TagImageRequestedDetail
 
 
 class S3ObjectCreatedEvent(S3EventNotificationEventBridgeModel):
-    source: Literal["aws.s3"]
-    detail_type: Literal["Object Created"] = Field(alias="detail-type")
+    source: Annotated[str, _exactly(S3_EVENT_SOURCE)]
+    detail_type: Annotated[str, _exactly(OBJECT_CREATED)] = Field(alias="detail-type")
 
 
-BusEvent = Annotated[TagImageRequestedEvent | S3ObjectCreatedEvent, Field(discriminator="source")]
+def _source_of(event: object) -> object:
+    return event.get("source") if isinstance(event, dict) else getattr(event, "source", None)
+
+
+BusEvent = Annotated[
+    Annotated[TagImageRequestedEvent, Tag(EVENT_SOURCE)]
+    | Annotated[S3ObjectCreatedEvent, Tag(S3_EVENT_SOURCE)],
+    Discriminator(
+        _source_of,
+        custom_error_type="invalid_event_source",
+        custom_error_message=f"source should be {EVENT_SOURCE!r} or {S3_EVENT_SOURCE!r}",
+    ),
+]
+"""Told apart by ``source`` (the union's tags); an unknown source names the accepted ones."""
 
 
 @dataclass(frozen=True)

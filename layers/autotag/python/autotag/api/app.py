@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from autotag.api import images
 from autotag.api.backend import ApiBackend, get_backend
 from autotag.api.errors import (
+    page_responses,
     register_error_handlers,
     request_id_of,
     route_responses,
@@ -160,9 +161,7 @@ def get_image(
 @app.get(
     "/v1/tags/<tag>/images",
     summary="Images carrying a tag, best first",
-    responses=route_responses(
-        TagHitsPage, "One page of images; pass cursor back for the next", 400, 403, 429, 500
-    ),
+    responses=page_responses(TagHitsPage),
     tags=["images"],
     operation_id="listImagesWithTag",
 )

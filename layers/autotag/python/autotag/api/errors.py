@@ -245,3 +245,8 @@ def route_responses(model: type, description: str, *error_statuses: int) -> dict
         "content": {content_types.APPLICATION_JSON: {"model": model}},
     }
     return {200: ok, **error_responses(*error_statuses)}
+
+
+def page_responses(model: type) -> dict[int, OpenAPIResponse]:
+    """OpenAPI `responses` of a route that lists images a page at a time."""
+    return route_responses(model, "One page of images; pass cursor back for the next", 400, 403, 429, 500)

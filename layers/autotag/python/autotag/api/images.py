@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Annotated
 
 from autotag.api.backend import get_backend
-from autotag.api.errors import request_id_of, route_responses
+from autotag.api.errors import page_responses, request_id_of, route_responses
 from autotag.api.models import (
     BucketParam,
     CorrectionRequest,
@@ -107,9 +107,7 @@ def register(app: APIGatewayRestResolver) -> None:
     @app.get(
         "/v1/images",
         summary="Images by status, most recently processed first",
-        responses=route_responses(
-            ImageSummaryPage, "One page of images; pass cursor back for the next", 400, 403, 429, 500
-        ),
+        responses=page_responses(ImageSummaryPage),
         tags=["images"],
         operation_id="listImages",
     )

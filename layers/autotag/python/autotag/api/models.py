@@ -7,7 +7,16 @@ from typing import Annotated, Literal
 
 from autotag.corrections import MAX_TAG_NAME_CHARS, MAX_TAGS_PER_CORRECTION
 from autotag.image import MAX_URL_LENGTH, S3_BUCKET_PATTERN, ImageFormat, S3Location, SourceImage
-from autotag.models import Classification, ProviderStatus, Tag, TagOptions, TagResult, json_integer, tag_key
+from autotag.models import (
+    Classification,
+    ProviderStatus,
+    Tag,
+    TagOptions,
+    TagResult,
+    json_integer,
+    result_fields,
+    tag_key,
+)
 from autotag.store.base import ImageRecord, ImageStatus, ImageSummary, S3TagWrite, TagHit
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, model_validator
@@ -141,11 +150,7 @@ class TagResponse(BaseModel):
             request_id=request_id,
             source=source,
             image=image,
-            tags=outcome.tags,
-            title=outcome.title,
-            description=outcome.description,
-            classification=outcome.classification,
-            providers=outcome.providers,
+            **result_fields(outcome),
             stored=record is not None,
             record=record,
         )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
-from autotag.errors import ConfigError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from autotag.settings import load_from_environment
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
 
@@ -62,11 +61,7 @@ class ApiSettings(BaseModel):
 
 
 def load_api_settings(environ: Mapping[str, str] | None = None) -> ApiSettings:
-    try:
-        return ApiSettings.model_validate(dict(os.environ if environ is None else environ))
-    except ValidationError as exc:
-        fields = ", ".join(str(e["loc"][0]) for e in exc.errors())
-        raise ConfigError(f"API settings are invalid: {fields}") from None
+    return load_from_environment(ApiSettings, environ, invalid="API settings are invalid")
 
 
 @lru_cache(maxsize=1)

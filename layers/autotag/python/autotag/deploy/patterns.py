@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from autotag.deploy.filters import NotificationFilter
-from autotag.events import EVENT_SOURCE, OUTCOME_DETAIL_TYPES, TAG_IMAGE_REQUESTED
+from autotag.events import (
+    EVENT_SOURCE,
+    OBJECT_CREATED,
+    OUTCOME_DETAIL_TYPES,
+    S3_EVENT_SOURCE,
+    TAG_IMAGE_REQUESTED,
+)
 
 
 def _wildcard_escape(text: str) -> str:
@@ -15,8 +21,8 @@ def _wildcard_escape(text: str) -> str:
 def object_created_pattern(bucket_name: str, filters: tuple[NotificationFilter, ...]) -> dict[str, Any]:
     """EventBridge pattern equivalent to the S3 notification filters (``eventbridge`` mode)."""
     pattern: dict[str, Any] = {
-        "source": ["aws.s3"],
-        "detail-type": ["Object Created"],
+        "source": [S3_EVENT_SOURCE],
+        "detail-type": [OBJECT_CREATED],
         "detail": {"bucket": {"name": [bucket_name]}},
     }
     keys = [

@@ -41,7 +41,7 @@ from autotag.deploy.gateway import API_STAGE_NAME, GatewayResponseSpec
 from autotag.deploy.limits import API_GATEWAY_MAX_INTEGRATION_SECONDS, API_GATEWAY_MAX_PAYLOAD_BYTES
 from autotag.local.lambda_workers import FunctionPool
 from autotag.local.proxy_events import Response, header, http_response, proxy_event
-from autotag.local.usage_plan import UsagePlan
+from autotag.local.usage_plan import UsageLimits, UsagePlan
 
 log = logging.getLogger("autotag.local")
 
@@ -76,12 +76,7 @@ class ApiGatewayConfig:
     api_keys: set[str]
     stage: str = API_STAGE_NAME
     integration_timeout_seconds: float = float(API_GATEWAY_MAX_INTEGRATION_SECONDS)
-    key_rate_limit: float | None = None
-    key_burst_limit: int | None = None
-    quota_limit: int | None = None
-    quota_period: str = "DAY"
-    stage_rate_limit: float | None = None
-    stage_burst_limit: int | None = None
+    limits: UsageLimits = field(default_factory=UsageLimits)
     max_image_chars: int | None = None
     """Kept for callers; the deployed API has no request validator, so nothing checks it here."""
     binary_media_types: tuple[str, ...] = field(default=())
@@ -129,14 +124,7 @@ class LocalApiGateway:
         self.function = function
         self.config = config
         self.on_request = on_request
-        self.plan = UsagePlan(
-            key_rate_limit=config.key_rate_limit,
-            key_burst_limit=config.key_burst_limit,
-            quota_limit=config.quota_limit,
-            quota_period=config.quota_period,
-            stage_rate_limit=config.stage_rate_limit,
-            stage_burst_limit=config.stage_burst_limit,
-        )
+        self.plan = UsagePlan(config.limits)
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None

@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Any
 
+from autotag.events import S3_EVENT_SOURCE
+
 SEQUENCER_DIGITS = 18
 """Real S3 sequencers seen in the wild are 16-18 hexadecimal digits (e.g. ``0055AED6DCD90281E5``)."""
 
@@ -68,7 +70,7 @@ def install() -> None:
 
             event = copy.deepcopy(_BASE_EVENT_MESSAGE)
             event["detail-type"] = notifications._detail_type(event_name)
-            event["source"] = "aws.s3"
+            event["source"] = S3_EVENT_SOURCE
             event["account"] = account_id
             event["time"] = notifications.unix_time()
             event["region"] = bucket.region_name

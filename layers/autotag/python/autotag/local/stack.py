@@ -40,6 +40,7 @@ from autotag.local.state import (
     remove_state,
     write_state,
 )
+from autotag.local.usage_plan import UsageLimits
 
 DEFAULT_AWS_PORT = 4566
 DEFAULT_API_PORT = 3000
@@ -186,12 +187,14 @@ class LocalStack:
             self._pools[FunctionName.TAG_API],
             ApiGatewayConfig(
                 api_keys={api_key},
-                key_rate_limit=api.rate_limit,
-                key_burst_limit=api.burst_limit,
-                quota_limit=api.quota_limit,
-                quota_period=api.quota_period,
-                stage_rate_limit=api.stage_rate_limit,
-                stage_burst_limit=api.stage_burst_limit,
+                limits=UsageLimits(
+                    key_rate_limit=api.rate_limit,
+                    key_burst_limit=api.burst_limit,
+                    quota_limit=api.quota_limit,
+                    quota_period=api.quota_period,
+                    stage_rate_limit=api.stage_rate_limit,
+                    stage_burst_limit=api.stage_burst_limit,
+                ),
                 max_image_chars=api.max_image_chars,
                 gateway_responses=gateway_responses(),
             ),

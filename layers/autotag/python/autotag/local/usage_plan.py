@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 
@@ -29,29 +30,29 @@ class TokenBucket:
             return False
 
 
+@dataclass(frozen=True)
+class UsageLimits:
+    """A usage plan's limits (the deployment config's ``api`` section; None: no such limit)."""
+
+    key_rate_limit: float | None = None
+    key_burst_limit: int | None = None
+    quota_limit: int | None = None
+    quota_period: str = "DAY"
+    stage_rate_limit: float | None = None
+    stage_burst_limit: int | None = None
+
+
 class UsagePlan:
     """The limits of one stage: which API Gateway response type refuses a request, if any."""
 
-    def __init__(
-        self,
-        *,
-        key_rate_limit: float | None = None,
-        key_burst_limit: int | None = None,
-        quota_limit: int | None = None,
-        quota_period: str = "DAY",
-        stage_rate_limit: float | None = None,
-        stage_burst_limit: int | None = None,
-    ) -> None:
-        self.key_rate_limit = key_rate_limit
-        self.key_burst_limit = key_burst_limit
-        self.quota_limit = quota_limit
-        self.quota_period = quota_period
+    def __init__(self, limits: UsageLimits | None = None) -> None:
+        self.limits = limits = limits or UsageLimits()
         self._key_buckets: dict[str, TokenBucket] = {}
         self._quota_used: dict[tuple[str, str], int] = {}
         self._counters_lock = threading.Lock()
         self._stage_bucket = (
-            TokenBucket(stage_rate_limit, stage_burst_limit or int(stage_rate_limit))
-            if stage_rate_limit
+            TokenBucket(limits.stage_rate_limit, limits.stage_burst_limit or int(limits.stage_rate_limit))
+            if limits.stage_rate_limit
             else None
         )
 
@@ -61,17 +62,18 @@ class UsagePlan:
 
     def refusal(self, api_key: str) -> str | None:
         """``QUOTA_EXCEEDED`` or ``THROTTLED`` when a limit refuses this request; None when within."""
+        limits = self.limits
         with self._counters_lock:
-            if self.key_rate_limit:
+            if limits.key_rate_limit:
                 bucket = self._key_buckets.setdefault(
-                    api_key, TokenBucket(self.key_rate_limit, self.key_burst_limit or 1)
+                    api_key, TokenBucket(limits.key_rate_limit, limits.key_burst_limit or 1)
                 )
             else:
                 bucket = None
-            if self.quota_limit is not None:
-                period = (api_key, quota_window(self.quota_period))
+            if limits.quota_limit is not None:
+                period = (api_key, quota_window(limits.quota_period))
                 used = self._quota_used.get(period, 0)
-                if used >= self.quota_limit:
+                if used >= limits.quota_limit:
                     return "QUOTA_EXCEEDED"
                 self._quota_used[period] = used + 1
         if self.stage_throttled() or (bucket and not bucket.take()):

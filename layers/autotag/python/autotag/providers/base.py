@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,6 +148,27 @@ class Provider(ABC):
             policy=policy or self.retry_policy,
             check=check,
         )
+
+    async def send_json(
+        self,
+        url: str,
+        body: object,
+        *,
+        headers: dict[str, str],
+        deadline: Deadline,
+        check: Callable[[httpx.Response], None] | None = None,
+    ) -> httpx.Response:
+        """POST ``body`` as JSON through :meth:`send` (encoded once, a fresh request per attempt)."""
+        import httpx
+
+        payload = json.dumps(body).encode()
+
+        def build() -> httpx.Request:
+            return httpx.Request(
+                "POST", url, content=payload, headers={"content-type": "application/json", **headers}
+            )
+
+        return await self.send(build, deadline=deadline, check=check)
 
     def on_auth_error(self) -> None:  # noqa: B027 - optional hook
         """Drop cached credentials/tokens; the pipeline then retries once with fresh ones."""

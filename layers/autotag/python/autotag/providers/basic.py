@@ -189,7 +189,6 @@ class BasicProvider(LocalProvider):
     capabilities = Capabilities(
         input_forms=(InputForm.BYTES,),
         languages=("en",),
-        confidences=True,
         needs_network=False,
         attributes_only=True,
         auth="none",

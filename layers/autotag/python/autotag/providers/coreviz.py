@@ -8,7 +8,6 @@ objects with confidences, or as plain strings); both are read. Secret: ``{"api_k
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 import httpx
@@ -62,8 +61,6 @@ class CoreVizProvider(Provider):
     )
     capabilities = Capabilities(
         input_forms=(InputForm.URL, InputForm.DATA_URL),
-        languages=None,
-        confidences=True,
         classification=True,
         prompt=True,
         auth="x-api-key header",
@@ -80,19 +77,12 @@ class CoreVizProvider(Provider):
         if opts.choices:
             body["choices"] = list(opts.choices)
             body["single"] = bool(opts.single)
-        payload = json.dumps(body).encode()
-        url = f"{self.endpoint}{PATH}"
-
-        def build() -> httpx.Request:
-            return httpx.Request(
-                "POST",
-                url,
-                content=payload,
-                headers={"content-type": "application/json", "x-api-key": api_key},
-            )
-
-        response = await self.send(
-            build, deadline=self.call_deadline(request), check=lambda r: self._check(r, secret=api_key)
+        response = await self.send_json(
+            f"{self.endpoint}{PATH}",
+            body,
+            headers={"x-api-key": api_key},
+            deadline=self.call_deadline(request),
+            check=lambda r: self._check(r, secret=api_key),
         )
         return self._result(response, via=via)
 

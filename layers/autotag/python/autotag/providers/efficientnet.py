@@ -29,7 +29,12 @@ from PIL import UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from autotag.config import ProviderConfig
-from autotag.errors import ConfigError, ProviderBadInputError, ProviderError
+from autotag.errors import (
+    ConfigError,
+    ModelNotFoundError,
+    ModelUnavailableError,
+    ProviderBadInputError,
+)
 from autotag.image import ImageConstraints
 from autotag.models import Tag, TagKind
 from autotag.providers.base import Capabilities, InputForm, LocalProvider, ProviderContext, ProviderRequest
@@ -72,7 +77,6 @@ class EfficientNetProvider(LocalProvider):
     capabilities = Capabilities(
         input_forms=(InputForm.BYTES,),
         languages=("en",),
-        confidences=True,
         needs_network=False,
         auth="none",
         rate_limit="none (local computation)",
@@ -91,7 +95,7 @@ class EfficientNetProvider(LocalProvider):
 
     def tags_for(self, request: ProviderRequest) -> list[Tag]:
         try:
-            from autotag.vision.model import ModelNotFoundError, shared_classifier
+            from autotag.vision.model import shared_classifier
             from autotag.vision.preprocess import decode_and_preprocess
             from autotag.vision.vocabulary import VocabularyPolicy, imagenet_vocabulary, labels_for
         except ImportError as exc:
@@ -104,7 +108,7 @@ class EfficientNetProvider(LocalProvider):
         try:
             classifier = shared_classifier(self.options.model_path, threads=self.options.threads)
         except ModelNotFoundError as exc:
-            raise ProviderError(str(exc), code="model_unavailable", provider=self.key) from None
+            raise ModelNotFoundError(exc.message, provider=self.key) from None
         except ImportError as exc:  # onnxruntime is imported when the model is first loaded
             raise self._runtime_missing(exc) from None
         probabilities = classifier.probabilities(batch)[0]
@@ -137,10 +141,9 @@ class EfficientNetProvider(LocalProvider):
             for label in labels
         ]
 
-    def _runtime_missing(self, exc: ImportError) -> ProviderError:
-        return ProviderError(
+    def _runtime_missing(self, exc: ImportError) -> ModelUnavailableError:
+        return ModelUnavailableError(
             f"the vision runtime is not installed ({exc.name}): `make setup` installs it locally "
             "(uv's `vision` group); in Lambda it comes with the model layer (`make layer`)",
-            code="model_unavailable",
             provider=self.key,
         )

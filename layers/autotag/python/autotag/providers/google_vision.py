@@ -80,7 +80,6 @@ class GoogleVisionProvider(Provider):
     )
     capabilities = Capabilities(
         input_forms=(InputForm.BASE64, InputForm.URL),
-        languages=None,  # labels are English only
         boxes=True,
         auth="API key",
         rate_limit="per-project requests/minute quota (1,800/min by default)",

@@ -8,7 +8,6 @@ Secret: ``{"api_key": "…"}``.
 from __future__ import annotations
 
 import base64
-import json
 
 import httpx
 
@@ -79,24 +78,15 @@ class ImageDescriberProvider(Provider):
         (api_key,) = self.secret().require("api_key", provider=self.key)
         lang = provider_language(request.options.lang)
         image = request.image
-        payload = json.dumps(
+        response = await self.send_json(
+            f"{self.endpoint}{PATH}",
             {
                 "image": f"data:{image.content_type};base64,{base64.b64encode(image.data).decode()}",
                 "lang": lang,
-            }
-        ).encode()
-        url = f"{self.endpoint}{PATH}"
-
-        def build() -> httpx.Request:
-            return httpx.Request(
-                "POST",
-                url,
-                content=payload,
-                headers={"content-type": "application/json", "authorization": f"Bearer {api_key}"},
-            )
-
-        response = await self.send(
-            build, deadline=self.call_deadline(request), check=lambda r: self._check(r, secret=api_key)
+            },
+            headers={"authorization": f"Bearer {api_key}"},
+            deadline=self.call_deadline(request),
+            check=lambda r: self._check(r, secret=api_key),
         )
         return self._result(response, lang=lang, requested=request.options.lang)
 

@@ -65,13 +65,10 @@ class ImageKitProvider(Provider):
     # 5 MB for image bytes and the formats both accept.
     constraints = ImageConstraints(
         max_bytes=5_000_000,
-        base64_counts=False,
         formats=frozenset({ImageFormat.JPEG, ImageFormat.PNG}),
     )
     capabilities = Capabilities(
         input_forms=(InputForm.BYTES,),
-        languages=None,
-        confidences=True,
         auth="HTTP Basic with the private key",
         rate_limit="per account (HTTP 429); extension units per plan",
     )

@@ -40,15 +40,12 @@ class PixLabProvider(Provider):
     # The document states no size limit; stay at a size every PixLab plan accepts for uploads.
     constraints = ImageConstraints(
         max_bytes=10_000_000,
-        base64_counts=False,
         formats=frozenset(
             {ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.WEBP, ImageFormat.GIF, ImageFormat.BMP}
         ),
     )
     capabilities = Capabilities(
         input_forms=(InputForm.BYTES, InputForm.URL),
-        languages=None,
-        confidences=True,
         auth="key form field/JSON field, or WWW-Authenticate header",
         rate_limit="per plan",
     )

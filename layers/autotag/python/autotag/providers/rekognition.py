@@ -98,7 +98,6 @@ class RekognitionProvider(Provider):
     )
     capabilities = Capabilities(
         input_forms=(InputForm.BYTES, InputForm.S3),
-        languages=None,  # English only
         boxes=True,
         auth="IAM (SigV4, the function's role)",
         rate_limit="per-account TPS quota per region (Service Quotas)",

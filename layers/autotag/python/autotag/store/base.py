@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from autotag.decisions import TagCorrections, effective_tags
-from autotag.models import Classification, ProviderStatus, Tag, TagResult
+from autotag.models import Classification, ProviderStatus, Tag, TagResult, result_fields
 
 if TYPE_CHECKING:
     from autotag.ordering import Claim, EventOrder, Refusal
@@ -58,14 +58,23 @@ class S3TagWrite(BaseModel):
     reason: str | None = Field(default=None, description="Why fewer (or no) tags were written")
 
 
-class ImageRecord(BaseModel):
-    """One record per image (bucket + key; the latest version processed)."""
+class ObjectRef(BaseModel):
+    """Which S3 object: bucket, key and, in a versioned bucket, the version."""
 
     model_config = ConfigDict(frozen=True)
 
     bucket: str
     key: str
     version_id: str | None = None
+
+    def ref(self) -> dict[str, Any]:
+        """The reference fields, to build another view of the same object."""
+        return {"bucket": self.bucket, "key": self.key, "version_id": self.version_id}
+
+
+class ImageRecord(ObjectRef):
+    """One record per image (bucket + key; the latest version processed)."""
+
     etag: str | None = None
     sequencer: str | None = Field(
         default=None, description="S3's sequencer of the event this record reflects (orders events per key)"
@@ -98,24 +107,12 @@ class ImageRecord(BaseModel):
 
     @classmethod
     def from_result(cls, result: TagResult, **fields: object) -> ImageRecord:
-        return cls(
-            tags=result.tags,
-            title=result.title,
-            description=result.description,
-            classification=result.classification,
-            providers=result.providers,
-            **fields,
-        )
+        return cls(**result_fields(result), **fields)
 
 
-class TagHit(BaseModel):
+class TagHit(ObjectRef):
     """One image carrying a tag, as the tag index returns it."""
 
-    model_config = ConfigDict(frozen=True)
-
-    bucket: str
-    key: str
-    version_id: str | None = None
     tag: str
     confidence: float | None = None
     providers: tuple[str, ...] = ()
@@ -144,14 +141,9 @@ CORRECTION_WAIT_SECONDS = 10.0
 """How long a correction waits for an image being tagged (a live claim) before a 409."""
 
 
-class ImageSummary(BaseModel):
+class ImageSummary(ObjectRef):
     """One image as the recent-images feed lists it (newest first, by status)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    bucket: str
-    key: str
-    version_id: str | None = None
     status: ImageStatus
     updated_at: datetime
     title: str | None = None
@@ -166,9 +158,7 @@ class ImageSummary(BaseModel):
         tags = record.tags_in_force
         ranked = tags  # the pipeline's ranking (see autotag.s3tags.desired_tags)
         return cls(
-            bucket=record.bucket,
-            key=record.key,
-            version_id=record.version_id,
+            **record.ref(),
             status=record.status,
             updated_at=record.updated_at,
             title=record.title,

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from autotag.errors import ModelNotFoundError
+
 MODEL_PATH_ENV = "AUTOTAG_MODEL_PATH"
 MODEL_FILE_NAME = "efficientnet-lite0.onnx"
 LAMBDA_LAYER_MODEL = Path("/opt/autotag-model") / MODEL_FILE_NAME
@@ -36,10 +38,6 @@ def checkout_model(module_file: Path) -> Path:
 CHECKOUT_MODEL = checkout_model(Path(__file__))
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
-
-
-class ModelNotFoundError(Exception):
-    """No model file where it was looked for."""
 
 
 def model_candidates(configured: str | None) -> list[Path]:
