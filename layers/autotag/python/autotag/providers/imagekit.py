@@ -27,6 +27,7 @@ from autotag.errors import (
     ConfigError,
     ProviderError,
     ProviderResponseError,
+    ProviderTimeoutError,
     TransientError,
 )
 from autotag.image import ImageConstraints, ImageFormat
@@ -164,20 +165,27 @@ class ImageKitProvider(Provider):
         current, polls = uploaded, 0
         url = f"{self.endpoint}{FILES_PATH}/{file_id}/details"
         while pending := [n for n, s in self._statuses(current).items() if s == "pending"]:
+            still_pending = TransientError(
+                f"auto-tagging still pending at the deadline ({', '.join(pending)}; file {file_id})",
+                provider=self.key,
+                code="extension_pending",
+            )
             if deadline.remaining() <= self.poll_seconds:
-                raise TransientError(
-                    f"auto-tagging still pending at the deadline ({', '.join(pending)}; file {file_id})",
-                    provider=self.key,
-                    code="extension_pending",
-                )
+                raise still_pending
             await deadline.clock.sleep(self.poll_seconds)
             polls += 1
-            current, _ = await self._call(
-                lambda: httpx.Request("GET", url, headers={"authorization": authorization}),
-                deadline,
-                secret,
-                self.retry_policy,
-            )
+            try:
+                current, _ = await self._call(
+                    lambda: httpx.Request("GET", url, headers={"authorization": authorization}),
+                    deadline,
+                    secret,
+                    self.retry_policy,
+                )
+            except (ProviderTimeoutError, TransientError) as error:
+                # The deadline ran out at or during a poll: the extension is what we waited for.
+                if isinstance(error, ProviderTimeoutError) or error.code == "deadline":
+                    raise still_pending from None
+                raise
         return current, polls
 
     async def _delete(self, file_id: str, authorization: str, secret: str) -> bool:
