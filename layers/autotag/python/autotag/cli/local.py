@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from autotag.deploy.config import DEFAULT_DEPLOY_CONFIG, DEPLOY_CONFIG_ENV
+from autotag.deploy.resolve import resolve_config
 from autotag.errors import ConfigError
-from autotag.local.deployment import resolve_config
 from autotag.local.stack import (
     DEFAULT_API_PORT,
     DEFAULT_AWS_PORT,

@@ -24,6 +24,7 @@ from typing import Any
 
 from autotag.deploy.config import DeploymentConfig, FunctionName
 from autotag.deploy.gateway import gateway_responses
+from autotag.deploy.resolve import find_root
 from autotag.local.api_gateway import ApiGatewayConfig, LocalApiGateway
 from autotag.local.batch_operations import LocalBatchOperations
 from autotag.local.emulator import EmulatorProcess, ensure_port_free
@@ -45,17 +46,6 @@ from autotag.local.usage_plan import UsageLimits
 DEFAULT_AWS_PORT = 4566
 DEFAULT_API_PORT = 3000
 SHUTDOWN_GRACE_SECONDS = 10.0
-
-
-def find_root(start: Path | None = None) -> Path:
-    """The repository root: the nearest folder (from `start`, then from the package) with functions/."""
-    candidates = [start or Path.cwd()]
-    candidates.append(Path(__file__).resolve().parents[5])
-    for candidate in candidates:
-        for folder in (candidate, *candidate.parents):
-            if (folder / "functions").is_dir() and (folder / "layers").is_dir():
-                return folder
-    raise LocalStackError("cannot find the autotag repository (a folder with functions/ and layers/)")
 
 
 @dataclass

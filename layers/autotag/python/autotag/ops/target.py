@@ -10,8 +10,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from autotag.deploy.config import DeploymentConfig
+from autotag.deploy.resolve import load_any_config, resolve_config
 from autotag.errors import AutotagError
-from autotag.local.deployment import load_any_config, resolve_config
 from autotag.local.state import DEFAULT_STATE_PATH, read_state
 
 # CloudFormation output keys of the stack (infra/stack.py).
