@@ -23,15 +23,13 @@ from autotag.local.batch_engine import LocalJobEngine
 from autotag.local.batch_jobs import REPORT_SCHEMA
 from autotag.local.lambda_workers import Invocation
 from autotag.local.s3control_server import S3ControlServer
+from autotag.ops.batch_jobs import JobControl, prepared, read_report
 from autotag.ops.batch_operations import (
     BatchResources,
     ExistingManifest,
-    JobControl,
     ObjectSelection,
     control_client,
     create_job_request,
-    prepared,
-    read_report,
 )
 from autotag.ops.target import Target
 from autotag.store.base import ImageRecord, ImageStatus

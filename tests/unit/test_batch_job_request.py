@@ -11,10 +11,10 @@ import pytest
 from autotag.batch_tasks import ARGUMENT_PREFIX, JobArguments
 from autotag.errors import BadInputError
 from autotag.local.s3control_server import _Wire
+from autotag.ops.batch_jobs import JobView
 from autotag.ops.batch_operations import (
     BatchResources,
     ExistingManifest,
-    JobView,
     ObjectSelection,
     create_job_request,
 )

@@ -16,18 +16,15 @@ from autotag.batch_tasks import JobArguments
 from autotag.errors import BadInputError, ConfigError
 from autotag.ops import budget
 from autotag.ops.backfill import parse_s3_url
+from autotag.ops.batch_jobs import JobControl, JobView, prepared, read_report
 from autotag.ops.batch_operations import (
     WAITING_STATUS,
     BatchOperationsError,
-    JobControl,
-    JobView,
     ObjectSelection,
     batch_resources,
     control_client,
     create_job_request,
     find_manifest,
-    prepared,
-    read_report,
 )
 from autotag.ops.target import Target
 
