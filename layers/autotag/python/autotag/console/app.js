@@ -323,7 +323,7 @@ function renderImage(bucket, key, response) {
   },
   el("th", { scope: "row", text: tag.name }),
   el("td", { text: percent(tag.confidence) }),
-  el("td", { text: (tag.sources || [tag.provider]).join(", ") }),
+  el("td", { class: "provider", text: (tag.sources || [tag.provider]).join(", ") }),
   el("td", { class: "wide", text: tag.boxes && tag.boxes.length ? String(tag.boxes.length) : "" }),
   el("td", {}, el("button", {
     type: "button", class: "danger", "aria-label": `Remove tag ${tag.name}`,
@@ -348,7 +348,7 @@ function renderImage(bucket, key, response) {
     el("thead", {}, el("tr", {}, ["Tag", "Confidence", "Provider"].map((h) => el("th", { scope: "col", text: h })))),
     el("tbody", {}, (image.tags || []).map((tag) => el("tr", {},
       el("th", { scope: "row", text: tag.name }), el("td", { text: percent(tag.confidence) }),
-      el("td", { text: (tag.sources || [tag.provider]).join(", ") })))));
+      el("td", { class: "provider", text: (tag.sources || [tag.provider]).join(", ") })))));
 
   const log = (image.corrections && image.corrections.log) || [];
   const decided = el("table", { id: "corrections" },
